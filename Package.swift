@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import Foundation
+import PackageDescription
+
+// Frontdoor: split-horizon DNS, dynamic DNS and a Host-routing reverse proxy from one model.
+// Layers point one way: ZoneModel (values) <- ZoneFile (parse, validate, compile) <- frontdoor (CLI).
+// No package dependencies: the toolchain only (see README.md).
+
+var targets: [Target] = [
+    .target(
+        name: "ZoneModel",
+        exclude: ["README.md"]
+    ),
+    .target(
+        name: "ZoneFile",
+        dependencies: ["ZoneModel"],
+        exclude: ["README.md"]
+    ),
+    .executableTarget(
+        name: "frontdoor",
+        dependencies: ["ZoneModel", "ZoneFile"],
+        exclude: ["README.md"]
+    ),
+    .target(
+        name: "TestSupport",
+        dependencies: ["ZoneModel", "ZoneFile"],
+        path: "Tests/TestSupport"
+    ),
+    .testTarget(
+        name: "ZoneModelTests",
+        dependencies: ["ZoneModel", "TestSupport"]
+    ),
+    .testTarget(
+        name: "ZoneFileTests",
+        dependencies: ["ZoneModel", "ZoneFile", "TestSupport"]
+    ),
+    .testTarget(
+        name: "EndToEndTests",
+        dependencies: ["ZoneModel", "ZoneFile", "TestSupport"]
+    ),
+]
+
+// The libFuzzer targets exist only when Tests/Fuzz/run.sh asks for them: they have no `main` of their own
+// (libFuzzer supplies it), so an ordinary `swift build` must not see them.
+if ProcessInfo.processInfo.environment["FRONTDOOR_FUZZ"] != nil {
+    targets.append(
+        .executableTarget(
+            name: "LexerFuzzer",
+            dependencies: ["ZoneFile"],
+            path: "Tests/Fuzz/LexerFuzzer",
+            swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
+        )
+    )
+}
+
+let package = Package(
+    name: "Frontdoor",
+    products: [
+        .executable(name: "frontdoor", targets: ["frontdoor"])
+    ],
+    targets: targets,
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,296 @@
+import ZoneModel
+
+/// Parses `frontdoor.conf`: one setting per line, `#` or `;` comments, parentheses to continue a line.
+///
+/// ```
+/// view lan 192.0.2.0/24 2001:db8:1::/48 recursion
+/// view wan *
+/// listen dns 0.0.0.0:53 [::]:53
+/// upstream 192.0.2.1
+/// ```
+package struct ConfigParser {
+    let files: any SourceFiles
+    /// Relative secret paths are taken from here.
+    let directory: String
+    package var diagnostics = Diagnostics()
+
+    package init(files: any SourceFiles, directory: String) {
+        self.files = files
+        self.directory = directory
+    }
+
+    /// The settings and views of the file at `path`; missing settings take their defaults.
+    package mutating func parse(path: String) -> (Settings, [ViewDefinition]) {
+        switch self.files.read(path) {
+        case .success(let bytes):
+            return self.parse(bytes: bytes, file: path)
+        case .failure(let problem):
+            self.diagnostics.append(
+                Diagnostic(.fileUnreadable, "cannot read config: \(problem)", at: SourceLocation(file: path, line: 1, column: 1)))
+            return (Settings(), [])
+        }
+    }
+
+    package mutating func parse(bytes: [UInt8], file: String) -> (Settings, [ViewDefinition]) {
+        var settings = Settings()
+        settings.location = SourceLocation(file: file, line: 1, column: 1)
+        var views: [ViewDefinition] = []
+        let entries = Lexer.entries(
+            of: bytes, file: file, commentBytes: [UInt8(ascii: "#"), UInt8(ascii: ";")], diagnostics: &self.diagnostics)
+        for entry in entries where !entry.damaged {
+            let head = entry.tokens[0]
+            let arguments = Array(entry.tokens.dropFirst())
+            switch head.string {
+            case "view": self.view(head, arguments, file: file, into: &views)
+            case "listen": self.listen(head, arguments, file: file, into: &settings)
+            case "upstream":
+                settings.upstreams += self.addresses(head, arguments, file: file, defaultPort: 53, what: "upstream resolver")
+            case "trusted-proxy":
+                settings.trustedProxies += self.networks(arguments, file: file)
+            case "state-dir":
+                guard let path = self.single(head, arguments, file: file, what: "a directory") else { continue }
+                settings.stateDirectory = joinPath(self.directory, path.string)
+            case "wan":
+                self.wan(head, arguments, file: file, into: &settings)
+            case "provider":
+                self.provider(head, arguments, file: file, into: &settings)
+            default:
+                self.error(
+                    .unknownSetting,
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, state-dir, wan, provider)",
+                    head, file)
+            }
+        }
+        return (settings, views)
+    }
+
+    mutating func error(_ code: DiagnosticCode, _ message: String, _ token: Token, _ file: String) {
+        self.diagnostics.append(Diagnostic(code, message, at: token.location(in: file)))
+    }
+
+    mutating func single(_ head: Token, _ arguments: [Token], file: String, what: String) -> Token? {
+        guard let first = arguments.first else {
+            self.error(.missingField, "'\(head.string)' needs \(what)", head, file)
+            return nil
+        }
+        if let extra = arguments.dropFirst().first {
+            self.error(.unexpectedToken, "unexpected \(extra.quotedForMessage) after '\(head.string)'", extra, file)
+        }
+        return first
+    }
+
+    /// `view NAME (PREFIX... | *) [recursion]`.
+    mutating func view(_ head: Token, _ arguments: [Token], file: String, into views: inout [ViewDefinition]) {
+        guard let nameToken = arguments.first else {
+            return self.error(.missingField, "'view' needs a name and client prefixes (or '*')", head, file)
+        }
+        let name = nameToken.string
+        guard !name.isEmpty, name.utf8.allSatisfy({ $0 == 45 || $0 == 95 || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) }),
+            !["auto", "auto6", "ttl", "*"].contains(name)
+        else {
+            return self.error(.badSetting, "bad view name \(nameToken.quotedForMessage) (letters, digits, '-' and '_')", nameToken, file)
+        }
+        var networks: [CIDR] = []
+        var matchesAll = false
+        var recursion = false
+        for token in arguments.dropFirst() {
+            switch token.string {
+            case "*": matchesAll = true
+            case "recursion": recursion = true
+            default: networks += self.networks([token], file: file)
+            }
+        }
+        if networks.isEmpty && !matchesAll {
+            self.error(.missingField, "view '\(name)' has no client prefixes; list some, or '*' for everyone", nameToken, file)
+        }
+        views.append(
+            ViewDefinition(
+                name: name, networks: networks, matchesAll: matchesAll, recursion: recursion,
+                location: nameToken.location(in: file)))
+    }
+
+    mutating func networks(_ tokens: [Token], file: String) -> [CIDR] {
+        var result: [CIDR] = []
+        for token in tokens {
+            switch CIDR.parse(token.string) {
+            case .success(let cidr): result.append(cidr)
+            case .failure(.hostBitsSet(let suggestion)):
+                self.error(.badAddress, "prefix \(token.quotedForMessage) has host bits set; did you mean '\(suggestion)'?", token, file)
+            case .failure(.badLength):
+                self.error(.badAddress, "bad prefix length in \(token.quotedForMessage)", token, file)
+            case .failure(.badAddress):
+                self.error(.badAddress, "bad address prefix \(token.quotedForMessage)", token, file)
+            }
+        }
+        return result
+    }
+
+    mutating func addresses(_ head: Token, _ arguments: [Token], file: String, defaultPort: UInt16?, what: String) -> [SocketAddress] {
+        if arguments.isEmpty { self.error(.missingField, "'\(head.string)' needs at least one address", head, file) }
+        var result: [SocketAddress] = []
+        for token in arguments {
+            if let address = SocketAddress(token.string, defaultPort: defaultPort) {
+                result.append(address)
+            } else {
+                let hint = defaultPort == nil ? "ADDRESS:PORT or [IPv6]:PORT" : "ADDRESS[:PORT] or [IPv6][:PORT]"
+                self.error(.badAddress, "bad \(what) \(token.quotedForMessage) (\(hint))", token, file)
+            }
+        }
+        return result
+    }
+
+    /// `listen dns|http|admin ADDRESS:PORT...`.
+    mutating func listen(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
+        guard let kind = arguments.first else {
+            return self.error(.missingField, "'listen' needs a service (dns, http, admin) and addresses", head, file)
+        }
+        let addresses = self.addresses(kind, Array(arguments.dropFirst()), file: file, defaultPort: nil, what: "listen address")
+        switch kind.string {
+        case "dns": settings.dnsListeners += addresses
+        case "http": settings.httpListeners += addresses
+        case "admin": settings.adminListeners += addresses
+        default: self.error(.badSetting, "unknown service \(kind.quotedForMessage) (dns, http or admin)", kind, file)
+        }
+    }
+
+    /// `wan interface NAME | natpmp GATEWAY | dns NAME TYPE SERVER | http URL | policy first|agree=N | interval SECONDS`.
+    mutating func wan(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
+        guard let kind = arguments.first else {
+            return self.error(.missingField, "'wan' needs a source (interface, natpmp, dns, http) or policy/interval", head, file)
+        }
+        let rest = Array(arguments.dropFirst())
+        let location = kind.location(in: file)
+        switch kind.string {
+        case "interface":
+            guard let name = self.single(kind, rest, file: file, what: "an interface name") else { return }
+            settings.wanSources.append(WANSource(kind: .interface(name: name.string), location: location))
+        case "natpmp":
+            guard let gateway = self.single(kind, rest, file: file, what: "the router's address") else { return }
+            guard let address = IPAddress(gateway.string) else {
+                return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
+            }
+            settings.wanSources.append(WANSource(kind: .natPMP(gateway: address), location: location))
+        case "dns":
+            guard rest.count == 3 else {
+                return self.error(.missingField, "'wan dns' needs NAME TYPE SERVER, e.g. 'wan dns myip.example. A 192.0.2.53'", kind, file)
+            }
+            guard let name = try? DomainName(rest[0].string) else {
+                return self.error(.badName, "bad name \(rest[0].quotedForMessage)", rest[0], file)
+            }
+            guard let type = RecordType(mnemonic: rest[1].string), [.a, .aaaa, .txt].contains(type) else {
+                return self.error(.badSetting, "'wan dns' asks for A, AAAA or TXT, not \(rest[1].quotedForMessage)", rest[1], file)
+            }
+            guard let server = SocketAddress(rest[2].string, defaultPort: 53) else {
+                return self.error(.badAddress, "bad server address \(rest[2].quotedForMessage)", rest[2], file)
+            }
+            settings.wanSources.append(WANSource(kind: .dns(name: name, type: type, server: server), location: location))
+        case "http":
+            guard let url = self.single(kind, rest, file: file, what: "a URL") else { return }
+            guard url.string.hasPrefix("http://") || url.string.hasPrefix("https://") else {
+                return self.error(.badSetting, "WAN echo URL must start with http:// or https://", url, file)
+            }
+            settings.wanSources.append(WANSource(kind: .http(url: url.string), location: location))
+        case "policy":
+            guard let value = self.single(kind, rest, file: file, what: "'first' or 'agree=N'") else { return }
+            if value.string == "first" {
+                settings.wanPolicy = .firstAnswer
+            } else if value.string.hasPrefix("agree="), let count = Int(value.string.dropFirst(6)), count >= 1 {
+                settings.wanPolicy = .agreement(count)
+            } else {
+                self.error(.badSetting, "bad WAN policy \(value.quotedForMessage) ('first' or 'agree=N')", value, file)
+            }
+        case "interval":
+            guard let value = self.single(kind, rest, file: file, what: "a duration") else { return }
+            guard let seconds = TTLText.parse(value), seconds >= 10 else {
+                return self.error(.badSetting, "bad WAN poll interval \(value.quotedForMessage) (at least 10s)", value, file)
+            }
+            settings.wanInterval = seconds
+        default:
+            self.error(.badSetting, "unknown WAN setting \(kind.quotedForMessage) (interface, natpmp, dns, http, policy, interval)", kind, file)
+        }
+    }
+
+    /// `provider NAME KIND key=value...`, checking that secrets exist and are private.
+    mutating func provider(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
+        guard arguments.count >= 2 else {
+            return self.error(.missingField, "'provider' needs a name, a kind (rfc2136, dyndns2, cloudflare) and options", head, file)
+        }
+        let nameToken = arguments[0]
+        let kindToken = arguments[1]
+        var options: [String: (String, Token)] = [:]
+        for token in arguments.dropFirst(2) {
+            let text = token.string
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                self.error(.badOption, "expected key=value, found \(token.quotedForMessage)", token, file)
+                continue
+            }
+            options[String(text[..<equals])] = (String(text[text.index(after: equals)...]), token)
+        }
+        if settings.providers.contains(where: { $0.name == nameToken.string }) {
+            return self.error(.duplicateProvider, "provider '\(nameToken.string)' is defined twice", nameToken, file)
+        }
+        let allowed: [String]
+        switch kindToken.string {
+        case "rfc2136": allowed = ["server", "zone", "record", "key"]
+        case "dyndns2": allowed = ["url", "hostname", "username", "password-file"]
+        case "cloudflare": allowed = ["zone-id", "record", "token-file"]
+        default:
+            return self.error(.badSetting, "unknown provider kind \(kindToken.quotedForMessage) (rfc2136, dyndns2, cloudflare)", kindToken, file)
+        }
+        for (key, (_, token)) in options where !allowed.contains(key) {
+            self.error(.badOption, "unknown \(kindToken.string) option '\(key)' (\(allowed.joined(separator: ", ")))", token, file)
+        }
+        var missing = false
+        var values: [String: String] = [:]
+        for key in allowed {
+            if let (value, _) = options[key], !value.isEmpty {
+                values[key] = value
+            } else {
+                missing = true
+                self.error(.missingField, "\(kindToken.string) provider '\(nameToken.string)' needs \(key)=", kindToken, file)
+            }
+        }
+        guard !missing else { return }
+        let kind: Provider.Kind
+        switch kindToken.string {
+        case "rfc2136":
+            guard let server = SocketAddress(values["server", default: ""], defaultPort: 53) else {
+                return self.error(.badAddress, "bad server address '\(values["server", default: ""])'", options["server"]?.1 ?? kindToken, file)
+            }
+            guard let zone = try? DomainName(values["zone", default: ""]), let record = try? DomainName(values["record", default: ""]) else {
+                return self.error(.badName, "bad zone= or record= name", kindToken, file)
+            }
+            kind = .rfc2136(server: server, zone: zone, record: record, keyFile: joinPath(self.directory, values["key", default: ""]))
+        case "dyndns2":
+            let url = values["url", default: ""]
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                return self.error(.badSetting, "dyndns2 url must start with https:// (or http://)", options["url"]?.1 ?? kindToken, file)
+            }
+            kind = .dyndns2(
+                url: url, hostname: values["hostname", default: ""], username: values["username", default: ""],
+                passwordFile: joinPath(self.directory, values["password-file", default: ""]))
+        default:
+            kind = .cloudflare(
+                zoneID: values["zone-id", default: ""], record: values["record", default: ""],
+                tokenFile: joinPath(self.directory, values["token-file", default: ""]))
+        }
+        let provider = Provider(name: nameToken.string, kind: kind, location: nameToken.location(in: file))
+        for secret in provider.secretFiles {
+            self.checkSecret(secret, token: kindToken, file: file)
+        }
+        settings.providers.append(provider)
+    }
+
+    /// A secret must exist and be unreadable to group and others, as ssh insists for keys.
+    mutating func checkSecret(_ path: String, token: Token, file: String) {
+        guard let mode = self.files.mode(path) else {
+            return self.error(.secretMissing, "secret file '\(path)' does not exist", token, file)
+        }
+        if mode & 0o077 != 0 {
+            self.error(
+                .secretExposed,
+                "secret file '\(path)' is readable by others (mode \(String(mode, radix: 8))); run chmod 600 on it",
+                token, file)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import ZoneModel
+
+/// Reads a config directory: `frontdoor.conf` and every `*.zone` beside it, into one `Model`.
+package enum ModelLoader {
+    package static let configName = "frontdoor.conf"
+    package static let zoneSuffix = ".zone"
+
+    /// The view used when the config defines none: everyone, no recursion.
+    package static func implicitView(file: String) -> ViewDefinition {
+        ViewDefinition(
+            name: "default", networks: [], matchesAll: true, recursion: false,
+            location: SourceLocation(file: file, line: 1, column: 1))
+    }
+
+    /// Loads the directory; the diagnostics hold every syntax problem of every file.
+    package static func load(directory: String, files: any SourceFiles = DiskFiles()) -> (Model, Diagnostics) {
+        var diagnostics = Diagnostics()
+        let configPath = joinPath(directory, ModelLoader.configName)
+        var settings = Settings()
+        var views: [ViewDefinition] = []
+        if files.resolve(configPath) != nil {
+            var parser = ConfigParser(files: files, directory: directory)
+            (settings, views) = parser.parse(path: configPath)
+            diagnostics.append(contentsOf: parser.diagnostics)
+        }
+        if views.isEmpty { views = [ModelLoader.implicitView(file: configPath)] }
+        ModelLoader.applyDefaults(&settings)
+
+        guard let names = files.list(directory) else {
+            diagnostics.append(
+                Diagnostic(
+                    .fileUnreadable, "cannot list the config directory",
+                    at: SourceLocation(file: directory, line: 1, column: 1)))
+            return (Model(settings: settings, views: views), diagnostics)
+        }
+        var zones: [ZoneSource] = []
+        var parser = ZoneParser(files: files, root: directory, viewNames: views.map(\.name))
+        for name in names where name.hasSuffix(ModelLoader.zoneSuffix) && !name.hasPrefix(".") {
+            let path = joinPath(directory, name)
+            let apexText = String(name.dropLast(ModelLoader.zoneSuffix.count))
+            guard let apex = try? DomainName(apexText), !apex.isRoot else {
+                diagnostics.append(
+                    Diagnostic(
+                        .badName, "zone file name '\(name)' is not a domain name followed by .zone (e.g. home.arpa.zone)",
+                        at: SourceLocation(file: path, line: 1, column: 1)))
+                continue
+            }
+            if let twin = zones.first(where: { $0.apex == apex }) {
+                diagnostics.append(
+                    Diagnostic(
+                        .duplicateZone, "zone \(apex) is also defined by \(twin.file)",
+                        at: SourceLocation(file: path, line: 1, column: 1)))
+                continue
+            }
+            zones.append(parser.parse(path: path, apex: apex))
+        }
+        diagnostics.append(contentsOf: parser.diagnostics)
+        return (Model(settings: settings, views: views, zones: zones), diagnostics)
+    }
+
+    /// Listeners the config leaves out: DNS and HTTP on every address, admin on loopback only.
+    package static func applyDefaults(_ settings: inout Settings) {
+        func addresses(_ texts: [String]) -> [SocketAddress] { texts.compactMap { SocketAddress($0) } }
+        if settings.dnsListeners.isEmpty { settings.dnsListeners = addresses(["0.0.0.0:53", "[::]:53"]) }
+        if settings.httpListeners.isEmpty { settings.httpListeners = addresses(["0.0.0.0:80", "[::]:80"]) }
+        if settings.adminListeners.isEmpty { settings.adminListeners = addresses(["127.0.0.1:9053"]) }
+    }
+}

@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The file access the loader needs, so parsing can run on files held in memory in tests.
+package protocol SourceFiles: Sendable {
+    /// The whole file, or a sentence saying why it could not be read.
+    func read(_ path: String) -> Result<[UInt8], FileProblem>
+    /// Names of the entries in a directory (no `.` or `..`), or nil when it cannot be listed.
+    func list(_ directory: String) -> [String]?
+    /// The path with every symbolic link and `..` resolved, or nil when it does not exist.
+    func resolve(_ path: String) -> String?
+    /// Permission bits of the file, or nil when it does not exist.
+    func mode(_ path: String) -> UInt32?
+}
+
+/// Why a file could not be read.
+package struct FileProblem: Error, Sendable, CustomStringConvertible {
+    package var description: String
+
+    package init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// Joins a directory and a relative path; an absolute `path` stands alone.
+package func joinPath(_ directory: String, _ path: String) -> String {
+    if path.hasPrefix("/") || directory.isEmpty { return path }
+    return directory.hasSuffix("/") ? directory + path : directory + "/" + path
+}
+
+/// The real file system, through the C library.
+package struct DiskFiles: SourceFiles {
+    /// Zone and config files above this size are refused rather than read into memory.
+    static let maximumSize = 256 << 20
+
+    package init() {}
+
+    package func read(_ path: String) -> Result<[UInt8], FileProblem> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(FileProblem(DiskFiles.errorText())) }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { return .failure(FileProblem(DiskFiles.errorText())) }
+        guard status.st_mode & S_IFMT != S_IFDIR else { return .failure(FileProblem("is a directory")) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return .failure(FileProblem(DiskFiles.errorText()))
+            }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            guard bytes.count <= DiskFiles.maximumSize else {
+                return .failure(FileProblem("larger than \(DiskFiles.maximumSize >> 20) MiB"))
+            }
+        }
+        return .success(bytes)
+    }
+
+    package func list(_ directory: String) -> [String]? {
+        guard let handle = opendir(directory) else { return nil }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    package func resolve(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    package func mode(_ path: String) -> UInt32? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return UInt32(status.st_mode) & 0o7777
+    }
+
+    static func errorText() -> String {
+        String(cString: strerror(errno)).lowercased()
+    }
+}
+
+/// Files held in memory: path → contents; for tests and for parsing text handed over directly.
+package struct MemoryFiles: SourceFiles {
+    package var files: [String: [UInt8]]
+    package var modes: [String: UInt32]
+
+    package init(_ files: [String: String], modes: [String: UInt32] = [:]) {
+        self.files = files.mapValues { Array($0.utf8) }
+        self.modes = modes
+    }
+
+    package func read(_ path: String) -> Result<[UInt8], FileProblem> {
+        guard let bytes = self.files[MemoryFiles.normalise(path)] else {
+            return .failure(FileProblem("no such file or directory"))
+        }
+        return .success(bytes)
+    }
+
+    package func list(_ directory: String) -> [String]? {
+        let prefix = MemoryFiles.normalise(directory) + "/"
+        let names = self.files.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        return names.filter { !$0.contains("/") }.sorted()
+    }
+
+    package func resolve(_ path: String) -> String? {
+        let normal = MemoryFiles.normalise(path)
+        return self.files[normal] != nil || self.list(normal)?.isEmpty == false ? normal : nil
+    }
+
+    package func mode(_ path: String) -> UInt32? {
+        let normal = MemoryFiles.normalise(path)
+        guard self.files[normal] != nil else { return nil }
+        return self.modes[normal] ?? 0o600
+    }
+
+    /// Removes `.` and resolves `..` textually, as realpath would without links.
+    static func normalise(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
+            parts.append(part)
+        }
+        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+    }
+}

@@ -1,0 +1,176 @@
+/// Everything the user wrote, parsed but not yet checked or compiled: plain values with their locations.
+public struct Model: Sendable {
+    public var settings: Settings
+    public var views: [ViewDefinition]
+    public var zones: [ZoneSource]
+
+    public init(settings: Settings = Settings(), views: [ViewDefinition] = [], zones: [ZoneSource] = []) {
+        self.settings = settings
+        self.views = views
+        self.zones = zones
+    }
+
+    /// Every site of every zone.
+    public var sites: [Site] { self.zones.flatMap(\.sites) }
+
+    /// Every `$PROXY` of every zone.
+    public var proxies: [ProxyRecord] { self.zones.compactMap(\.proxy) }
+}
+
+/// A view: the clients it serves and what they may do (first match wins).
+public struct ViewDefinition: Hashable, Sendable {
+    public var name: String
+    /// Source prefixes; empty with `matchesAll` for the catch-all `*`.
+    public var networks: [CIDR]
+    public var matchesAll: Bool
+    /// Whether names outside the served zones are forwarded upstream for these clients.
+    public var recursion: Bool
+    public var location: SourceLocation
+
+    public init(name: String, networks: [CIDR], matchesAll: Bool, recursion: Bool, location: SourceLocation) {
+        self.name = name
+        self.networks = networks
+        self.matchesAll = matchesAll
+        self.recursion = recursion
+        self.location = location
+    }
+
+    public func matches(_ client: IPAddress) -> Bool {
+        self.matchesAll || self.networks.contains { $0.contains(client) }
+    }
+}
+
+/// Which views a piece of data belongs to.
+public enum ViewScope: Hashable, Sendable {
+    /// Every view.
+    case all
+    /// Only the named views.
+    case only(Set<String>)
+
+    public func includes(_ view: String) -> Bool {
+        switch self {
+        case .all: true
+        case .only(let names): names.contains(view)
+        }
+    }
+}
+
+/// One record as written, with the views it belongs to and where it was written.
+public struct SourceRecord: Hashable, Sendable {
+    public var record: Record
+    public var scope: ViewScope
+    public var location: SourceLocation
+    /// Whether the TTL was written on the line (not inherited), for RFC 2181 §5.2 advice.
+    public var explicitTTL: Bool
+
+    public init(record: Record, scope: ViewScope, location: SourceLocation, explicitTTL: Bool = true) {
+        self.record = record
+        self.scope = scope
+        self.location = location
+        self.explicitTTL = explicitTTL
+    }
+}
+
+/// One zone file: the apex, its records, and the proxy record and sites it declares.
+public struct ZoneSource: Sendable {
+    public var apex: DomainName
+    public var file: String
+    public var records: [SourceRecord]
+    public var proxy: ProxyRecord?
+    public var sites: [Site]
+    /// The `$TTL` in force at the end of the file, the default for synthesised records.
+    public var defaultTTL: UInt32
+
+    public init(
+        apex: DomainName, file: String, records: [SourceRecord] = [], proxy: ProxyRecord? = nil, sites: [Site] = [],
+        defaultTTL: UInt32 = 3600
+    ) {
+        self.apex = apex
+        self.file = file
+        self.records = records
+        self.proxy = proxy
+        self.sites = sites
+        self.defaultTTL = defaultTTL
+    }
+}
+
+/// One address of the proxy record in one view.
+public enum ProxyAddress: Hashable, Sendable, CustomStringConvertible {
+    /// Written in the file.
+    case fixed(IPAddress)
+    /// The WAN IPv4 address the DynDNS updater detects (`auto`).
+    case autoV4
+    /// The WAN IPv6 address the DynDNS updater detects (`auto6`).
+    case autoV6
+
+    public var description: String {
+        switch self {
+        case .fixed(let address): address.description
+        case .autoV4: "auto"
+        case .autoV6: "auto6"
+        }
+    }
+}
+
+/// `$PROXY`: the single name every site's CNAME points at, with an address set per view.
+public struct ProxyRecord: Hashable, Sendable {
+    public var name: DomainName
+    /// View name → addresses (A and/or AAAA, fixed or detected).
+    public var addresses: [String: [ProxyAddress]]
+    public var ttl: UInt32
+    public var location: SourceLocation
+
+    public init(name: DomainName, addresses: [String: [ProxyAddress]], ttl: UInt32, location: SourceLocation) {
+        self.name = name
+        self.addresses = addresses
+        self.ttl = ttl
+        self.location = location
+    }
+}
+
+/// How a site spreads requests over its backends.
+public enum BalancePolicy: String, Hashable, Sendable, CaseIterable {
+    case roundRobin = "round-robin"
+    case leastConnections = "least-conn"
+    case firstAvailable = "first"
+}
+
+/// One backend of a site: `http://ADDR:PORT`.
+public struct Backend: Hashable, Sendable, CustomStringConvertible {
+    public var address: SocketAddress
+
+    public init(address: SocketAddress) {
+        self.address = address
+    }
+
+    public var description: String { "http://\(self.address)" }
+}
+
+/// `$SITE`: a host name served by the proxy, with its backends and options.
+public struct Site: Hashable, Sendable {
+    /// The host, possibly a wildcard (`*.lab.example.com.`).
+    public var name: DomainName
+    public var backends: [Backend]
+    public var balance: BalancePolicy
+    /// Path for active health checks; nil for passive checks only.
+    public var healthPath: String?
+    public var scope: ViewScope
+    /// The proxy record this site's CNAME points at.
+    public var proxyName: DomainName?
+    public var ttl: UInt32
+    public var location: SourceLocation
+
+    public init(
+        name: DomainName, backends: [Backend], balance: BalancePolicy = .roundRobin, healthPath: String? = nil,
+        scope: ViewScope = .all, proxyName: DomainName? = nil, ttl: UInt32, location: SourceLocation
+    ) {
+        self.name = name
+        self.backends = backends
+        self.balance = balance
+        self.healthPath = healthPath
+        self.scope = scope
+        self.proxyName = proxyName
+        self.ttl = ttl
+        self.location = location
+    }
+}

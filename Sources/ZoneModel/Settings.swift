@@ -1,0 +1,84 @@
+/// Global settings from `frontdoor.conf`: listeners, upstream resolvers, WAN detection and DDNS providers.
+public struct Settings: Sendable {
+    public var dnsListeners: [SocketAddress] = []
+    public var httpListeners: [SocketAddress] = []
+    public var adminListeners: [SocketAddress] = []
+    /// Resolvers that LAN views forward other names to.
+    public var upstreams: [SocketAddress] = []
+    /// Peers whose X-Forwarded-For the proxy believes.
+    public var trustedProxies: [CIDR] = []
+    /// Where serials and DynDNS state persist; nil keeps nothing across restarts.
+    public var stateDirectory: String?
+    public var wanSources: [WANSource] = []
+    public var wanPolicy: WANPolicy = .firstAnswer
+    /// Seconds between WAN polls.
+    public var wanInterval: UInt32 = 300
+    public var providers: [Provider] = []
+    /// Where each setting was written, for diagnostics that concern the settings as a whole.
+    public var location: SourceLocation?
+
+    public init() {}
+}
+
+/// One way of learning the WAN address.
+public struct WANSource: Hashable, Sendable {
+    /// Where the address comes from.
+    public enum Kind: Hashable, Sendable {
+        /// A local interface's global address (`interface eth0`).
+        case interface(name: String)
+        /// The router's NAT-PMP external address (RFC 6886).
+        case natPMP(gateway: IPAddress)
+        /// A DNS question whose answer is the asker's address, asked of `server`.
+        case dns(name: DomainName, type: RecordType, server: SocketAddress)
+        /// A URL that returns the address as text.
+        case http(url: String)
+    }
+
+    public var kind: Kind
+    public var location: SourceLocation
+
+    public init(kind: Kind, location: SourceLocation) {
+        self.kind = kind
+        self.location = location
+    }
+}
+
+/// What to do when WAN sources disagree.
+public enum WANPolicy: Hashable, Sendable {
+    /// The first source that answers wins.
+    case firstAnswer
+    /// At least this many sources must report the same address.
+    case agreement(Int)
+}
+
+/// An outside DNS provider the updater pushes the WAN address to.
+public struct Provider: Hashable, Sendable {
+    /// Protocol and its parameters.
+    public enum Kind: Hashable, Sendable {
+        /// RFC 2136 UPDATE signed with the TSIG key in `keyFile` (BIND key-file format).
+        case rfc2136(server: SocketAddress, zone: DomainName, record: DomainName, keyFile: String)
+        /// dyndns2 `/nic/update` with basic auth; the password lives in `passwordFile`.
+        case dyndns2(url: String, hostname: String, username: String, passwordFile: String)
+        /// Cloudflare's DNS record API with the token in `tokenFile`.
+        case cloudflare(zoneID: String, record: String, tokenFile: String)
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var location: SourceLocation
+
+    public init(name: String, kind: Kind, location: SourceLocation) {
+        self.name = name
+        self.kind = kind
+        self.location = location
+    }
+
+    /// The secret files this provider reads.
+    public var secretFiles: [String] {
+        switch self.kind {
+        case .rfc2136(_, _, _, let keyFile): [keyFile]
+        case .dyndns2(_, _, _, let passwordFile): [passwordFile]
+        case .cloudflare(_, _, let tokenFile): [tokenFile]
+        }
+    }
+}

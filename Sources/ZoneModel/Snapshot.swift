@@ -1,0 +1,341 @@
+/// The compiled model: immutable, shared by every worker, replaced whole on reload.
+public struct Snapshot: Sendable {
+    /// In match order; the first whose networks contain the client serves it.
+    public let views: [CompiledView]
+    public let routes: RouteTable
+    public let settings: Settings
+    /// Serials as compiled, for the runtime to persist so they never go backwards.
+    public let serials: SerialBook
+
+    public init(views: [CompiledView], routes: RouteTable, settings: Settings, serials: SerialBook) {
+        self.views = views
+        self.routes = routes
+        self.settings = settings
+        self.serials = serials
+    }
+
+    /// The view that serves `client`, or nil when no view matches (the client is refused).
+    public func view(for client: IPAddress) -> CompiledView? {
+        self.views.first { $0.matches(client) }
+    }
+
+    public func view(named name: String) -> CompiledView? {
+        self.views.first { $0.name == name }
+    }
+}
+
+/// An RRset: the records of one type at one name, with one TTL (RFC 2181 §5).
+public struct RRset: Hashable, Sendable {
+    public var type: RecordType
+    public var ttl: UInt32
+    public var data: [RData]
+
+    public init(type: RecordType, ttl: UInt32, data: [RData]) {
+        self.type = type
+        self.ttl = ttl
+        self.data = data
+    }
+
+    public func records(owner: DomainName) -> [Record] {
+        self.data.map { Record(owner: owner, type: self.type, ttl: self.ttl, data: $0) }
+    }
+}
+
+/// The data at one owner name in one view; an empty non-terminal has no RRsets.
+public struct Node: Sendable {
+    public var rrsets: [RRset]
+    /// Apex of the zone this name belongs to.
+    public var apex: DomainName
+
+    public init(rrsets: [RRset], apex: DomainName) {
+        self.rrsets = rrsets
+        self.apex = apex
+    }
+
+    public func rrset(_ type: RecordType) -> RRset? {
+        self.rrsets.first { $0.type == type }
+    }
+}
+
+/// What a served zone contributes to negative answers and referrals.
+public struct CompiledZone: Sendable {
+    public var apex: DomainName
+    public var soa: Record
+    public var nameServers: [Record]
+
+    public init(apex: DomainName, soa: Record, nameServers: [Record]) {
+        self.apex = apex
+        self.soa = soa
+        self.nameServers = nameServers
+    }
+
+    /// The SOA as RFC 2308 §3 wants it in a negative answer: TTL = min(SOA TTL, SOA MINIMUM).
+    public var negativeSOA: Record {
+        guard case .soa(let data) = self.soa.data else { return self.soa }
+        var record = self.soa
+        record.ttl = min(self.soa.ttl, data.minimum)
+        return record
+    }
+}
+
+/// How one question resolved in one view.
+public enum Lookup: Equatable, Sendable {
+    /// The records asked for, after any CNAME chain that led to them; additional A/AAAA for MX/SRV/NS targets.
+    case answer([Record], additional: [Record])
+    /// The name exists without the asked type (RFC 2308 §2.2); `chain` holds CNAMEs that led there.
+    case noData(chain: [Record], soa: Record)
+    /// The name does not exist (RFC 2308 §2.1).
+    case nxDomain(chain: [Record], soa: Record)
+    /// The name lies below a zone cut: the child's NS records and any glue.
+    case referral(chain: [Record], nameServers: [Record], glue: [Record])
+    /// A CNAME chain left the served zones; `chain` is what we know (a resolver continues from its end).
+    case partial(chain: [Record])
+    /// The name is in no zone served to this view.
+    case notAuthoritative
+    /// A CNAME chain longer than the limit or looping (validation rejects these; this is the safety net).
+    case chainTooLong(chain: [Record])
+}
+
+/// One view compiled: every owner name with its RRsets, plus each zone's SOA and NS.
+public struct CompiledView: Sendable {
+    public let name: String
+    public let index: Int
+    public let networks: [CIDR]
+    public let matchesAll: Bool
+    public let recursion: Bool
+    public let zones: [DomainName: CompiledZone]
+    public let nodes: [DomainName: Node]
+
+    /// RFC 1034 §3.6.2 chains are short; the validator holds them to this many links.
+    public static let maximumChain = 8
+
+    public init(
+        name: String, index: Int, networks: [CIDR], matchesAll: Bool, recursion: Bool,
+        zones: [DomainName: CompiledZone], nodes: [DomainName: Node]
+    ) {
+        self.name = name
+        self.index = index
+        self.networks = networks
+        self.matchesAll = matchesAll
+        self.recursion = recursion
+        self.zones = zones
+        self.nodes = nodes
+    }
+
+    public func matches(_ client: IPAddress) -> Bool {
+        self.matchesAll || self.networks.contains { $0.contains(client) }
+    }
+
+    /// The served zone that holds `name`: the one with the longest apex above it.
+    public func zone(containing name: DomainName) -> CompiledZone? {
+        var candidate = name
+        while true {
+            if let zone = self.zones[candidate] { return zone }
+            if candidate.isRoot { return nil }
+            candidate = candidate.parent
+        }
+    }
+
+    /// Answers `type` at `name` the way an authoritative server does (RFC 1034 §4.3.2, RFC 4592, RFC 2308).
+    public func lookup(_ name: DomainName, _ type: RecordType) -> Lookup {
+        var chain: [Record] = []
+        var current = name
+        var seen: Set<DomainName> = []
+        while true {
+            guard let zone = self.zone(containing: current) else {
+                return chain.isEmpty ? .notAuthoritative : .partial(chain: chain)
+            }
+            if let referral = self.referral(for: current, in: zone, chain: chain) { return referral }
+            var owner = current
+            var node = self.nodes[current]
+            if node == nil {
+                // RFC 4592 §3.3.1: the source of synthesis is `*.` + the closest encloser, if it exists.
+                let encloser = self.closestEncloser(of: current, apex: zone.apex)
+                guard let wildcard = encloser.wildcardChild, let source = self.nodes[wildcard] else {
+                    return .nxDomain(chain: chain, soa: zone.negativeSOA)
+                }
+                node = source
+                owner = current
+            }
+            guard let node else { return .nxDomain(chain: chain, soa: zone.negativeSOA) }
+            if type != .cname, type != .any, let cname = node.rrset(.cname), let target = cname.data.first?.target {
+                chain += cname.records(owner: owner)
+                guard seen.insert(current).inserted, chain.count <= CompiledView.maximumChain else {
+                    return .chainTooLong(chain: chain)
+                }
+                current = target
+                continue
+            }
+            let records: [Record]
+            if type == .any {
+                // RFC 8482 is the server's business; the lookup reports what exists.
+                records = node.rrsets.flatMap { $0.records(owner: owner) }
+            } else {
+                records = node.rrset(type)?.records(owner: owner) ?? []
+            }
+            guard !records.isEmpty else { return .noData(chain: chain, soa: zone.negativeSOA) }
+            return .answer(chain + records, additional: self.additional(for: records))
+        }
+    }
+
+    /// The longest existing ancestor of a missing `name`, the apex at worst (RFC 4592 §3.3.1).
+    func closestEncloser(of name: DomainName, apex: DomainName) -> DomainName {
+        var candidate = name.parent
+        while candidate != apex && self.nodes[candidate] == nil && !candidate.isRoot {
+            candidate = candidate.parent
+        }
+        return candidate
+    }
+
+    /// A referral when `name` is at or below a zone cut inside `zone` (NS below the apex).
+    func referral(for name: DomainName, in zone: CompiledZone, chain: [Record]) -> Lookup? {
+        guard name != zone.apex else { return nil }
+        var cut: DomainName? = nil
+        var candidate = name
+        while candidate != zone.apex && !candidate.isRoot {
+            if self.nodes[candidate]?.rrset(.ns) != nil { cut = candidate }
+            candidate = candidate.parent
+        }
+        guard let cut, let ns = self.nodes[cut]?.rrset(.ns) else { return nil }
+        let nameServers = ns.records(owner: cut)
+        return .referral(chain: chain, nameServers: nameServers, glue: self.addresses(of: nameServers.compactMap(\.data.target)))
+    }
+
+    /// A/AAAA records for in-view targets of MX, SRV and NS answers (RFC 1035 §3.3.9, RFC 2782).
+    func additional(for records: [Record]) -> [Record] {
+        let targets = records.compactMap { record -> DomainName? in
+            switch record.type {
+            case .mx, .srv, .ns: record.data.target
+            default: nil
+            }
+        }
+        return self.addresses(of: targets)
+    }
+
+    func addresses(of names: [DomainName]) -> [Record] {
+        var result: [Record] = []
+        var seen: Set<DomainName> = []
+        for name in names where seen.insert(name).inserted {
+            guard let node = self.nodes[name] else { continue }
+            for type in [RecordType.a, .aaaa] {
+                if let rrset = node.rrset(type) { result += rrset.records(owner: name) }
+            }
+        }
+        return result
+    }
+}
+
+/// Host → site, built from every `$SITE`; exact names first, then the closest wildcard.
+public struct RouteTable: Sendable {
+    public let sites: [CompiledSite]
+    let exact: [[UInt8]: Int]
+    /// Keyed by the wildcard's parent (`lab.example.com` for `*.lab.example.com`).
+    let wildcards: [[UInt8]: Int]
+
+    public init(sites: [CompiledSite]) {
+        self.sites = sites
+        var exact: [[UInt8]: Int] = [:]
+        var wildcards: [[UInt8]: Int] = [:]
+        for (index, site) in sites.enumerated() {
+            if site.name.isWildcard {
+                wildcards[Array(site.name.parent.hostDescription.utf8)] = index
+            } else {
+                exact[Array(site.name.hostDescription.utf8)] = index
+            }
+        }
+        self.exact = exact
+        self.wildcards = wildcards
+    }
+
+    /// The site for a Host header value: case folded, port and one trailing dot removed.
+    public func route(host: some Collection<UInt8>) -> CompiledSite? {
+        var key = RouteTable.normalise(host)
+        if let index = self.exact[key] { return self.sites[index] }
+        // The closest wildcard: strip one label at a time.
+        while let dot = key.firstIndex(of: UInt8(ascii: ".")) {
+            key.removeSubrange(0...dot)
+            if let index = self.wildcards[key] { return self.sites[index] }
+        }
+        return nil
+    }
+
+    public func route(host: String) -> CompiledSite? {
+        self.route(host: Array(host.utf8))
+    }
+
+    static func normalise(_ host: some Collection<UInt8>) -> [UInt8] {
+        var bytes = Array(host)
+        if bytes.first == UInt8(ascii: "[") {
+            // An IPv6 literal never names a site; keep it whole so it matches nothing.
+            return bytes
+        }
+        if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) { bytes.removeSubrange(colon...) }
+        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
+        for index in bytes.indices where bytes[index] >= 0x41 && bytes[index] <= 0x5A { bytes[index] |= 0x20 }
+        return bytes
+    }
+}
+
+/// A site as the proxy uses it.
+public struct CompiledSite: Hashable, Sendable {
+    public let name: DomainName
+    public let backends: [Backend]
+    public let balance: BalancePolicy
+    public let healthPath: String?
+    /// Indices of the views that may see this site.
+    public let viewIndices: Set<Int>
+
+    public init(name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>) {
+        self.name = name
+        self.backends = backends
+        self.balance = balance
+        self.healthPath = healthPath
+        self.viewIndices = viewIndices
+    }
+
+    public func isVisible(to view: CompiledView) -> Bool { self.viewIndices.contains(view.index) }
+}
+
+/// Per (view, zone): the hash of the compiled data and the serial it was given, so serials bump on change
+/// and never go backwards across restarts.
+public struct SerialBook: Hashable, Sendable {
+    /// What a zone's data looked like when it got its serial.
+    public struct Entry: Hashable, Sendable {
+        public var contentHash: UInt64
+        public var serial: UInt32
+
+        public init(contentHash: UInt64, serial: UInt32) {
+            self.contentHash = contentHash
+            self.serial = serial
+        }
+    }
+
+    public var entries: [String: Entry]
+
+    public init(entries: [String: Entry] = [:]) {
+        self.entries = entries
+    }
+
+    public static func key(view: String, apex: DomainName) -> String { "\(view) \(apex)" }
+
+    /// One line per entry: `VIEW APEX HASH SERIAL`, sorted, for the state file.
+    public var text: String {
+        self.entries.keys.sorted().map { key in
+            let entry = self.entries[key] ?? Entry(contentHash: 0, serial: 0)
+            return "\(key) \(String(entry.contentHash, radix: 16)) \(entry.serial)\n"
+        }.joined()
+    }
+
+    /// Reads `text`; lines that do not parse are skipped (a damaged file only costs a serial bump).
+    public init(text: String) {
+        var entries: [String: Entry] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 4, let hash = UInt64(fields[2], radix: 16), let serial = UInt32(fields[3]) else {
+                continue
+            }
+            entries["\(fields[0]) \(fields[1])"] = Entry(contentHash: hash, serial: serial)
+        }
+        self.entries = entries
+    }
+}

@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import ZoneFile
+import ZoneModel
+
+/// Exit codes (sysexits.h): 0 ok, 1 runtime failure, 64 usage, 65 bad config.
+enum ExitCode: Int32 {
+    case ok = 0
+    case failure = 1
+    case usage = 64
+    case badConfig = 65
+}
+
+/// A usage error: printed with the command's help hint, exit 64.
+struct UsageError: Error {
+    var message: String
+}
+
+/// Splits `argv` into flags with values, boolean flags and positional words.
+struct Arguments {
+    var positional: [String] = []
+    var values: [String: [String]] = [:]
+    var flags: Set<String> = []
+
+    init(_ words: [String], valued: Set<String>, boolean: Set<String>) throws(UsageError) {
+        var index = 0
+        while index < words.count {
+            let word = words[index]
+            if word == "--" {
+                self.positional += words[(index + 1)...]
+                break
+            }
+            if word.hasPrefix("--") || (word.hasPrefix("-") && word.count == 2) {
+                var name = word
+                var inline: String? = nil
+                if let equals = word.firstIndex(of: "=") {
+                    name = String(word[..<equals])
+                    inline = String(word[word.index(after: equals)...])
+                }
+                if boolean.contains(name) {
+                    self.flags.insert(name)
+                } else if valued.contains(name) {
+                    if let inline {
+                        self.values[name, default: []].append(inline)
+                    } else {
+                        guard index + 1 < words.count else { throw UsageError(message: "\(name) needs a value") }
+                        index += 1
+                        self.values[name, default: []].append(words[index])
+                    }
+                } else {
+                    throw UsageError(message: "unknown option '\(name)'")
+                }
+            } else {
+                self.positional.append(word)
+            }
+            index += 1
+        }
+    }
+
+    func value(_ name: String) -> String? { self.values[name]?.last }
+}
+
+/// Writes to stderr unbuffered (stdout may be a pipe that is lost on a kill).
+func printError(_ text: String) {
+    var line = text
+    if !line.hasSuffix("\n") { line += "\n" }
+    _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+}
+
+/// Today's date as the serial `YYYYMMDD00` (UTC).
+func todaySerial() -> UInt32 {
+    var now = time(nil)
+    var parts = tm()
+    gmtime_r(&now, &parts)
+    let date = (Int(parts.tm_year) + 1900) * 10000 + (Int(parts.tm_mon) + 1) * 100 + Int(parts.tm_mday)
+    return UInt32(date) * 100
+}
+
+/// The serials a running Frontdoor persisted, so `export` prints what `run` serves.
+func storedSerials(_ settings: Settings) -> SerialBook {
+    guard let directory = settings.stateDirectory,
+        case .success(let bytes) = DiskFiles().read(joinPath(directory, "serials"))
+    else { return SerialBook() }
+    return SerialBook(text: String(decoding: bytes, as: UTF8.self))
+}
+
+/// `--wan ADDR` (repeatable, one IPv4 and/or one IPv6): the WAN address `auto` stands for.
+func wanAddresses(_ arguments: Arguments) throws(UsageError) -> WANAddresses {
+    var wan = WANAddresses()
+    for text in arguments.values["--wan"] ?? [] {
+        switch IPAddress(text) {
+        case .v4(let v4): wan.v4 = v4
+        case .v6(let v6): wan.v6 = v6
+        case nil: throw UsageError(message: "--wan: '\(text)' is not an IP address")
+        }
+    }
+    return wan
+}
+
+/// Loads and compiles DIR, printing every diagnostic; nil (after printing) when the model has errors.
+func loadSnapshot(directory: String, wan: WANAddresses) -> (Pipeline.Result, Snapshot?) {
+    var (model, loadDiagnostics) = ModelLoader.load(directory: directory)
+    let inputs = CompileInputs(wan: wan, serials: storedSerials(model.settings), dateSerial: todaySerial())
+    let result = Pipeline.finish(&model, diagnostics: loadDiagnostics, inputs: inputs)
+    for diagnostic in result.diagnostics.sorted { printError(diagnostic.description) }
+    return (result, result.snapshot)
+}
+
+enum CheckCommand {
+    static let help = """
+        usage: frontdoor check [DIR]
+
+        Parses, validates and compiles the model in DIR (frontdoor.conf and *.zone; default /etc/frontdoor)
+        and prints every problem as file:line:col: error|warning: message.
+        Exit status: 0 when there are no errors (warnings allowed), 65 when there are.
+        """
+
+    static func run(_ words: [String]) throws(UsageError) -> ExitCode {
+        let arguments = try Arguments(words, valued: ["--wan"], boolean: [])
+        guard arguments.positional.count <= 1 else { throw UsageError(message: "check takes one directory") }
+        let directory = arguments.positional.first ?? defaultDirectory
+        let (result, _) = loadSnapshot(directory: directory, wan: try wanAddresses(arguments))
+        let errors = result.diagnostics.errors.count
+        let warnings = result.diagnostics.warnings.count
+        let model = result.model
+        printError(
+            "\(directory): \(model.zones.count) zone(s), \(model.sites.count) site(s), \(model.views.count) view(s): "
+                + "\(errors) error(s), \(warnings) warning(s)")
+        return errors == 0 ? .ok : .badConfig
+    }
+}
+
+enum ExportCommand {
+    static let help = """
+        usage: frontdoor export --view VIEW [--zone ZONE] [--wan ADDRESS]... [DIR]
+
+        Prints one zone as VIEW's clients see it, as plain RFC 1035 text that NSD, BIND and named-checkzone
+        accept. --zone is needed when DIR serves more than one zone. --wan gives the address 'auto' (IPv4) or
+        'auto6' (IPv6) stands for; without it those records are left out until DynDNS has found one.
+        """
+
+    static func run(_ words: [String]) throws(UsageError) -> ExitCode {
+        let arguments = try Arguments(words, valued: ["--view", "--zone", "--wan"], boolean: [])
+        guard let viewName = arguments.value("--view") else { throw UsageError(message: "export needs --view VIEW") }
+        guard arguments.positional.count <= 1 else { throw UsageError(message: "export takes one directory") }
+        let directory = arguments.positional.first ?? defaultDirectory
+        let (_, snapshot) = loadSnapshot(directory: directory, wan: try wanAddresses(arguments))
+        guard let snapshot else { return .badConfig }
+        guard let view = snapshot.view(named: viewName) else {
+            printError("frontdoor export: no view '\(viewName)' (views: \(snapshot.views.map(\.name).joined(separator: ", ")))")
+            return .usage
+        }
+        let apex: DomainName
+        if let zoneText = arguments.value("--zone") {
+            guard let name = try? DomainName(zoneText), view.zones[name] != nil else {
+                printError("frontdoor export: zone '\(zoneText)' is not served (zones: \(zoneList(view)))")
+                return .usage
+            }
+            apex = name
+        } else {
+            guard view.zones.count == 1, let only = view.zones.keys.first else {
+                printError("frontdoor export: DIR serves \(view.zones.count) zones; choose one with --zone (\(zoneList(view)))")
+                return .usage
+            }
+            apex = only
+        }
+        print(ZoneExporter.export(view, apex: apex) ?? "", terminator: "")
+        return .ok
+    }
+
+    static func zoneList(_ view: CompiledView) -> String {
+        view.zones.keys.sorted().map(\.description).joined(separator: ", ")
+    }
+}
+
+enum ExplainCommand {
+    static let help = """
+        usage: frontdoor explain NAME [TYPE] --from ADDRESS [--wan ADDRESS]... [DIR]
+
+        Shows what a client at ADDRESS gets for NAME (TYPE defaults to A): the view it falls in, the chain of
+        records, the final answer, and which site and backends the proxy would use for that host.
+        """
+
+    static func run(_ words: [String]) throws(UsageError) -> ExitCode {
+        let arguments = try Arguments(words, valued: ["--from", "--wan"], boolean: [])
+        guard let fromText = arguments.value("--from") else { throw UsageError(message: "explain needs --from ADDRESS") }
+        guard let client = IPAddress(fromText) else { throw UsageError(message: "--from: '\(fromText)' is not an IP address") }
+        var positional = arguments.positional
+        guard !positional.isEmpty else { throw UsageError(message: "explain needs a NAME") }
+        let nameText = positional.removeFirst()
+        var type = RecordType.a
+        if let word = positional.first, let parsed = RecordType(mnemonic: word) {
+            type = parsed
+            positional.removeFirst()
+        }
+        guard positional.count <= 1 else { throw UsageError(message: "explain takes NAME [TYPE] and one directory") }
+        let name: DomainName
+        do {
+            name = try DomainName(nameText)
+        } catch {
+            throw UsageError(message: "bad name '\(nameText)': \(error)")
+        }
+        let directory = positional.first ?? defaultDirectory
+        let (_, snapshot) = loadSnapshot(directory: directory, wan: try wanAddresses(arguments))
+        guard let snapshot else { return .badConfig }
+        print(Explanation.text(snapshot: snapshot, name: name, type: type, client: client), terminator: "")
+        return .ok
+    }
+}
+
+let defaultDirectory = "/etc/frontdoor"
