@@ -267,12 +267,12 @@ enum WireRData {
         switch type {
         case .a:
             guard bytes.count == 4 else { return nil }
-            data = .a(IPv4Address(bytes.reduce(0) { $0 << 8 | UInt32($1) }))
+            return .a(IPv4Address(bytes.reduce(0) { $0 << 8 | UInt32($1) }))
         case .aaaa:
             guard bytes.count == 16 else { return nil }
             let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            data = .aaaa(IPv6Address(high: high, low: low))
+            return .aaaa(IPv6Address(high: high, low: low))
         case .ns, .cname, .ptr:
             data = reader.name().map { RData.name($0) }
         case .mx:

@@ -126,17 +126,19 @@ package struct MemoryFiles: SourceFiles {
         return self.modes[normal] ?? 0o600
     }
 
-    /// Removes `.` and resolves `..` textually, as realpath would without links.
-    static func normalise(_ path: String) -> String {
-        var parts: [Substring] = []
-        for part in path.split(separator: "/") {
-            if part == "." { continue }
-            if part == ".." {
-                if !parts.isEmpty { parts.removeLast() }
-                continue
-            }
-            parts.append(part)
+    static func normalise(_ path: String) -> String { normalisePath(path) }
+}
+
+/// Removes `.` and resolves `..` textually, as realpath would without links.
+package func normalisePath(_ path: String) -> String {
+    var parts: [Substring] = []
+    for part in path.split(separator: "/") {
+        if part == "." { continue }
+        if part == ".." {
+            if !parts.isEmpty { parts.removeLast() }
+            continue
         }
-        return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
+        parts.append(part)
     }
+    return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
 }

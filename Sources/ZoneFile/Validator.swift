@@ -132,13 +132,18 @@ package enum Validator {
                 if !site.name.isSubdomain(of: zone.apex) {
                     diagnostics.append(Diagnostic(.outOfZone, "site \(site.name) is outside zone \(zone.apex)", at: site.location))
                 }
+                // A site in error is left out of compilation (proxyName nil) so it causes no echoes there.
+                var broken = false
                 if let first = hosts[site.name] {
                     diagnostics.append(Diagnostic(.duplicateSite, "site \(site.name) is also declared at \(first)", at: site.location))
+                    broken = true
+                } else {
+                    hosts[site.name] = site.location
                 }
-                hosts[site.name] = site.location
                 if proxies.contains(where: { $0.name == site.name }) {
                     diagnostics.append(
                         Diagnostic(.siteHasRecords, "site \(site.name) has the name of the $PROXY record", at: site.location))
+                    broken = true
                 }
                 // At the apex the site's addresses are flattened beside SOA and NS; elsewhere it owns its name.
                 if site.name != zone.apex, let clash = owners[site.name] {
@@ -147,6 +152,7 @@ package enum Validator {
                             .siteHasRecords,
                             "site \(site.name) also has a \(clash.record.type) record at \(clash.location); a site's name carries only its CNAME",
                             at: site.location))
+                    broken = true
                 }
                 let proxyName: DomainName?
                 if let named = site.proxyName {
@@ -168,7 +174,7 @@ package enum Validator {
                                 : "site \(site.name): zone \(zone.apex) has no $PROXY and several exist; name one with proxy=NAME",
                             at: site.location))
                 }
-                model.zones[zoneIndex].sites[siteIndex].proxyName = proxyName
+                model.zones[zoneIndex].sites[siteIndex].proxyName = broken ? nil : proxyName
             }
         }
     }

@@ -135,14 +135,22 @@ package struct ZoneParser {
             self.expectEnd(arguments.dropFirst(2), after: "$INCLUDE", state: state)
         }
         let path = joinPath(self.root, relative)
-        guard let resolved = self.files.resolve(path) else {
-            return self.error(.fileUnreadable, "cannot read included file \(fileToken.quotedForMessage): no such file", fileToken, state)
-        }
-        let rootResolved = self.files.resolve(self.root) ?? self.root
-        guard resolved.hasPrefix(rootResolved.hasSuffix("/") ? rootResolved : rootResolved + "/") else {
+        let rootResolved = self.files.resolve(self.root) ?? normalisePath(self.root)
+        let inside = { (candidate: String) in candidate.hasPrefix(rootResolved.hasSuffix("/") ? rootResolved : rootResolved + "/") }
+        // Check the path as written first (`..`), then where its links lead.
+        guard inside(normalisePath(joinPath(rootResolved, relative))) else {
             return self.error(
                 .includeOutsideDirectory,
                 "$INCLUDE \(fileToken.quotedForMessage) leaves the zones directory; only files inside it may be included",
+                fileToken, state)
+        }
+        guard let resolved = self.files.resolve(path) else {
+            return self.error(.fileUnreadable, "cannot read included file \(fileToken.quotedForMessage): no such file", fileToken, state)
+        }
+        guard inside(resolved) else {
+            return self.error(
+                .includeOutsideDirectory,
+                "$INCLUDE \(fileToken.quotedForMessage) leads outside the zones directory through a link",
                 fileToken, state)
         }
         guard !state.includeStack.contains(resolved), state.includeStack.count < ZoneParser.maximumIncludeDepth else {
@@ -347,7 +355,8 @@ package struct ZoneParser {
         var sawClass = false
         var typeToken: Token? = nil
         while let token = tokens.popFirst() {
-            if !token.quoted, ttl == nil, TTLText.looksLikeTTL(token.text) {
+            // No type or class starts with a digit: such a token can only be a TTL, good or bad.
+            if !token.quoted, ttl == nil, let first = token.text.first, first >= 48 && first <= 57 {
                 guard let value = self.ttl(token, state: state) else { return }
                 ttl = value
                 continue
