@@ -332,7 +332,10 @@ struct ViewBuilder {
         }
         var nodes: [DomainName: Node] = [:]
         nodes.reserveCapacity(self.nodes.count)
-        for (name, builder) in self.nodes { nodes[name] = Node(rrsets: builder.rrsets, apex: builder.apex) }
+        for (name, builder) in self.nodes {
+            // Type order makes ANY answers and exports independent of the order records were written in.
+            nodes[name] = Node(rrsets: builder.rrsets.sorted { $0.type < $1.type }, apex: builder.apex)
+        }
         return CompiledView(
             name: self.view.name, index: index, networks: self.view.networks, matchesAll: self.view.matchesAll,
             recursion: self.view.recursion, zones: zones, nodes: nodes)
