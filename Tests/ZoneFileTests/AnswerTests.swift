@@ -93,7 +93,7 @@ import ZoneModel
         ("alias.home.arpa. AAAA", "192.0.2.100", [
             "NOERROR", "alias.home.arpa. 3600 IN CNAME www.home.arpa.", "www.home.arpa. 700 IN AAAA 2001:db8::80",
         ]),
-        ("generic.home.arpa. TYPE65", "192.0.2.100", ["NOERROR", "generic.home.arpa. 3600 IN TYPE65 \\# 4 0a000001"]),
+        ("generic.home.arpa. TYPE65400", "192.0.2.100", ["NOERROR", "generic.home.arpa. 3600 IN TYPE65400 \\# 4 0a000001"]),
         // Below a zone cut: a referral with glue.
         ("www.child.example.net. A", "192.0.2.100", [
             "REFERRAL", ";authority", "child.example.net. 300 IN NS ns.child.example.net.", ";additional",

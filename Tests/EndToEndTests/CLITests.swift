@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+import TestSupport
+import ZoneFile
+import ZoneModel
+
+/// The `frontdoor` command as a user runs it, checked against BIND's `named-checkzone`.
+@Suite struct CLITests {
+    func frontdoor(_ arguments: String...) throws -> Tool.Outcome {
+        try Tool.run(Tool.frontdoor, arguments, directory: Fixtures.root)
+    }
+
+    @Test func checkOnTheShippedExampleIsClean() throws {
+        let outcome = try self.frontdoor("check", "zones")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stderr.contains("1 zone(s), 3 site(s), 2 view(s): 0 error(s), 0 warning(s)"))
+    }
+
+    @Test func checkOnABadModelExitsWith65AndPrintsEveryProblem() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Fixtures.config.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let text = Fixtures.text("Tests/Fixtures/zones/bad/five-errors.zone")
+        try text.write(toFile: directory + "/home.arpa.zone", atomically: true, encoding: .utf8)
+        let outcome = try self.frontdoor("check", directory)
+        #expect(outcome.status == 65)
+        let errors = outcome.stderr.split(separator: "\n").filter { $0.contains(": error: ") }
+        #expect(errors.count == 5, "\(outcome.stderr)")
+        for line in errors {
+            #expect(line.hasPrefix("\(directory)/home.arpa.zone:"), "\(line)")
+            #expect(line.wholeMatch(of: /.*\.zone:\d+:\d+: error: .+/) != nil, "\(line)")
+        }
+    }
+
+    @Test func checkOnAMissingDirectorySaysSo() throws {
+        let outcome = try self.frontdoor("check", "/nonexistent/frontdoor")
+        #expect(outcome.status == 65)
+        #expect(outcome.stderr.contains("/nonexistent/frontdoor:1:1: error: cannot list the config directory"))
+    }
+
+    /// Record lines of an export, without comments and directives.
+    func records(_ text: String) -> Set<String> {
+        Set(text.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.hasPrefix("$") }.map(String.init))
+    }
+
+    @Test func lanAndWANExportsPassNamedCheckzoneAndDifferOnlyInTheProxyAndTheLANSite() throws {
+        let lan = try self.frontdoor("export", "--view", "lan", "zones")
+        let wan = try self.frontdoor("export", "--view", "wan", "--wan", "203.0.113.1", "zones")
+        #expect(lan.status == 0 && wan.status == 0, "\(lan.stderr)\(wan.stderr)")
+        let onlyLAN = self.records(lan.stdout).subtracting(self.records(wan.stdout))
+        let onlyWAN = self.records(wan.stdout).subtracting(self.records(lan.stdout))
+        #expect(onlyLAN == [
+            "reverseproxy.example.com.\t300\tIN\tA\t192.0.2.42", "nas.example.com.\t300\tIN\tCNAME\treverseproxy.example.com.",
+        ])
+        #expect(onlyWAN == ["reverseproxy.example.com.\t300\tIN\tA\t203.0.113.1"])
+        guard let checker = Tool.find("named-checkzone") else { return Tool.skip("named-checkzone", package: "bind9-utils") }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for (name, outcome) in [("lan", lan), ("wan", wan)] {
+            let path = "\(directory)/\(name).zone"
+            try outcome.stdout.write(toFile: path, atomically: true, encoding: .utf8)
+            let checked = try Tool.run(checker, ["-k", "fail", "-i", "full", "example.com", path])
+            #expect(checked.status == 0, "named-checkzone on the \(name) export: \(checked.stdout)\(checked.stderr)")
+            #expect(checked.stdout.contains("OK"))
+        }
+    }
+
+    @Test(arguments: ["syntax.zone", "sites.zone", "include.zone", "delegation.zone"])
+    func everyGoodFixtureExportPassesNamedCheckzone(fixture: String) throws {
+        guard let checker = Tool.find("named-checkzone") else { return Tool.skip("named-checkzone", package: "bind9-utils") }
+        let snapshot = try #require(Fixtures.compileFixture("ok", fixture).snapshot)
+        let apex = Fixtures.apex(of: Fixtures.text("Tests/Fixtures/zones/ok/\(fixture)"))
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for view in snapshot.views {
+            let path = "\(directory)/\(view.name).zone"
+            try #require(ZoneExporter.export(view, apex: apex)).write(toFile: path, atomically: true, encoding: .utf8)
+            let checked = try Tool.run(checker, [apex.description, path])
+            #expect(checked.status == 0, "\(fixture) view \(view.name): \(checked.stdout)\(checked.stderr)")
+        }
+    }
+
+    @Test func explainShowsViewChainAnswerAndRoute() throws {
+        let lan = try self.frontdoor("explain", "myapp.example.com", "--from", "192.0.2.100", "zones")
+        #expect(lan.status == 0)
+        #expect(lan.stdout == """
+            question: myapp.example.com. A from 192.0.2.100
+            view: lan (matched 192.0.2.0/24, recursion allowed)
+            answer: NOERROR, 2 record(s)
+              myapp.example.com.\t300\tIN\tCNAME\treverseproxy.example.com.
+              reverseproxy.example.com.\t300\tIN\tA\t192.0.2.42
+            proxy: site myapp.example.com. (least-conn, health /healthz): http://192.0.2.70:80 http://192.0.2.71:80
+
+            """)
+        let wan = try self.frontdoor("explain", "nas.example.com", "A", "--from", "198.51.100.7", "zones")
+        #expect(wan.stdout.contains("view: wan (matched *)"))
+        #expect(wan.stdout.contains("answer: NXDOMAIN"))
+        #expect(wan.stdout.contains("proxy: site nas.example.com. is hidden from view 'wan'; the proxy answers 403"))
+        let outside = try self.frontdoor("explain", "www.debian.org", "--from", "198.51.100.7", "zones")
+        #expect(outside.stdout.contains("REFUSED (view 'wan' has no recursion)"))
+    }
+
+    @Test(arguments: ["check", "export", "explain"])
+    func everyCommandHasHelp(command: String) throws {
+        let outcome = try self.frontdoor(command, "--help")
+        #expect(outcome.status == 0)
+        #expect(outcome.stdout.hasPrefix("usage: frontdoor \(command)"))
+        let viaHelp = try self.frontdoor("help", command)
+        #expect(viaHelp.stdout == outcome.stdout)
+    }
+
+    @Test(arguments: [
+        ["frobnicate"], ["export", "zones"], ["explain", "--from", "192.0.2.1"], ["explain", "x.example.", "--from", "nope"],
+        ["check", "--bogus"], ["export", "--view"],
+    ])
+    func misuseExitsWith64(arguments: [String]) throws {
+        let outcome = try Tool.run(Tool.frontdoor, arguments, directory: Fixtures.root)
+        #expect(outcome.status == 64, "\(arguments): \(outcome.stderr)")
+        #expect(outcome.stderr.contains("usage: frontdoor"))
+    }
+
+    @Test func topLevelHelpListsTheCommands() throws {
+        let outcome = try self.frontdoor("--help")
+        #expect(outcome.status == 0)
+        for command in ["check", "export", "explain"] { #expect(outcome.stdout.contains("  \(command) ")) }
+    }
+}
