@@ -40,18 +40,19 @@ var targets: [Target] = [
     ),
 ]
 
-// The libFuzzer targets exist only when Tests/Fuzz/run.sh asks for them: they have no `main` of their own
-// (libFuzzer supplies it), so an ordinary `swift build` must not see them.
+// The libFuzzer targets exist only when Tests/Fuzz/run.sh asks for them: they link libFuzzer and the
+// sanitizers, which an ordinary `swift build` must not.
 if ProcessInfo.processInfo.environment["FRONTDOOR_FUZZ"] != nil {
-    targets.append(
+    targets += [
+        .target(name: "FuzzDriver", path: "Tests/Fuzz/FuzzDriver"),
         .executableTarget(
             name: "LexerFuzzer",
-            dependencies: ["ZoneFile"],
+            dependencies: ["ZoneFile", "FuzzDriver"],
             path: "Tests/Fuzz/LexerFuzzer",
-            swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer,address"])],
-            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])]
-        )
-    )
+            swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+        ),
+    ]
 }
 
 let package = Package(

@@ -111,18 +111,47 @@ func loadSnapshot(directory: String, wan: WANAddresses) -> (Pipeline.Result, Sna
 
 enum CheckCommand {
     static let help = """
-        usage: frontdoor check [DIR]
+        usage: frontdoor check [--stats] [DIR]
 
         Parses, validates and compiles the model in DIR (frontdoor.conf and *.zone; default /etc/frontdoor)
         and prints every problem as file:line:col: error|warning: message.
+        --stats also prints how long loading and compiling took and the memory the snapshot holds.
         Exit status: 0 when there are no errors (warnings allowed), 65 when there are.
         """
 
     static func run(_ words: [String]) throws(UsageError) -> ExitCode {
-        let arguments = try Arguments(words, valued: ["--wan"], boolean: [])
+        let arguments = try Arguments(words, valued: ["--wan"], boolean: ["--stats"])
         guard arguments.positional.count <= 1 else { throw UsageError(message: "check takes one directory") }
         let directory = arguments.positional.first ?? defaultDirectory
-        let (result, _) = loadSnapshot(directory: directory, wan: try wanAddresses(arguments))
+        let wan = try wanAddresses(arguments)
+        if arguments.flags.contains("--stats") { return CheckCommand.stats(directory: directory, wan: wan) }
+        let (result, _) = loadSnapshot(directory: directory, wan: wan)
+        return CheckCommand.summarise(result, directory: directory)
+    }
+
+    /// Times each stage and measures resident memory around compilation (for Tests/Benchmarks/model.sh).
+    static func stats(directory: String, wan: WANAddresses) -> ExitCode {
+        let start = Stats.now()
+        var (model, loadDiagnostics) = ModelLoader.load(directory: directory)
+        let loaded = Stats.now()
+        let residentBefore = Stats.residentBytes()
+        let inputs = CompileInputs(wan: wan, serials: storedSerials(model.settings), dateSerial: todaySerial())
+        let result = Pipeline.finish(&model, diagnostics: loadDiagnostics, inputs: inputs)
+        let compiled = Stats.now()
+        // Drop the model so what stays resident is the snapshot (and the allocator's free lists).
+        model = Model()
+        let residentAfter = Stats.residentBytes()
+        for diagnostic in result.diagnostics.sorted { printError(diagnostic.description) }
+        let names = result.snapshot?.views.reduce(0) { $0 + $1.nodes.count } ?? 0
+        printError(
+            "stats: load \(Stats.milliseconds(loaded - start)) ms, validate+compile \(Stats.milliseconds(compiled - loaded)) ms, "
+                + "names \(names), routes \(result.snapshot?.routes.sites.count ?? 0), "
+                + "rss \(residentAfter >> 20) MiB (snapshot ~\((residentAfter - min(residentAfter, residentBefore)) >> 20) MiB), "
+                + "peak \(Stats.peakResidentBytes() >> 20) MiB")
+        return CheckCommand.summarise(result, directory: directory)
+    }
+
+    static func summarise(_ result: Pipeline.Result, directory: String) -> ExitCode {
         let errors = result.diagnostics.errors.count
         let warnings = result.diagnostics.warnings.count
         let model = result.model
@@ -212,3 +241,35 @@ enum ExplainCommand {
 }
 
 let defaultDirectory = "/etc/frontdoor"
+
+/// Clock and memory readings for `check --stats`.
+enum Stats {
+    static func now() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+
+    static func milliseconds(_ nanoseconds: UInt64) -> String {
+        let tenths = nanoseconds / 100_000
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    /// Resident set size from /proc/self/statm (pages → bytes).
+    static func residentBytes() -> UInt64 {
+        guard case .success(let bytes) = DiskFiles().read("/proc/self/statm") else { return 0 }
+        let fields = String(decoding: bytes, as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// VmHWM from /proc/self/status: the peak resident set size.
+    static func peakResidentBytes() -> UInt64 {
+        guard case .success(let bytes) = DiskFiles().read("/proc/self/status") else { return 0 }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0
+            return kilobytes * 1024
+        }
+        return 0
+    }
+}
