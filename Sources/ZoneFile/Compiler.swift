@@ -60,7 +60,8 @@ package enum Compiler {
                 viewIndices: Set(model.views.indices.filter { site.scope.includes(model.views[$0].name) }))
         }
         guard !diagnostics.hasErrors else { return (nil, diagnostics) }
-        let snapshot = Snapshot(views: views, routes: RouteTable(sites: sites), settings: model.settings, serials: serials)
+        let snapshot = Snapshot(
+            views: views, routes: RouteTable(sites: sites), settings: model.settings, serials: serials)
         return (snapshot, diagnostics)
     }
 
@@ -118,7 +119,9 @@ package enum Compiler {
     }
 
     /// Gives each zone of the view its serial: unchanged data keeps its serial, changed data gets a higher one.
-    static func assignSerials(_ view: CompiledView, model: Model, inputs: CompileInputs, serials: inout SerialBook) -> CompiledView {
+    static func assignSerials(_ view: CompiledView, model: Model, inputs: CompileInputs, serials: inout SerialBook)
+        -> CompiledView
+    {
         var hashes: [DomainName: UInt64] = [:]
         for (name, node) in view.nodes {
             for rrset in node.rrsets {
@@ -182,13 +185,16 @@ struct ViewBuilder {
     mutating func build() {
         for zone in self.model.zones {
             self.zoneApexes.append(zone.apex)
-            for source in zone.records where source.scope.includes(self.view.name) && source.record.owner.isSubdomain(of: zone.apex) {
+            for source in zone.records
+            where source.scope.includes(self.view.name) && source.record.owner.isSubdomain(of: zone.apex) {
                 self.add(source.record, apex: zone.apex, at: source.location)
                 self.written.append(source)
             }
             if let proxy = zone.proxy, proxy.addresses[self.view.name] != nil {
                 for data in self.addresses(of: proxy) {
-                    self.add(Record(owner: proxy.name, type: data.type, ttl: proxy.ttl, data: data.data), apex: zone.apex, at: proxy.location)
+                    self.add(
+                        Record(owner: proxy.name, type: data.type, ttl: proxy.ttl, data: data.data), apex: zone.apex,
+                        at: proxy.location)
                 }
                 // Before WAN detection has an answer the name still exists: NODATA, not NXDOMAIN.
                 if self.nodes[proxy.name] == nil, proxy.name.isSubdomain(of: zone.apex) {
@@ -201,11 +207,15 @@ struct ViewBuilder {
                     // A CNAME cannot sit beside SOA and NS: at the apex the site gets the proxy's addresses.
                     if let proxy = self.model.proxies.first(where: { $0.name == proxyName }) {
                         for data in self.addresses(of: proxy) {
-                            self.add(Record(owner: site.name, type: data.type, ttl: site.ttl, data: data.data), apex: zone.apex, at: site.location)
+                            self.add(
+                                Record(owner: site.name, type: data.type, ttl: site.ttl, data: data.data),
+                                apex: zone.apex, at: site.location)
                         }
                     }
                 } else {
-                    self.add(Record(owner: site.name, type: .cname, ttl: site.ttl, data: .name(proxyName)), apex: zone.apex, at: site.location)
+                    self.add(
+                        Record(owner: site.name, type: .cname, ttl: site.ttl, data: .name(proxyName)), apex: zone.apex,
+                        at: site.location)
                 }
             }
             self.synthesiseApex(zone)
@@ -234,7 +244,10 @@ struct ViewBuilder {
         if let index = node.rrsets.firstIndex(where: { $0.type == record.type }) {
             if node.rrsets[index].data.contains(record.data) {
                 self.report(
-                    .warning(.duplicateRecord, "duplicate \(record.type) record at \(record.owner) ignored (first at \(node.locations[index]))", at: location))
+                    .warning(
+                        .duplicateRecord,
+                        "duplicate \(record.type) record at \(record.owner) ignored (first at \(node.locations[index]))",
+                        at: location))
                 return
             }
             if node.rrsets[index].ttl != record.ttl {
@@ -256,7 +269,9 @@ struct ViewBuilder {
     /// A name belongs to the deepest served zone above it (a child zone served here owns its names).
     func apexFor(_ name: DomainName, declared: DomainName) -> DomainName {
         var best = declared
-        for apex in self.zoneApexes where apex.labelCount > best.labelCount && name.isSubdomain(of: apex) { best = apex }
+        for apex in self.zoneApexes where apex.labelCount > best.labelCount && name.isSubdomain(of: apex) {
+            best = apex
+        }
         return best
     }
 
@@ -268,7 +283,9 @@ struct ViewBuilder {
         var nameServer = apexNode?.rrsets.first(where: { $0.type == .ns })?.data.first?.target
         if nameServer == nil {
             if let proxyName {
-                self.add(Record(owner: zone.apex, type: .ns, ttl: zone.defaultTTL, data: .name(proxyName)), apex: zone.apex, at: location)
+                self.add(
+                    Record(owner: zone.apex, type: .ns, ttl: zone.defaultTTL, data: .name(proxyName)), apex: zone.apex,
+                    at: location)
                 nameServer = proxyName
             } else {
                 self.report(
@@ -280,7 +297,10 @@ struct ViewBuilder {
         }
         if let soa = apexNode?.rrsets.first(where: { $0.type == .soa }) {
             if soa.data.count > 1 {
-                self.report(Diagnostic(.multipleSOA, "zone \(zone.apex) has \(soa.data.count) SOA records in view '\(self.view.name)'", at: apexNode?.locations.first ?? location))
+                self.report(
+                    Diagnostic(
+                        .multipleSOA, "zone \(zone.apex) has \(soa.data.count) SOA records in view '\(self.view.name)'",
+                        at: apexNode?.locations.first ?? location))
             }
             return
         }
@@ -288,7 +308,8 @@ struct ViewBuilder {
         let data = SOAData(
             mname: nameServer ?? zone.apex, rname: hostmaster, serial: 0, refresh: 3600, retry: 900, expire: 1_209_600,
             minimum: min(zone.defaultTTL, 300))
-        self.add(Record(owner: zone.apex, type: .soa, ttl: zone.defaultTTL, data: .soa(data)), apex: zone.apex, at: location)
+        self.add(
+            Record(owner: zone.apex, type: .soa, ttl: zone.defaultTTL, data: .soa(data)), apex: zone.apex, at: location)
     }
 
     /// Every ancestor of an owner up to its apex exists (RFC 4592 §2.2.2): NODATA there, not NXDOMAIN.
@@ -308,7 +329,11 @@ struct ViewBuilder {
         for (name, node) in self.nodes {
             guard let index = node.rrsets.firstIndex(where: { $0.type == .cname }) else { continue }
             if node.rrsets[index].data.count > 1 {
-                self.report(Diagnostic(.multipleCNAME, "\(name) has \(node.rrsets[index].data.count) CNAME records; only one is allowed", at: node.locations[index]))
+                self.report(
+                    Diagnostic(
+                        .multipleCNAME,
+                        "\(name) has \(node.rrsets[index].data.count) CNAME records; only one is allowed",
+                        at: node.locations[index]))
             }
             if let other = node.rrsets.indices.first(where: { $0 != index }) {
                 let later = max(node.locations[index], node.locations[other])
@@ -324,11 +349,14 @@ struct ViewBuilder {
     func finish(index: Int) -> CompiledView {
         var zones: [DomainName: CompiledZone] = [:]
         for apex in self.zoneApexes {
-            guard let node = self.nodes[apex], let soa = node.rrsets.first(where: { $0.type == .soa }), let soaData = soa.data.first else {
+            guard let node = self.nodes[apex], let soa = node.rrsets.first(where: { $0.type == .soa }),
+                let soaData = soa.data.first
+            else {
                 continue
             }
             let ns = node.rrsets.first(where: { $0.type == .ns })?.records(owner: apex) ?? []
-            zones[apex] = CompiledZone(apex: apex, soa: Record(owner: apex, type: .soa, ttl: soa.ttl, data: soaData), nameServers: ns)
+            zones[apex] = CompiledZone(
+                apex: apex, soa: Record(owner: apex, type: .soa, ttl: soa.ttl, data: soaData), nameServers: ns)
         }
         var nodes: [DomainName: Node] = [:]
         nodes.reserveCapacity(self.nodes.count)

@@ -26,7 +26,9 @@ package struct ConfigParser {
             return self.parse(bytes: bytes, file: path)
         case .failure(let problem):
             self.diagnostics.append(
-                Diagnostic(.fileUnreadable, "cannot read config: \(problem)", at: SourceLocation(file: path, line: 1, column: 1)))
+                Diagnostic(
+                    .fileUnreadable, "cannot read config: \(problem)",
+                    at: SourceLocation(file: path, line: 1, column: 1)))
             return (Settings(), [])
         }
     }
@@ -44,7 +46,8 @@ package struct ConfigParser {
             case "view": self.view(head, arguments, file: file, into: &views)
             case "listen": self.listen(head, arguments, file: file, into: &settings)
             case "upstream":
-                settings.upstreams += self.addresses(head, arguments, file: file, defaultPort: 53, what: "upstream resolver")
+                settings.upstreams += self.addresses(
+                    head, arguments, file: file, defaultPort: 53, what: "upstream resolver")
             case "trusted-proxy":
                 settings.trustedProxies += self.networks(arguments, file: file)
             case "state-dir":
@@ -85,10 +88,15 @@ package struct ConfigParser {
             return self.error(.missingField, "'view' needs a name and client prefixes (or '*')", head, file)
         }
         let name = nameToken.string
-        guard !name.isEmpty, name.utf8.allSatisfy({ $0 == 45 || $0 == 95 || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122) }),
+        guard !name.isEmpty,
+            name.utf8.allSatisfy({
+                $0 == 45 || $0 == 95 || ($0 >= 48 && $0 <= 57) || ($0 | 0x20 >= 97 && $0 | 0x20 <= 122)
+            }),
             !["auto", "auto6", "ttl", "*"].contains(name)
         else {
-            return self.error(.badSetting, "bad view name \(nameToken.quotedForMessage) (letters, digits, '-' and '_')", nameToken, file)
+            return self.error(
+                .badSetting, "bad view name \(nameToken.quotedForMessage) (letters, digits, '-' and '_')", nameToken,
+                file)
         }
         var networks: [CIDR] = []
         var matchesAll = false
@@ -101,7 +109,8 @@ package struct ConfigParser {
             }
         }
         if networks.isEmpty && !matchesAll {
-            self.error(.missingField, "view '\(name)' has no client prefixes; list some, or '*' for everyone", nameToken, file)
+            self.error(
+                .missingField, "view '\(name)' has no client prefixes; list some, or '*' for everyone", nameToken, file)
         }
         views.append(
             ViewDefinition(
@@ -115,7 +124,9 @@ package struct ConfigParser {
             switch CIDR.parse(token.string) {
             case .success(let cidr): result.append(cidr)
             case .failure(.hostBitsSet(let suggestion)):
-                self.error(.badAddress, "prefix \(token.quotedForMessage) has host bits set; did you mean '\(suggestion)'?", token, file)
+                self.error(
+                    .badAddress, "prefix \(token.quotedForMessage) has host bits set; did you mean '\(suggestion)'?",
+                    token, file)
             case .failure(.badLength):
                 self.error(.badAddress, "bad prefix length in \(token.quotedForMessage)", token, file)
             case .failure(.badAddress):
@@ -125,7 +136,9 @@ package struct ConfigParser {
         return result
     }
 
-    mutating func addresses(_ head: Token, _ arguments: [Token], file: String, defaultPort: UInt16?, what: String) -> [SocketAddress] {
+    mutating func addresses(_ head: Token, _ arguments: [Token], file: String, defaultPort: UInt16?, what: String)
+        -> [SocketAddress]
+    {
         if arguments.isEmpty { self.error(.missingField, "'\(head.string)' needs at least one address", head, file) }
         var result: [SocketAddress] = []
         for token in arguments {
@@ -144,7 +157,8 @@ package struct ConfigParser {
         guard let kind = arguments.first else {
             return self.error(.missingField, "'listen' needs a service (dns, http, admin) and addresses", head, file)
         }
-        let addresses = self.addresses(kind, Array(arguments.dropFirst()), file: file, defaultPort: nil, what: "listen address")
+        let addresses = self.addresses(
+            kind, Array(arguments.dropFirst()), file: file, defaultPort: nil, what: "listen address")
         switch kind.string {
         case "dns": settings.dnsListeners += addresses
         case "http": settings.httpListeners += addresses
@@ -156,7 +170,8 @@ package struct ConfigParser {
     /// `wan interface NAME | natpmp GATEWAY | dns NAME TYPE SERVER | http URL | policy first|agree=N | interval SECONDS`.
     mutating func wan(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
         guard let kind = arguments.first else {
-            return self.error(.missingField, "'wan' needs a source (interface, natpmp, dns, http) or policy/interval", head, file)
+            return self.error(
+                .missingField, "'wan' needs a source (interface, natpmp, dns, http) or policy/interval", head, file)
         }
         let rest = Array(arguments.dropFirst())
         let location = kind.location(in: file)
@@ -172,18 +187,22 @@ package struct ConfigParser {
             settings.wanSources.append(WANSource(kind: .natPMP(gateway: address), location: location))
         case "dns":
             guard rest.count == 3 else {
-                return self.error(.missingField, "'wan dns' needs NAME TYPE SERVER, e.g. 'wan dns myip.example. A 192.0.2.53'", kind, file)
+                return self.error(
+                    .missingField, "'wan dns' needs NAME TYPE SERVER, e.g. 'wan dns myip.example. A 192.0.2.53'", kind,
+                    file)
             }
             guard let name = try? DomainName(rest[0].string) else {
                 return self.error(.badName, "bad name \(rest[0].quotedForMessage)", rest[0], file)
             }
             guard let type = RecordType(mnemonic: rest[1].string), [.a, .aaaa, .txt].contains(type) else {
-                return self.error(.badSetting, "'wan dns' asks for A, AAAA or TXT, not \(rest[1].quotedForMessage)", rest[1], file)
+                return self.error(
+                    .badSetting, "'wan dns' asks for A, AAAA or TXT, not \(rest[1].quotedForMessage)", rest[1], file)
             }
             guard let server = SocketAddress(rest[2].string, defaultPort: 53) else {
                 return self.error(.badAddress, "bad server address \(rest[2].quotedForMessage)", rest[2], file)
             }
-            settings.wanSources.append(WANSource(kind: .dns(name: name, type: type, server: server), location: location))
+            settings.wanSources.append(
+                WANSource(kind: .dns(name: name, type: type, server: server), location: location))
         case "http":
             guard let url = self.single(kind, rest, file: file, what: "a URL") else { return }
             guard url.string.hasPrefix("http://") || url.string.hasPrefix("https://") else {
@@ -202,18 +221,23 @@ package struct ConfigParser {
         case "interval":
             guard let value = self.single(kind, rest, file: file, what: "a duration") else { return }
             guard let seconds = TTLText.parse(value), seconds >= 10 else {
-                return self.error(.badSetting, "bad WAN poll interval \(value.quotedForMessage) (at least 10s)", value, file)
+                return self.error(
+                    .badSetting, "bad WAN poll interval \(value.quotedForMessage) (at least 10s)", value, file)
             }
             settings.wanInterval = seconds
         default:
-            self.error(.badSetting, "unknown WAN setting \(kind.quotedForMessage) (interface, natpmp, dns, http, policy, interval)", kind, file)
+            self.error(
+                .badSetting,
+                "unknown WAN setting \(kind.quotedForMessage) (interface, natpmp, dns, http, policy, interval)", kind,
+                file)
         }
     }
 
     /// `provider NAME KIND key=value...`, checking that secrets exist and are private.
     mutating func provider(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
         guard arguments.count >= 2 else {
-            return self.error(.missingField, "'provider' needs a name, a kind (rfc2136, dyndns2, cloudflare) and options", head, file)
+            return self.error(
+                .missingField, "'provider' needs a name, a kind (rfc2136, dyndns2, cloudflare) and options", head, file)
         }
         let nameToken = arguments[0]
         let kindToken = arguments[1]
@@ -235,10 +259,14 @@ package struct ConfigParser {
         case "dyndns2": allowed = ["url", "hostname", "username", "password-file"]
         case "cloudflare": allowed = ["zone-id", "record", "token-file"]
         default:
-            return self.error(.badSetting, "unknown provider kind \(kindToken.quotedForMessage) (rfc2136, dyndns2, cloudflare)", kindToken, file)
+            return self.error(
+                .badSetting, "unknown provider kind \(kindToken.quotedForMessage) (rfc2136, dyndns2, cloudflare)",
+                kindToken, file)
         }
         for (key, (_, token)) in options where !allowed.contains(key) {
-            self.error(.badOption, "unknown \(kindToken.string) option '\(key)' (\(allowed.joined(separator: ", ")))", token, file)
+            self.error(
+                .badOption, "unknown \(kindToken.string) option '\(key)' (\(allowed.joined(separator: ", ")))", token,
+                file)
         }
         var missing = false
         var values: [String: String] = [:]
@@ -247,7 +275,8 @@ package struct ConfigParser {
                 values[key] = value
             } else {
                 missing = true
-                self.error(.missingField, "\(kindToken.string) provider '\(nameToken.string)' needs \(key)=", kindToken, file)
+                self.error(
+                    .missingField, "\(kindToken.string) provider '\(nameToken.string)' needs \(key)=", kindToken, file)
             }
         }
         guard !missing else { return }
@@ -255,16 +284,24 @@ package struct ConfigParser {
         switch kindToken.string {
         case "rfc2136":
             guard let server = SocketAddress(values["server", default: ""], defaultPort: 53) else {
-                return self.error(.badAddress, "bad server address '\(values["server", default: ""])'", options["server"]?.1 ?? kindToken, file)
+                return self.error(
+                    .badAddress, "bad server address '\(values["server", default: ""])'",
+                    options["server"]?.1 ?? kindToken, file)
             }
-            guard let zone = try? DomainName(values["zone", default: ""]), let record = try? DomainName(values["record", default: ""]) else {
+            guard let zone = try? DomainName(values["zone", default: ""]),
+                let record = try? DomainName(values["record", default: ""])
+            else {
                 return self.error(.badName, "bad zone= or record= name", kindToken, file)
             }
-            kind = .rfc2136(server: server, zone: zone, record: record, keyFile: joinPath(self.directory, values["key", default: ""]))
+            kind = .rfc2136(
+                server: server, zone: zone, record: record,
+                keyFile: joinPath(self.directory, values["key", default: ""]))
         case "dyndns2":
             let url = values["url", default: ""]
             guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-                return self.error(.badSetting, "dyndns2 url must start with https:// (or http://)", options["url"]?.1 ?? kindToken, file)
+                return self.error(
+                    .badSetting, "dyndns2 url must start with https:// (or http://)", options["url"]?.1 ?? kindToken,
+                    file)
             }
             kind = .dyndns2(
                 url: url, hostname: values["hostname", default: ""], username: values["username", default: ""],

@@ -28,7 +28,8 @@ package enum Explanation {
             text += "answer: NOERROR, the chain leaves the served zones\n" + lines(chain)
             if view.recursion { text += "  (the rest is resolved through the upstream resolvers)\n" }
         case .notAuthoritative:
-            text += view.recursion
+            text +=
+                view.recursion
                 ? "answer: not in a served zone; forwarded to the upstream resolvers\n"
                 : "answer: not in a served zone; REFUSED (view '\(view.name)' has no recursion)\n"
         case .chainTooLong(let chain):

@@ -150,7 +150,8 @@ package struct Lexer {
             }
             if byte < 0x20 || byte == 0x7F {
                 diagnostics.append(
-                    Diagnostic(.unexpectedToken, "control character \\\(DomainName.threeDigits(byte)) in file", at: self.here))
+                    Diagnostic(
+                        .unexpectedToken, "control character \\\(DomainName.threeDigits(byte)) in file", at: self.here))
                 damaged = true
                 self.index += 1
                 continue

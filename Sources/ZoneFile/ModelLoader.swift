@@ -41,7 +41,8 @@ package enum ModelLoader {
             guard let apex = try? DomainName(apexText), !apex.isRoot else {
                 diagnostics.append(
                     Diagnostic(
-                        .badName, "zone file name '\(name)' is not a domain name followed by .zone (e.g. home.arpa.zone)",
+                        .badName,
+                        "zone file name '\(name)' is not a domain name followed by .zone (e.g. home.arpa.zone)",
                         at: SourceLocation(file: path, line: 1, column: 1)))
                 continue
             }

@@ -77,7 +77,8 @@ struct RDataParser {
                     at: self.owner.location(in: self.file))
             }
             throw self.fail(
-                .badRData, "\(type) data must be written in RFC 3597 form (\\# LENGTH HEX), not \(token.quotedForMessage)",
+                .badRData,
+                "\(type) data must be written in RFC 3597 form (\\# LENGTH HEX), not \(token.quotedForMessage)",
                 at: token)
         }
         try reader.finish()
@@ -151,7 +152,8 @@ struct TokenReader {
     mutating func uint16(_ what: String) throws(Diagnostic) -> UInt16 {
         let token = try self.next(what)
         guard !token.quoted, let value = UInt16(token.string) else {
-            throw self.parser.fail(.badRData, "bad \(self.type) field \(token.quotedForMessage): expected \(what) (0-65535)", at: token)
+            throw self.parser.fail(
+                .badRData, "bad \(self.type) field \(token.quotedForMessage): expected \(what) (0-65535)", at: token)
         }
         return value
     }
@@ -159,7 +161,8 @@ struct TokenReader {
     mutating func ttl(_ what: String) throws(Diagnostic) -> UInt32 {
         let token = try self.next(what)
         guard let value = TTLText.parse(token) else {
-            throw self.parser.fail(.badRData, "bad \(self.type) field \(token.quotedForMessage): expected \(what)", at: token)
+            throw self.parser.fail(
+                .badRData, "bad \(self.type) field \(token.quotedForMessage): expected \(what)", at: token)
         }
         return value
     }
@@ -169,7 +172,8 @@ struct TokenReader {
         let bytes = try Unescape.bytes(token, file: self.parser.file)
         guard bytes.count <= 255 else {
             throw self.parser.fail(
-                .badRData, "character-string is \(bytes.count) octets long (the limit is 255); split it into several strings",
+                .badRData,
+                "character-string is \(bytes.count) octets long (the limit is 255); split it into several strings",
                 at: token)
         }
         return bytes
@@ -177,7 +181,8 @@ struct TokenReader {
 
     func finish() throws(Diagnostic) {
         if let extra = self.tokens.first {
-            throw self.parser.fail(.unexpectedToken, "unexpected \(extra.quotedForMessage) after \(self.type) data", at: extra)
+            throw self.parser.fail(
+                .unexpectedToken, "unexpected \(extra.quotedForMessage) after \(self.type) data", at: extra)
         }
     }
 }
@@ -288,7 +293,10 @@ enum WireRData {
                 let refresh = reader.uint32(), let retry = reader.uint32(), let expire = reader.uint32(),
                 let minimum = reader.uint32()
             else { return nil }
-            data = .soa(SOAData(mname: mname, rname: rname, serial: serial, refresh: refresh, retry: retry, expire: expire, minimum: minimum))
+            data = .soa(
+                SOAData(
+                    mname: mname, rname: rname, serial: serial, refresh: refresh, retry: retry, expire: expire,
+                    minimum: minimum))
         case .txt:
             guard !bytes.isEmpty else { return nil }
             var strings: [[UInt8]] = []

@@ -19,7 +19,9 @@ package enum Validator {
         for view in model.views {
             if let first = seen[view.name] {
                 diagnostics.append(
-                    Diagnostic(.duplicateView, "view '\(view.name)' is defined twice; the first is at \(first)", at: view.location))
+                    Diagnostic(
+                        .duplicateView, "view '\(view.name)' is defined twice; the first is at \(first)",
+                        at: view.location))
                 continue
             }
             seen[view.name] = view.location
@@ -61,7 +63,8 @@ package enum Validator {
         if !model.views.contains(where: \.matchesAll), let last = model.views.last {
             diagnostics.append(
                 .warning(
-                    .noCatchAllView, "no view matches every client ('view NAME *'); clients outside all views are refused",
+                    .noCatchAllView,
+                    "no view matches every client ('view NAME *'); clients outside all views are refused",
                     at: last.location))
         }
     }
@@ -80,7 +83,9 @@ package enum Validator {
             }
             for source in zone.records where source.record.type == .soa && source.record.owner != zone.apex {
                 diagnostics.append(
-                    Diagnostic(.soaNotAtApex, "SOA must be at the zone apex \(zone.apex), not \(source.record.owner)", at: source.location))
+                    Diagnostic(
+                        .soaNotAtApex, "SOA must be at the zone apex \(zone.apex), not \(source.record.owner)",
+                        at: source.location))
             }
         }
     }
@@ -90,10 +95,13 @@ package enum Validator {
         for zone in model.zones {
             guard let proxy = zone.proxy else { continue }
             if !proxy.name.isSubdomain(of: zone.apex) {
-                diagnostics.append(Diagnostic(.outOfZone, "$PROXY \(proxy.name) is outside zone \(zone.apex)", at: proxy.location))
+                diagnostics.append(
+                    Diagnostic(.outOfZone, "$PROXY \(proxy.name) is outside zone \(zone.apex)", at: proxy.location))
             }
             if let first = names[proxy.name] {
-                diagnostics.append(Diagnostic(.duplicateProxy, "$PROXY \(proxy.name) is also declared at \(first)", at: proxy.location))
+                diagnostics.append(
+                    Diagnostic(.duplicateProxy, "$PROXY \(proxy.name) is also declared at \(first)", at: proxy.location)
+                )
             }
             names[proxy.name] = proxy.location
             if let clash = zone.records.first(where: { $0.record.owner == proxy.name }) {
@@ -114,7 +122,8 @@ package enum Validator {
             for view in model.views where proxy.addresses[view.name] == nil {
                 diagnostics.append(
                     .warning(
-                        .noProxy, "$PROXY \(proxy.name) has no address for view '\(view.name)'; sites resolve to nothing there",
+                        .noProxy,
+                        "$PROXY \(proxy.name) has no address for view '\(view.name)'; sites resolve to nothing there",
                         at: proxy.location))
             }
         }
@@ -130,19 +139,22 @@ package enum Validator {
             for siteIndex in zone.sites.indices {
                 let site = zone.sites[siteIndex]
                 if !site.name.isSubdomain(of: zone.apex) {
-                    diagnostics.append(Diagnostic(.outOfZone, "site \(site.name) is outside zone \(zone.apex)", at: site.location))
+                    diagnostics.append(
+                        Diagnostic(.outOfZone, "site \(site.name) is outside zone \(zone.apex)", at: site.location))
                 }
                 // A site in error is left out of compilation (proxyName nil) so it causes no echoes there.
                 var broken = false
                 if let first = hosts[site.name] {
-                    diagnostics.append(Diagnostic(.duplicateSite, "site \(site.name) is also declared at \(first)", at: site.location))
+                    diagnostics.append(
+                        Diagnostic(.duplicateSite, "site \(site.name) is also declared at \(first)", at: site.location))
                     broken = true
                 } else {
                     hosts[site.name] = site.location
                 }
                 if proxies.contains(where: { $0.name == site.name }) {
                     diagnostics.append(
-                        Diagnostic(.siteHasRecords, "site \(site.name) has the name of the $PROXY record", at: site.location))
+                        Diagnostic(
+                            .siteHasRecords, "site \(site.name) has the name of the $PROXY record", at: site.location))
                     broken = true
                 }
                 // At the apex the site's addresses are flattened beside SOA and NS; elsewhere it owns its name.
@@ -158,7 +170,10 @@ package enum Validator {
                 if let named = site.proxyName {
                     proxyName = proxies.contains { $0.name == named } ? named : nil
                     if proxyName == nil {
-                        diagnostics.append(Diagnostic(.noProxy, "site \(site.name) names proxy=\(named) but no $PROXY has that name", at: site.location))
+                        diagnostics.append(
+                            Diagnostic(
+                                .noProxy, "site \(site.name) names proxy=\(named) but no $PROXY has that name",
+                                at: site.location))
                     }
                 } else if let own = zone.proxy {
                     proxyName = own.name

@@ -44,7 +44,8 @@ package enum ZoneExporter {
         case .soa(let soa):
             "\(soa.mname) \(soa.rname) \(soa.serial) \(soa.refresh) \(soa.retry) \(soa.expire) \(soa.minimum)"
         case .txt(let strings): strings.map(ZoneExporter.quoted).joined(separator: " ")
-        case .caa(let flags, let tag, let value): "\(flags) \(String(decoding: tag, as: UTF8.self)) \(ZoneExporter.quoted(value))"
+        case .caa(let flags, let tag, let value):
+            "\(flags) \(String(decoding: tag, as: UTF8.self)) \(ZoneExporter.quoted(value))"
         case .generic(let bytes):
             bytes.isEmpty ? "\\# 0" : "\\# \(bytes.count) " + bytes.map { ZoneExporter.hex($0) }.joined()
         }

@@ -41,7 +41,9 @@ package struct ZoneParser {
             self.parse(bytes: bytes, state: &state, zone: &zone)
         case .failure(let problem):
             self.diagnostics.append(
-                Diagnostic(.fileUnreadable, "cannot read zone file: \(problem)", at: SourceLocation(file: path, line: 1, column: 1)))
+                Diagnostic(
+                    .fileUnreadable, "cannot read zone file: \(problem)",
+                    at: SourceLocation(file: path, line: 1, column: 1)))
         }
         zone.defaultTTL = state.defaultTTL ?? zone.defaultTTL
         return zone
@@ -60,7 +62,8 @@ package struct ZoneParser {
         var lexer = Lexer(bytes: bytes, file: state.file)
         while let entry = lexer.next(diagnostics: &self.diagnostics) {
             guard !entry.damaged else { continue }
-            if !entry.ownerOmitted, let first = entry.tokens.first, !first.quoted, first.text.first == UInt8(ascii: "$") {
+            if !entry.ownerOmitted, let first = entry.tokens.first, !first.quoted, first.text.first == UInt8(ascii: "$")
+            {
                 self.directive(entry, state: &state, zone: &zone)
             } else {
                 self.record(entry, state: &state, zone: &zone)
@@ -103,7 +106,9 @@ package struct ZoneParser {
         case "$SITE":
             self.site(head, arguments, state: &state, zone: &zone)
         case "$GENERATE":
-            self.error(.unknownDirective, "$GENERATE is a BIND extension Frontdoor does not take; write the records out", head, state)
+            self.error(
+                .unknownDirective, "$GENERATE is a BIND extension Frontdoor does not take; write the records out", head,
+                state)
         default:
             self.error(
                 .unknownDirective,
@@ -136,7 +141,9 @@ package struct ZoneParser {
         }
         let path = joinPath(self.root, relative)
         let rootResolved = self.files.resolve(self.root) ?? normalisePath(self.root)
-        let inside = { (candidate: String) in candidate.hasPrefix(rootResolved.hasSuffix("/") ? rootResolved : rootResolved + "/") }
+        let inside = { (candidate: String) in
+            candidate.hasPrefix(rootResolved.hasSuffix("/") ? rootResolved : rootResolved + "/")
+        }
         // Check the path as written first (`..`), then where its links lead.
         guard inside(normalisePath(joinPath(rootResolved, relative))) else {
             return self.error(
@@ -145,7 +152,9 @@ package struct ZoneParser {
                 fileToken, state)
         }
         guard let resolved = self.files.resolve(path) else {
-            return self.error(.fileUnreadable, "cannot read included file \(fileToken.quotedForMessage): no such file", fileToken, state)
+            return self.error(
+                .fileUnreadable, "cannot read included file \(fileToken.quotedForMessage): no such file", fileToken,
+                state)
         }
         guard inside(resolved) else {
             return self.error(
@@ -158,7 +167,9 @@ package struct ZoneParser {
         }
         switch self.files.read(path) {
         case .failure(let problem):
-            self.error(.fileUnreadable, "cannot read included file \(fileToken.quotedForMessage): \(problem)", fileToken, state)
+            self.error(
+                .fileUnreadable, "cannot read included file \(fileToken.quotedForMessage): \(problem)", fileToken, state
+            )
         case .success(let bytes):
             // RFC 1035 §5.1: the included file starts at the given origin; ours is unchanged after it.
             var inner = state
@@ -173,7 +184,8 @@ package struct ZoneParser {
 
     mutating func view(_ head: Token, _ arguments: ArraySlice<Token>, state: inout State) {
         guard let token = arguments.first else {
-            return self.error(.missingField, "$VIEW needs a view name, a comma-separated list, or '*' for every view", head, state)
+            return self.error(
+                .missingField, "$VIEW needs a view name, a comma-separated list, or '*' for every view", head, state)
         }
         self.expectEnd(arguments.dropFirst(), after: "$VIEW", state: state)
         if token.string == "*" {
@@ -193,7 +205,9 @@ package struct ZoneParser {
                 names.insert(name)
             } else {
                 ok = false
-                self.error(.unknownView, "unknown view '\(name)' (defined: \(self.viewNames.joined(separator: ", ")))", token, state)
+                self.error(
+                    .unknownView, "unknown view '\(name)' (defined: \(self.viewNames.joined(separator: ", ")))", token,
+                    state)
             }
         }
         return ok ? names : nil
@@ -206,21 +220,25 @@ package struct ZoneParser {
         guard let name = self.name(nameToken, state: state) else { return }
         if let existing = zone.proxy {
             return self.error(
-                .duplicateProxy, "second $PROXY in zone \(zone.apex); the first is at \(existing.location)", head, state)
+                .duplicateProxy, "second $PROXY in zone \(zone.apex); the first is at \(existing.location)", head, state
+            )
         }
         var addresses: [String: [ProxyAddress]] = [:]
         var ttl = state.defaultTTL ?? zone.defaultTTL
         for token in arguments.dropFirst() {
             guard let (key, value) = self.option(token, state: state) else { continue }
             if key == "ttl" {
-                if let value = self.ttl(Token(text: Array(value.utf8), quoted: false, line: token.line, column: token.column), state: state) {
+                if let value = self.ttl(
+                    Token(text: Array(value.utf8), quoted: false, line: token.line, column: token.column), state: state)
+                {
                     ttl = value
                 }
                 continue
             }
             guard self.viewNames.contains(key) else {
                 self.error(
-                    .unknownView, "unknown view '\(key)' in $PROXY (defined: \(self.viewNames.joined(separator: ", ")))",
+                    .unknownView,
+                    "unknown view '\(key)' in $PROXY (defined: \(self.viewNames.joined(separator: ", ")))",
                     token, state)
                 continue
             }
@@ -232,7 +250,9 @@ package struct ZoneParser {
                     if let address = IPAddress(part) {
                         addresses[key, default: []].append(.fixed(address))
                     } else {
-                        self.error(.badAddress, "bad address '\(part)' for view '\(key)' (an IP address, 'auto' or 'auto6')", token, state)
+                        self.error(
+                            .badAddress, "bad address '\(part)' for view '\(key)' (an IP address, 'auto' or 'auto6')",
+                            token, state)
                     }
                 }
             }
@@ -248,7 +268,8 @@ package struct ZoneParser {
             return self.error(.missingField, "$SITE needs a host name and at least one backend", head, state)
         }
         guard let name = self.name(nameToken, state: state) else { return }
-        var site = Site(name: name, backends: [], ttl: state.defaultTTL ?? zone.defaultTTL, location: self.location(head, state))
+        var site = Site(
+            name: name, backends: [], ttl: state.defaultTTL ?? zone.defaultTTL, location: self.location(head, state))
         var ok = true
         for token in arguments.dropFirst() {
             let text = token.string
@@ -270,28 +291,34 @@ package struct ZoneParser {
                 }
                 site.balance = policy
             case "health":
-                guard value.hasPrefix("/"), !value.contains(where: { $0 == " " || $0.asciiValue.map { $0 < 0x21 || $0 == 0x7F } ?? false }) else {
+                guard value.hasPrefix("/"),
+                    !value.contains(where: { $0 == " " || $0.asciiValue.map { $0 < 0x21 || $0 == 0x7F } ?? false })
+                else {
                     ok = false
                     self.error(.badOption, "health check path must start with '/' and contain no spaces", token, state)
                     continue
                 }
                 site.healthPath = value
             case "views":
-                let viewToken = Token(text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 6)
+                let viewToken = Token(
+                    text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 6)
                 if let names = self.viewList(viewToken, state: state) { site.scope = .only(names) } else { ok = false }
             case "ttl":
                 let ttlToken = Token(text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 4)
                 if let ttl = self.ttl(ttlToken, state: state) { site.ttl = ttl } else { ok = false }
             case "proxy":
-                let proxyToken = Token(text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 6)
+                let proxyToken = Token(
+                    text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 6)
                 if let proxy = self.name(proxyToken, state: state) { site.proxyName = proxy } else { ok = false }
             default:
                 ok = false
-                self.error(.badOption, "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy)", token, state)
+                self.error(
+                    .badOption, "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy)", token, state)
             }
         }
         if site.backends.isEmpty && ok {
-            self.error(.missingField, "$SITE \(nameToken.quotedForMessage) has no backend (http://ADDRESS:PORT)", head, state)
+            self.error(
+                .missingField, "$SITE \(nameToken.quotedForMessage) has no backend (http://ADDRESS:PORT)", head, state)
             ok = false
         }
         if ok { zone.sites.append(site) }
@@ -312,7 +339,8 @@ package struct ZoneParser {
         var text = token.string
         guard text.hasPrefix("http://") else {
             let scheme = text.prefix { $0 != ":" }
-            self.error(.badBackend, "backend scheme '\(scheme)' is not supported; use http://ADDRESS:PORT", token, state)
+            self.error(
+                .badBackend, "backend scheme '\(scheme)' is not supported; use http://ADDRESS:PORT", token, state)
             return nil
         }
         text.removeFirst("http://".count)
@@ -365,8 +393,13 @@ package struct ZoneParser {
                 sawClass = true
                 continue
             }
-            if !sawClass, ["CH", "HS", "CS", "NONE"].contains(where: token.matches) || token.string.uppercased().hasPrefix("CLASS") {
-                return self.error(.unsupportedClass, "class \(token.quotedForMessage) is not served; Frontdoor serves class IN only", token, state)
+            if !sawClass,
+                ["CH", "HS", "CS", "NONE"].contains(where: token.matches)
+                    || token.string.uppercased().hasPrefix("CLASS")
+            {
+                return self.error(
+                    .unsupportedClass, "class \(token.quotedForMessage) is not served; Frontdoor serves class IN only",
+                    token, state)
             }
             typeToken = token
             break
@@ -384,7 +417,8 @@ package struct ZoneParser {
             return self.error(.unknownRecordType, "unknown record type \(typeToken.quotedForMessage)", typeToken, state)
         }
         guard ![.any, .axfr, .ixfr, .opt].contains(type) else {
-            return self.error(.unknownRecordType, "\(type) is a query type and cannot appear in zone data", typeToken, state)
+            return self.error(
+                .unknownRecordType, "\(type) is a query type and cannot appear in zone data", typeToken, state)
         }
         let parser = RDataParser(file: state.file, origin: state.origin, owner: typeToken)
         let data: RData
@@ -418,7 +452,8 @@ package struct ZoneParser {
             return self.error(.rdataTooLong, "record data is longer than 65535 octets", typeToken, state)
         }
         zone.records.append(
-            SourceRecord(record: record, scope: state.scope, location: self.location(ownerToken, state), explicitTTL: explicit))
+            SourceRecord(
+                record: record, scope: state.scope, location: self.location(ownerToken, state), explicitTTL: explicit))
     }
 
     // MARK: Fields

@@ -125,6 +125,7 @@ public struct Diagnostics: Sendable {
 
     /// Sorted by file, line and column, as a compiler prints them.
     public var sorted: [Diagnostic] {
-        self.all.enumerated().sorted { ($0.element.location, $0.offset) < ($1.element.location, $1.offset) }.map(\.element)
+        self.all.enumerated().sorted { ($0.element.location, $0.offset) < ($1.element.location, $1.offset) }.map(
+            \.element)
     }
 }

@@ -141,7 +141,9 @@ public struct DomainName: Hashable, Sendable, Comparable, CustomStringConvertibl
     public func prepending(_ label: [UInt8]) throws(NameError) -> DomainName {
         guard !label.isEmpty else { throw .emptyLabel }
         guard label.count <= 63 else { throw .labelTooLong(length: label.count) }
-        guard self.wire.count + label.count + 1 <= 255 else { throw .nameTooLong(length: self.wire.count + label.count + 1) }
+        guard self.wire.count + label.count + 1 <= 255 else {
+            throw .nameTooLong(length: self.wire.count + label.count + 1)
+        }
         return DomainName(uncheckedWire: [UInt8(label.count)] + label.map(DomainName.lowercase) + self.wire)
     }
 

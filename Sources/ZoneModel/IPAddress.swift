@@ -65,7 +65,10 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var bytes: [UInt8] {
-        [UInt8(self.value >> 24), UInt8(self.value >> 16 & 0xFF), UInt8(self.value >> 8 & 0xFF), UInt8(self.value & 0xFF)]
+        [
+            UInt8(self.value >> 24), UInt8(self.value >> 16 & 0xFF), UInt8(self.value >> 8 & 0xFF),
+            UInt8(self.value & 0xFF),
+        ]
     }
 
     public var description: String {
@@ -95,7 +98,10 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
         if bytes.starts(with: [58, 58]) {
             sawGap = true
             index = 2
-            if index == bytes.count { self.init(high: 0, low: 0); return }
+            if index == bytes.count {
+                self.init(high: 0, low: 0)
+                return
+            }
         } else if bytes.first == 58 {
             return nil
         }

@@ -87,7 +87,10 @@ public enum RData: Hashable, Sendable {
     public var wire: [UInt8] {
         var bytes: [UInt8] = []
         func put16(_ value: UInt16) { bytes += [UInt8(value >> 8), UInt8(value & 0xFF)] }
-        func put32(_ value: UInt32) { put16(UInt16(value >> 16)); put16(UInt16(value & 0xFFFF)) }
+        func put32(_ value: UInt32) {
+            put16(UInt16(value >> 16))
+            put16(UInt16(value & 0xFFFF))
+        }
         switch self {
         case .a(let address): bytes = address.bytes
         case .aaaa(let address): bytes = address.bytes

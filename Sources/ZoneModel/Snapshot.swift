@@ -198,7 +198,8 @@ public struct CompiledView: Sendable {
         }
         guard let cut, let ns = self.nodes[cut]?.rrset(.ns) else { return nil }
         let nameServers = ns.records(owner: cut)
-        return .referral(chain: chain, nameServers: nameServers, glue: self.addresses(of: nameServers.compactMap(\.data.target)))
+        return .referral(
+            chain: chain, nameServers: nameServers, glue: self.addresses(of: nameServers.compactMap(\.data.target)))
     }
 
     /// A/AAAA records for in-view targets of MX, SRV and NS answers (RFC 1035 §3.3.9, RFC 2782).
@@ -285,7 +286,9 @@ public struct CompiledSite: Hashable, Sendable {
     /// Indices of the views that may see this site.
     public let viewIndices: Set<Int>
 
-    public init(name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>) {
+    public init(
+        name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>
+    ) {
         self.name = name
         self.backends = backends
         self.balance = balance

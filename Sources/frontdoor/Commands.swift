@@ -1,10 +1,11 @@
+import ZoneFile
+import ZoneModel
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
     import Musl
 #endif
-import ZoneFile
-import ZoneModel
 
 /// Exit codes (sysexits.h): 0 ok, 1 runtime failure, 64 usage, 65 bad config.
 enum ExitCode: Int32 {
@@ -179,7 +180,9 @@ enum ExportCommand {
         let (_, snapshot) = loadSnapshot(directory: directory, wan: try wanAddresses(arguments))
         guard let snapshot else { return .badConfig }
         guard let view = snapshot.view(named: viewName) else {
-            printError("frontdoor export: no view '\(viewName)' (views: \(snapshot.views.map(\.name).joined(separator: ", ")))")
+            printError(
+                "frontdoor export: no view '\(viewName)' (views: \(snapshot.views.map(\.name).joined(separator: ", ")))"
+            )
             return .usage
         }
         let apex: DomainName
@@ -191,7 +194,9 @@ enum ExportCommand {
             apex = name
         } else {
             guard view.zones.count == 1, let only = view.zones.keys.first else {
-                printError("frontdoor export: DIR serves \(view.zones.count) zones; choose one with --zone (\(zoneList(view)))")
+                printError(
+                    "frontdoor export: DIR serves \(view.zones.count) zones; choose one with --zone (\(zoneList(view)))"
+                )
                 return .usage
             }
             apex = only
@@ -215,8 +220,12 @@ enum ExplainCommand {
 
     static func run(_ words: [String]) throws(UsageError) -> ExitCode {
         let arguments = try Arguments(words, valued: ["--from", "--wan"], boolean: [])
-        guard let fromText = arguments.value("--from") else { throw UsageError(message: "explain needs --from ADDRESS") }
-        guard let client = IPAddress(fromText) else { throw UsageError(message: "--from: '\(fromText)' is not an IP address") }
+        guard let fromText = arguments.value("--from") else {
+            throw UsageError(message: "explain needs --from ADDRESS")
+        }
+        guard let client = IPAddress(fromText) else {
+            throw UsageError(message: "--from: '\(fromText)' is not an IP address")
+        }
         var positional = arguments.positional
         guard !positional.isEmpty else { throw UsageError(message: "explain needs a NAME") }
         let nameText = positional.removeFirst()

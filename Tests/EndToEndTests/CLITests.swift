@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import ZoneFile
 import ZoneModel
 
@@ -49,11 +49,15 @@ import ZoneModel
         #expect(lan.status == 0 && wan.status == 0, "\(lan.stderr)\(wan.stderr)")
         let onlyLAN = self.records(lan.stdout).subtracting(self.records(wan.stdout))
         let onlyWAN = self.records(wan.stdout).subtracting(self.records(lan.stdout))
-        #expect(onlyLAN == [
-            "reverseproxy.example.com.\t300\tIN\tA\t192.0.2.42", "nas.example.com.\t300\tIN\tCNAME\treverseproxy.example.com.",
-        ])
+        #expect(
+            onlyLAN == [
+                "reverseproxy.example.com.\t300\tIN\tA\t192.0.2.42",
+                "nas.example.com.\t300\tIN\tCNAME\treverseproxy.example.com.",
+            ])
         #expect(onlyWAN == ["reverseproxy.example.com.\t300\tIN\tA\t203.0.113.1"])
-        guard let checker = Tool.find("named-checkzone") else { return Tool.skip("named-checkzone", package: "bind9-utils") }
+        guard let checker = Tool.find("named-checkzone") else {
+            return Tool.skip("named-checkzone", package: "bind9-utils")
+        }
         let directory = try Tool.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for (name, outcome) in [("lan", lan), ("wan", wan)] {
@@ -67,7 +71,9 @@ import ZoneModel
 
     @Test(arguments: ["syntax.zone", "sites.zone", "include.zone", "delegation.zone"])
     func everyGoodFixtureExportPassesNamedCheckzone(fixture: String) throws {
-        guard let checker = Tool.find("named-checkzone") else { return Tool.skip("named-checkzone", package: "bind9-utils") }
+        guard let checker = Tool.find("named-checkzone") else {
+            return Tool.skip("named-checkzone", package: "bind9-utils")
+        }
         let snapshot = try #require(Fixtures.compileFixture("ok", fixture).snapshot)
         let apex = Fixtures.apex(of: Fixtures.text("Tests/Fixtures/zones/ok/\(fixture)"))
         let directory = try Tool.temporaryDirectory()
@@ -83,15 +89,16 @@ import ZoneModel
     @Test func explainShowsViewChainAnswerAndRoute() throws {
         let lan = try self.frontdoor("explain", "myapp.example.com", "--from", "192.0.2.100", "zones")
         #expect(lan.status == 0)
-        #expect(lan.stdout == """
-            question: myapp.example.com. A from 192.0.2.100
-            view: lan (matched 192.0.2.0/24, recursion allowed)
-            answer: NOERROR, 2 record(s)
-              myapp.example.com.\t300\tIN\tCNAME\treverseproxy.example.com.
-              reverseproxy.example.com.\t300\tIN\tA\t192.0.2.42
-            proxy: site myapp.example.com. (least-conn, health /healthz): http://192.0.2.70:80 http://192.0.2.71:80
+        #expect(
+            lan.stdout == """
+                question: myapp.example.com. A from 192.0.2.100
+                view: lan (matched 192.0.2.0/24, recursion allowed)
+                answer: NOERROR, 2 record(s)
+                  myapp.example.com.\t300\tIN\tCNAME\treverseproxy.example.com.
+                  reverseproxy.example.com.\t300\tIN\tA\t192.0.2.42
+                proxy: site myapp.example.com. (least-conn, health /healthz): http://192.0.2.70:80 http://192.0.2.71:80
 
-            """)
+                """)
         let wan = try self.frontdoor("explain", "nas.example.com", "A", "--from", "198.51.100.7", "zones")
         #expect(wan.stdout.contains("view: wan (matched *)"))
         #expect(wan.stdout.contains("answer: NXDOMAIN"))
@@ -110,7 +117,8 @@ import ZoneModel
     }
 
     @Test(arguments: [
-        ["frobnicate"], ["export", "zones"], ["explain", "--from", "192.0.2.1"], ["explain", "x.example.", "--from", "nope"],
+        ["frobnicate"], ["export", "zones"], ["explain", "--from", "192.0.2.1"],
+        ["explain", "x.example.", "--from", "nope"],
         ["check", "--bogus"], ["export", "--view"],
     ])
     func misuseExitsWith64(arguments: [String]) throws {

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-60}"
 export FRONTDOOR_FUZZ=1
-swift build -c debug --scratch-path .build-fuzz --product LexerFuzzer >/dev/null
+# -sanitize=fuzzer on every module, so libFuzzer sees coverage in ZoneModel and ZoneFile, not only the harness.
+swift build -c debug --scratch-path .build-fuzz --product LexerFuzzer -Xswiftc -sanitize=fuzzer,address >/dev/null
 mkdir -p Tests/Fuzz/crashes Tests/Fuzz/corpus/lexer
 # Seed the corpus with every zone the project ships or tests.
 for f in zones/*.zone zones/*.conf Tests/Fixtures/zones/ok/* Tests/Fixtures/zones/bad/* Tests/Fixtures/conf/*; do

@@ -88,7 +88,8 @@ package enum Fixtures {
         case .noData(let chain, let soa): return ["NODATA"] + lines(chain) + [";authority"] + lines([soa])
         case .nxDomain(let chain, let soa): return ["NXDOMAIN"] + lines(chain) + [";authority"] + lines([soa])
         case .referral(let chain, let nameServers, let glue):
-            return ["REFERRAL"] + lines(chain) + [";authority"] + lines(nameServers) + (glue.isEmpty ? [] : [";additional"] + lines(glue))
+            return ["REFERRAL"] + lines(chain) + [";authority"] + lines(nameServers)
+                + (glue.isEmpty ? [] : [";additional"] + lines(glue))
         case .partial(let chain): return ["PARTIAL"] + lines(chain)
         case .notAuthoritative: return ["NOTAUTH"]
         case .chainTooLong(let chain): return ["CHAIN-TOO-LONG"] + lines(chain)

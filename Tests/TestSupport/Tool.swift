@@ -13,7 +13,8 @@ package enum Tool {
     package static let frontdoor: String = {
         let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
         let candidates = [
-            bundleDirectory + "/frontdoor", Fixtures.root + "/.build/debug/frontdoor", Fixtures.root + "/.build/release/frontdoor",
+            bundleDirectory + "/frontdoor", Fixtures.root + "/.build/debug/frontdoor",
+            Fixtures.root + "/.build/release/frontdoor",
         ]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[1]
     }()

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import ZoneFile
 import ZoneModel
 
@@ -30,7 +30,8 @@ import ZoneModel
         let memory = MemoryFiles(files, modes: modes)
         let (model, loaded) = ModelLoader.load(directory: "/fixture", files: memory)
         var mutable = model
-        let result = Pipeline.finish(&mutable, diagnostics: loaded, inputs: CompileInputs(dateSerial: Fixtures.dateSerial))
+        let result = Pipeline.finish(
+            &mutable, diagnostics: loaded, inputs: CompileInputs(dateSerial: Fixtures.dateSerial))
         let printed = result.diagnostics.sorted.map { $0.description.replacingOccurrences(of: "/fixture/", with: "") }
         let expected = parts[1].split(separator: "\n").map(String.init)
         #expect(printed == expected)

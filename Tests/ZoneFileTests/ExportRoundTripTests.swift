@@ -1,14 +1,18 @@
-import Testing
 import TestSupport
+import Testing
 import ZoneFile
 import ZoneModel
 
 /// `export` prints plain RFC 1035 text; parsing and compiling that text must give the same answers.
 @Suite struct ExportRoundTripTests {
-    static let cases: [(fixture: String, view: String)] = ["syntax.zone", "sites.zone", "include.zone", "delegation.zone"]
-        .flatMap { name in ["lan", "wan"].map { (name, $0) } }
+    static let cases: [(fixture: String, view: String)] = [
+        "syntax.zone", "sites.zone", "include.zone", "delegation.zone",
+    ]
+    .flatMap { name in ["lan", "wan"].map { (name, $0) } }
 
-    static let types: [RecordType] = [.a, .aaaa, .cname, .mx, .txt, .ns, .soa, .srv, .caa, .ptr, RecordType(rawValue: 65400), .any]
+    static let types: [RecordType] = [
+        .a, .aaaa, .cname, .mx, .txt, .ns, .soa, .srv, .caa, .ptr, RecordType(rawValue: 65400), .any,
+    ]
 
     @Test(arguments: cases)
     func exportParsesBackToTheSameAnswers(fixture: String, view viewName: String) throws {

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 import ZoneFile
 import ZoneModel
 
@@ -45,7 +45,8 @@ import ZoneModel
         let text = Fixtures.text("Tests/Fixtures/zones/bad/\(name)")
         let result = Fixtures.compileFixture("bad", name)
         #expect(result.snapshot == nil, "a model with errors must not be published")
-        let actual = Set(result.diagnostics.all.map { "\($0.location.line) \($0.severity.rawValue) \($0.code.rawValue)" })
+        let actual = Set(
+            result.diagnostics.all.map { "\($0.location.line) \($0.severity.rawValue) \($0.code.rawValue)" })
         let expected = Self.expectations(text)
         #expect(expected.subtracting(actual).isEmpty, "missing: \(expected.subtracting(actual).sorted())")
         #expect(
@@ -67,11 +68,14 @@ import ZoneModel
     }
 
     @Test func diagnosticsQuoteTheTokenAndPointAtItsColumn() {
-        let result = Fixtures.compile(zones: [("z.zone", "$TTL 300\n@ NS ns1\nwww  AAA 192.0.2.1\nmail A 192.0.2.300\nns1 A 192.0.2.53\n")])
-        let printed = result.diagnostics.sorted.map(\.description)
-        #expect(printed == [
-            "/fixture/z.zone:3:6: error: unknown record type 'AAA'",
-            "/fixture/z.zone:4:8: error: bad IPv4 address '192.0.2.300'",
+        let result = Fixtures.compile(zones: [
+            ("z.zone", "$TTL 300\n@ NS ns1\nwww  AAA 192.0.2.1\nmail A 192.0.2.300\nns1 A 192.0.2.53\n")
         ])
+        let printed = result.diagnostics.sorted.map(\.description)
+        #expect(
+            printed == [
+                "/fixture/z.zone:3:6: error: unknown record type 'AAA'",
+                "/fixture/z.zone:4:8: error: bad IPv4 address '192.0.2.300'",
+            ])
     }
 }

@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 import ZoneFile
 import ZoneModel
 
@@ -23,7 +23,8 @@ import ZoneModel
 
     @Test func leadingWhiteSpaceMeansTheOwnerIsOmitted() {
         var diagnostics = Diagnostics()
-        let entries = Lexer.entries(of: Array("www A 192.0.2.1\n  AAAA 2001:db8::1\n".utf8), file: "t", diagnostics: &diagnostics)
+        let entries = Lexer.entries(
+            of: Array("www A 192.0.2.1\n  AAAA 2001:db8::1\n".utf8), file: "t", diagnostics: &diagnostics)
         #expect(entries.map(\.ownerOmitted) == [false, true])
         #expect(entries.map(\.line) == [1, 2])
     }

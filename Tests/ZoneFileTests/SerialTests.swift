@@ -1,5 +1,5 @@
-import Testing
 import TestSupport
+import Testing
 import ZoneFile
 import ZoneModel
 
@@ -25,7 +25,8 @@ import ZoneModel
         let first = Fixtures.compile(zones: [("z.zone", self.zone)])
         let book = try #require(first.snapshot).serials
         // A restart on a later day: the stored book says nothing changed, so the serial stays.
-        let again = Fixtures.compile(zones: [("z.zone", self.zone)], serials: SerialBook(text: book.text), dateSerial: 2_024_070_100)
+        let again = Fixtures.compile(
+            zones: [("z.zone", self.zone)], serials: SerialBook(text: book.text), dateSerial: 2_024_070_100)
         #expect(try self.serial(again) == Fixtures.dateSerial)
     }
 
@@ -34,13 +35,15 @@ import ZoneModel
         let book = try #require(first.snapshot).serials
         let changed = Fixtures.compile(zones: [("z.zone", self.zone + "new A 192.0.2.81\n")], serials: book)
         #expect(try self.serial(changed) == Fixtures.dateSerial + 1)
-        let changedAgain = Fixtures.compile(zones: [("z.zone", self.zone + "new A 192.0.2.82\n")], serials: try #require(changed.snapshot).serials)
+        let changedAgain = Fixtures.compile(
+            zones: [("z.zone", self.zone + "new A 192.0.2.82\n")], serials: try #require(changed.snapshot).serials)
         #expect(try self.serial(changedAgain) == Fixtures.dateSerial + 2)
     }
 
     @Test func serialNeverGoesBackwardsWhenTheClockDoes() throws {
         let stored = SerialBook(entries: [
-            SerialBook.key(view: "lan", apex: try DomainName("home.arpa.")): .init(contentHash: 1, serial: 2_030_010_105)
+            SerialBook.key(view: "lan", apex: try DomainName("home.arpa.")): .init(
+                contentHash: 1, serial: 2_030_010_105)
         ])
         let result = Fixtures.compile(zones: [("z.zone", self.zone)], serials: stored)
         #expect(try self.serial(result) == 2_030_010_106)
@@ -55,7 +58,8 @@ import ZoneModel
         let proxied = "$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=auto\n"
         let before = Fixtures.compile(zones: [("z.zone", proxied)], wan: WANAddresses(v4: IPv4Address("203.0.113.1")))
         let book = try #require(before.snapshot).serials
-        let after = Fixtures.compile(zones: [("z.zone", proxied)], wan: WANAddresses(v4: IPv4Address("203.0.113.2")), serials: book)
+        let after = Fixtures.compile(
+            zones: [("z.zone", proxied)], wan: WANAddresses(v4: IPv4Address("203.0.113.2")), serials: book)
         #expect(try self.serial(after, view: "lan") == Fixtures.dateSerial)
         #expect(try self.serial(after, view: "wan") == Fixtures.dateSerial + 1)
     }

@@ -39,7 +39,8 @@ import ZoneModel
             try DomainName([label, label, label, label].joined(separator: ".") + ".")
         }
         // 3 * 64 + 62 + 1 = 255 octets: the largest legal name.
-        let largest = try DomainName([label, label, label, String(repeating: "b", count: 61)].joined(separator: ".") + ".")
+        let largest = try DomainName(
+            [label, label, label, String(repeating: "b", count: 61)].joined(separator: ".") + ".")
         #expect(largest.wire.count == 255)
     }
 
@@ -62,8 +63,10 @@ import ZoneModel
 
     @Test func canonicalOrderFollowsRFC4034() throws {
         // RFC 4034 §6.1's own example order.
-        let names = ["example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.", "zABC.a.EXAMPLE.", "z.example.",
-                     "\\001.z.example.", "*.z.example.", "\\200.z.example."]
+        let names = [
+            "example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.", "zABC.a.EXAMPLE.", "z.example.",
+            "\\001.z.example.", "*.z.example.", "\\200.z.example.",
+        ]
         let parsed = try names.map { try DomainName($0) }
         #expect(parsed.shuffled().sorted() == parsed)
     }

@@ -30,10 +30,14 @@ import ZoneModel
 
     @Test func prefixesContainTheirAddressesOnly() throws {
         guard case .success(let lan) = CIDR.parse("192.0.2.0/24"), case .success(let v6) = CIDR.parse("2001:db8:1::/48")
-        else { Issue.record("prefixes did not parse"); return }
+        else {
+            Issue.record("prefixes did not parse")
+            return
+        }
         #expect(lan.contains(try #require(IPAddress("192.0.2.200"))))
         #expect(!lan.contains(try #require(IPAddress("192.0.3.1"))))
-        #expect(lan.contains(try #require(IPAddress("::ffff:192.0.2.9"))), "dual-stack sockets report IPv4 clients mapped")
+        #expect(
+            lan.contains(try #require(IPAddress("::ffff:192.0.2.9"))), "dual-stack sockets report IPv4 clients mapped")
         #expect(v6.contains(try #require(IPAddress("2001:db8:1:ffff::1"))))
         #expect(!v6.contains(try #require(IPAddress("2001:db8:2::1"))))
         #expect(!v6.contains(try #require(IPAddress("192.0.2.1"))))
@@ -46,9 +50,13 @@ import ZoneModel
     }
 
     @Test func coverageBetweenPrefixes() {
-        guard case .success(let wide) = CIDR.parse("192.0.2.0/24"), case .success(let narrow) = CIDR.parse("192.0.2.128/25"),
+        guard case .success(let wide) = CIDR.parse("192.0.2.0/24"),
+            case .success(let narrow) = CIDR.parse("192.0.2.128/25"),
             case .success(let everything) = CIDR.parse("0.0.0.0/0")
-        else { Issue.record("prefixes did not parse"); return }
+        else {
+            Issue.record("prefixes did not parse")
+            return
+        }
         #expect(wide.covers(narrow))
         #expect(!narrow.covers(wide))
         #expect(everything.covers(wide))
