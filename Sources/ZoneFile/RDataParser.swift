@@ -214,8 +214,8 @@ enum Unescape {
 }
 
 /// TTLs: plain seconds, or BIND-style units (`1h30m`, `2d`); at most 2^31 - 1 (RFC 2181 §8).
-enum TTLText {
-    static let maximum: UInt64 = 2_147_483_647
+package enum TTLText {
+    package static let maximum: UInt64 = 2_147_483_647
 
     static func parse(_ token: Token) -> UInt32? {
         guard !token.quoted else { return nil }
@@ -223,7 +223,7 @@ enum TTLText {
     }
 
     /// The value in seconds, or nil when the text is not a TTL at all or exceeds the maximum.
-    static func parse(_ text: [UInt8]) -> UInt32? {
+    package static func parse(_ text: [UInt8]) -> UInt32? {
         guard let value = self.parseUnbounded(text), value <= self.maximum else { return nil }
         return UInt32(value)
     }
@@ -254,12 +254,13 @@ enum TTLText {
             default: return nil
             }
             guard digits > 0 else { return nil }
-            total += number * multiplier
+            // Saturate: anything past the maximum is reported as too large, never wrapped.
+            total = min(total + number * multiplier, TTLText.maximum + 1)
             number = 0
             digits = 0
             sawUnit = true
         }
-        total += number
+        total = min(total + number, TTLText.maximum + 1)
         return sawUnit || digits > 0 ? total : nil
     }
 }

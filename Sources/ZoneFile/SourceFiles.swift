@@ -39,12 +39,15 @@ package struct DiskFiles: SourceFiles {
     package init() {}
 
     package func read(_ path: String) -> Result<[UInt8], FileProblem> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK so that opening a FIFO does not wait for a writer; regular files ignore it.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return .failure(FileProblem(DiskFiles.errorText())) }
         defer { close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0 else { return .failure(FileProblem(DiskFiles.errorText())) }
+        // Only regular files: a FIFO or a device (say /dev/zero through $INCLUDE) would block or never end.
         guard status.st_mode & S_IFMT != S_IFDIR else { return .failure(FileProblem("is a directory")) }
+        guard status.st_mode & S_IFMT == S_IFREG else { return .failure(FileProblem("is not a regular file")) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -85,6 +88,44 @@ package struct DiskFiles: SourceFiles {
         var status = stat()
         guard stat(path, &status) == 0 else { return nil }
         return UInt32(status.st_mode) & 0o7777
+    }
+
+    /// Replaces `path` with `bytes` so that a crash at any moment leaves the old file or the new one, never
+    /// a torn one: write a temporary file beside it, fsync it, rename it over, fsync the directory.
+    package func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) -> FileProblem? {
+        let temporary = path + ".tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { return FileProblem("cannot create \(temporary): \(DiskFiles.errorText())") }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                let problem = FileProblem("cannot write \(temporary): \(DiskFiles.errorText())")
+                close(fd)
+                unlink(temporary)
+                return problem
+            }
+            written += count
+        }
+        guard fsync(fd) == 0, close(fd) == 0 else {
+            let problem = FileProblem("cannot flush \(temporary): \(DiskFiles.errorText())")
+            unlink(temporary)
+            return problem
+        }
+        guard rename(temporary, path) == 0 else {
+            let problem = FileProblem("cannot rename \(temporary) to \(path): \(DiskFiles.errorText())")
+            unlink(temporary)
+            return problem
+        }
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let directoryFD = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directoryFD >= 0 {
+            fsync(directoryFD)
+            close(directoryFD)
+        }
+        return nil
     }
 
     static func errorText() -> String {

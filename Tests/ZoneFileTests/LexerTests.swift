@@ -93,3 +93,18 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct TTLTests {
+    @Test(arguments: [
+        ("300", UInt32(300)), ("1h30m", 5400), ("2w", 1_209_600), ("1D", 86400), ("0", 0),
+        ("2147483647", 2_147_483_647),
+    ])
+    func parsesSecondsAndUnits(text: String, expected: UInt32) {
+        #expect(TTLText.parse(Array(text.utf8)) == expected)
+    }
+
+    @Test(arguments: ["2147483648", "999999999999w999999999999w999999999999w999999999999w", "1x", "h", "1h1x"])
+    func rejectsWhatIsTooLargeOrNotATTL(text: String) {
+        #expect(TTLText.parse(Array(text.utf8)) == nil)
+    }
+}
