@@ -16,6 +16,16 @@ var targets: [Target] = [
         dependencies: ["ZoneModel"],
         exclude: ["README.md"]
     ),
+    .target(
+        name: "DNSWire",
+        dependencies: ["ZoneModel"],
+        exclude: ["README.md"]
+    ),
+    .target(
+        name: "DNSServer",
+        dependencies: ["ZoneModel", "DNSWire"],
+        exclude: ["README.md"]
+    ),
     .executableTarget(
         name: "frontdoor",
         dependencies: ["ZoneModel", "ZoneFile"],
@@ -33,6 +43,14 @@ var targets: [Target] = [
     .testTarget(
         name: "ZoneFileTests",
         dependencies: ["ZoneModel", "ZoneFile", "TestSupport"]
+    ),
+    .testTarget(
+        name: "DNSWireTests",
+        dependencies: ["ZoneModel", "DNSWire", "TestSupport"]
+    ),
+    .testTarget(
+        name: "DNSServerTests",
+        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "TestSupport"]
     ),
     .testTarget(
         name: "EndToEndTests",

@@ -79,7 +79,7 @@ public struct CompiledZone: Sendable {
 }
 
 /// How one question resolved in one view.
-public enum Lookup: Equatable, Sendable {
+public enum Lookup: Hashable, Sendable {
     /// The records asked for, after any CNAME chain that led to them; additional A/AAAA for MX/SRV/NS targets.
     case answer([Record], additional: [Record])
     /// The name exists without the asked type (RFC 2308 §2.2); `chain` holds CNAMEs that led there.

@@ -1,0 +1,218 @@
+import DNSWire
+import ZoneModel
+
+/// What a precompiled answer is, beyond its bytes.
+public enum TemplateKind: UInt8, Sendable {
+    /// Authoritative data (AA=1): an answer, NODATA or NXDOMAIN.
+    case authoritative
+    /// A referral below a zone cut (AA=0).
+    case referral
+    /// A CNAME chain that leaves the served zones: recursive views resolve its end upstream.
+    case partial
+    /// A CNAME loop or overlong chain: SERVFAIL.
+    case broken
+}
+
+/// One answer compiled to wire bytes: everything after the question, for any question name.
+///
+/// Records owned by the question name point at offset 12; pointers to names inside the template are
+/// written as if the question name were empty and move by its real length when copied (`relocations`).
+public struct AnswerTemplate: Sendable {
+    public var kind: TemplateKind
+    public var rcode: UInt8
+    public var answerCount: UInt16
+    public var authorityCount: UInt16
+    public var additionalCount: UInt16
+    /// Template bytes without the additional section, for when the whole does not fit (RFC 2181 §9).
+    public var lengthWithoutAdditional: Int
+    public var bytes: [UInt8]
+    /// Offsets in `bytes` of compression pointers to relocate by the question name's length.
+    public var relocations: [UInt16]
+    /// For `.partial`: the name the chain ends at, which a recursive view resolves upstream.
+    public var chainEnd: DomainName?
+}
+
+/// The answers of one view, compiled: names → nodes → templates.
+public struct ViewAnswers: Sendable {
+    /// Per node: where its (type, template) pairs start in `types`, how many, and its fallbacks.
+    public struct NodeEntry: Sendable {
+        public var typesStart: Int32
+        public var typesCount: Int32
+        /// The answer for any type the node lacks (NODATA, a referral, a chain ending in NODATA ...).
+        public var otherType: Int32
+        /// The answer to ANY: one RRset (RFC 8482 §4.2).
+        public var anyType: Int32
+        /// NXDOMAIN for missing names whose closest encloser is this node (its zone's SOA).
+        public var nxDomain: Int32
+    }
+
+    public let name: String
+    public let recursion: Bool
+    public let names: NameTable
+    public let nodes: [NodeEntry]
+    public let types: [UInt16]
+    public let typeTemplates: [Int32]
+    public let templates: [AnswerTemplate]
+
+    /// The template for `type` at node `node`.
+    @inlinable
+    public func template(node: Int, type: UInt16) -> Int32 {
+        let entry = self.nodes[node]
+        if type == RecordType.any.rawValue { return entry.anyType }
+        var index = Int(entry.typesStart)
+        let end = index + Int(entry.typesCount)
+        while index < end {
+            if self.types[index] == type { return self.typeTemplates[index] }
+            index += 1
+        }
+        return entry.otherType
+    }
+}
+
+/// Compiles a `CompiledView` into `ViewAnswers`, sharing identical templates between names.
+public enum AnswerCompiler {
+    /// Stands for "the question name" in lookups being turned into templates.
+    static let questionMarker = DomainName(uncheckedWire: [1, 0, 0])
+    /// A type no node holds, to ask for "any type the node lacks".
+    static let absentType = RecordType(rawValue: 65535)
+
+    public static func compile(_ view: CompiledView) -> ViewAnswers {
+        var builder = Builder()
+        var names = NameTable(capacity: view.nodes.count)
+        var nodes: [ViewAnswers.NodeEntry] = []
+        nodes.reserveCapacity(view.nodes.count)
+        var types: [UInt16] = []
+        var typeTemplates: [Int32] = []
+        for (name, node) in view.nodes {
+            var wanted = node.rrsets.map(\.type)
+            // A CNAME node answers every type its chain's end holds: compile those too.
+            if node.rrset(.cname) != nil {
+                wanted += AnswerCompiler.chainEndTypes(view, from: name)
+            }
+            let start = Int32(types.count)
+            var seen: Set<RecordType> = []
+            for type in wanted where seen.insert(type).inserted {
+                types.append(type.rawValue)
+                typeTemplates.append(builder.template(for: view.lookup(name, type), question: name))
+            }
+            let zoneSOA = view.zone(containing: name)?.negativeSOA
+            nodes.append(
+                ViewAnswers.NodeEntry(
+                    typesStart: start, typesCount: Int32(types.count) - start,
+                    otherType: builder.template(for: view.lookup(name, AnswerCompiler.absentType), question: name),
+                    anyType: builder.template(for: AnswerCompiler.minimalAny(view, name), question: name),
+                    nxDomain: zoneSOA.map { builder.template(for: .nxDomain(chain: [], soa: $0), question: name) } ?? -1
+                ))
+            names.insert(name.wire, value: Int32(nodes.count - 1))
+        }
+        return ViewAnswers(
+            name: view.name, recursion: view.recursion, names: names, nodes: nodes, types: types,
+            typeTemplates: typeTemplates, templates: builder.templates)
+    }
+
+    /// The types held where a CNAME chain from `name` ends (inside the view).
+    static func chainEndTypes(_ view: CompiledView, from name: DomainName) -> [RecordType] {
+        var current = name
+        for _ in 0...CompiledView.maximumChain {
+            guard let node = view.nodes[current], let cname = node.rrset(.cname), let target = cname.data.first?.target
+            else {
+                return view.nodes[current]?.rrsets.map(\.type) ?? []
+            }
+            current = target
+        }
+        return []
+    }
+
+    /// RFC 8482 §4.2: answer ANY with one RRset, the first by type code, so ANY is never an amplifier.
+    static func minimalAny(_ view: CompiledView, _ name: DomainName) -> Lookup {
+        let full = view.lookup(name, .any)
+        guard case .answer(let records, _) = full, let first = records.first else { return full }
+        return .answer(records.filter { $0.type == first.type }, additional: [])
+    }
+
+    /// Encodes lookups into templates, reusing one template for every lookup that encodes alike.
+    struct Builder {
+        var templates: [AnswerTemplate] = []
+        var index: [Key: Int32] = [:]
+
+        /// A lookup with the question name replaced by a marker, so names with the same answer share it.
+        struct Key: Hashable {
+            var lookup: Lookup
+        }
+
+        mutating func template(for lookup: Lookup, question: DomainName) -> Int32 {
+            let key = Key(lookup: lookup.replacingOwner(question, with: AnswerCompiler.questionMarker))
+            if let existing = self.index[key] { return existing }
+            let template = AnswerCompiler.encode(key.lookup)
+            self.templates.append(template)
+            let id = Int32(self.templates.count - 1)
+            self.index[key] = id
+            return id
+        }
+    }
+
+    /// Encodes a lookup (question name already replaced by the marker) after an empty question name.
+    static func encode(_ lookup: Lookup) -> AnswerTemplate {
+        // Base: header (12) + empty question name (0) + type and class (4); see `relocations`.
+        var writer = MessageWriter(base: 16)
+        var kind = TemplateKind.authoritative
+        var rcode: UInt8 = 0
+        var answer: [Record] = []
+        var authority: [Record] = []
+        var additional: [Record] = []
+        var chainEnd: DomainName? = nil
+        switch lookup {
+        case .answer(let records, let extra):
+            answer = records
+            additional = extra
+        case .noData(let chain, let soa):
+            answer = chain
+            authority = [soa]
+        case .nxDomain(let chain, let soa):
+            answer = chain
+            authority = [soa]
+            rcode = UInt8(DNSRcode.nxDomain.rawValue)
+        case .referral(let chain, let nameServers, let glue):
+            answer = chain
+            authority = nameServers
+            additional = glue
+            kind = chain.isEmpty ? .referral : .authoritative
+        case .partial(let chain):
+            answer = chain
+            kind = .partial
+            chainEnd = chain.last?.data.target
+        case .notAuthoritative:
+            kind = .broken
+            rcode = UInt8(DNSRcode.refused.rawValue)
+        case .chainTooLong:
+            kind = .broken
+            rcode = UInt8(DNSRcode.servFail.rawValue)
+        }
+        for record in answer + authority {
+            writer.writeRecord(record, ownerPointer: record.owner == AnswerCompiler.questionMarker ? 12 : nil)
+        }
+        let withoutAdditional = writer.bytes.count
+        for record in additional {
+            writer.writeRecord(record, ownerPointer: record.owner == AnswerCompiler.questionMarker ? 12 : nil)
+        }
+        return AnswerTemplate(
+            kind: kind, rcode: rcode, answerCount: UInt16(answer.count), authorityCount: UInt16(authority.count),
+            additionalCount: UInt16(additional.count), lengthWithoutAdditional: withoutAdditional, bytes: writer.bytes,
+            relocations: writer.relocations.map { UInt16($0) }, chainEnd: chainEnd)
+    }
+}
+
+extension Lookup {
+    /// The same outcome with every record owned by `name` owned by `marker` instead.
+    func replacingOwner(_ name: DomainName, with marker: DomainName) -> Lookup {
+        func swap(_ records: [Record]) -> [Record] { records.map { $0.owner == name ? $0.renamed(marker) : $0 } }
+        switch self {
+        case .answer(let records, let additional): return .answer(swap(records), additional: swap(additional))
+        case .noData(let chain, let soa): return .noData(chain: swap(chain), soa: soa)
+        case .nxDomain(let chain, let soa): return .nxDomain(chain: swap(chain), soa: soa)
+        case .referral(let chain, let ns, let glue): return .referral(chain: swap(chain), nameServers: ns, glue: glue)
+        case .partial(let chain): return .partial(chain: swap(chain))
+        case .notAuthoritative, .chainTooLong: return self
+        }
+    }
+}

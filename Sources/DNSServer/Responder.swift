@@ -1,0 +1,246 @@
+import DNSWire
+import ZoneModel
+
+/// Everything the DNS workers need from one snapshot: the compiled answers of every view, in match order.
+public final class DNSTables: Sendable {
+    public let snapshot: Snapshot
+    public let views: [ViewAnswers]
+
+    public init(snapshot: Snapshot) {
+        self.snapshot = snapshot
+        self.views = snapshot.views.map(AnswerCompiler.compile)
+    }
+
+    /// The index of the first view matching `client`, or -1 (the client is refused).
+    @inlinable
+    public func viewIndex(for client: IPAddress) -> Int {
+        for (index, view) in self.snapshot.views.enumerated() where view.matches(client) { return index }
+        return -1
+    }
+}
+
+/// What to do with one query.
+public enum ResponderAction: Equatable, Sendable {
+    /// Send `length` bytes of the output buffer.
+    case reply(length: Int)
+    /// Send nothing.
+    case drop
+    /// Resolve upstream; `prefix` is a template to put before the upstream answer (a CNAME chain) or -1.
+    case forward(view: Int, prefix: Int32)
+}
+
+/// The authoritative side of the server, pure: a query's bytes in, a response's bytes out.
+///
+/// It allocates nothing per query: the caller lends a 255-byte scratch buffer for the lower-cased
+/// question name and an output buffer of at least `Responder.maximumMessage` bytes.
+public enum Responder {
+    /// The largest UDP payload Frontdoor sends and advertises (RFC 9715's avoid-fragmentation default).
+    public static let advertisedUDPSize = 1232
+    public static let maximumMessage = 65535
+    /// The OPT record appended to EDNS responses: root owner, type 41, class, TTL, empty data.
+    static let optLength = 11
+
+    /// Answers `packet` from `tables` for `client`; `tcp` lifts the UDP size limit.
+    public static func respond(
+        to packet: UnsafeRawBufferPointer, from client: IPAddress, tcp: Bool, tables: DNSTables,
+        scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) -> (ResponderAction, DNSQuery?) {
+        let query: DNSQuery
+        switch QueryParser.parse(packet, lowercasedName: scratch) {
+        case .success(let parsed): query = parsed
+        case .failure(.drop): return (.drop, nil)
+        case .failure(.formErr(let questionEnd)):
+            return (.reply(length: Responder.error(.formErr, packet: packet, questionEnd: questionEnd, into: out)), nil)
+        case .failure(.notImp(let questionEnd)):
+            return (.reply(length: Responder.error(.notImp, packet: packet, questionEnd: questionEnd, into: out)), nil)
+        }
+        let viewIndex = tables.viewIndex(for: client)
+        guard viewIndex >= 0 else { return (.reply(length: Responder.refuse(query, packet: packet, into: out)), query) }
+        let view = tables.views[viewIndex]
+        if let edns = query.edns, edns.version != 0 {
+            // RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0.
+            return (
+                .reply(length: Responder.empty(query, rcode: .badVers, view: view, packet: packet, into: out)), query
+            )
+        }
+        let type = query.type
+        if query.qclass != 1 || type == RecordType.axfr.rawValue || type == RecordType.ixfr.rawValue {
+            return (.reply(length: Responder.refuse(query, packet: packet, into: out)), query)
+        }
+        if type == RecordType.opt.rawValue || (type >= 128 && type <= 254) {
+            // Meta types other than ANY cannot be asked for (RFC 6895 §3.1).
+            return (
+                .reply(length: Responder.empty(query, rcode: .formErr, view: view, packet: packet, into: out)), query
+            )
+        }
+        let key = UnsafeRawBufferPointer(rebasing: scratch[0..<query.nameLength])
+        let template = Responder.find(key, type: type, in: view, scratch: scratch)
+        guard template >= 0 else {
+            if view.recursion { return (.forward(view: viewIndex, prefix: -1), query) }
+            return (.reply(length: Responder.refuse(query, packet: packet, into: out)), query)
+        }
+        let answer = view.templates[Int(template)]
+        if answer.kind == .partial && view.recursion && query.recursionDesired {
+            return (.forward(view: viewIndex, prefix: template), query)
+        }
+        let length = Responder.write(answer, query: query, view: view, packet: packet, tcp: tcp, into: out)
+        return (.reply(length: length), query)
+    }
+
+    /// The template for a lower-cased name: exact node, else referral, wildcard or NXDOMAIN from the closest
+    /// encloser (RFC 4592 §3.3.1), else -1 when no served zone holds the name.
+    @inlinable
+    static func find(
+        _ key: UnsafeRawBufferPointer, type: UInt16, in view: ViewAnswers, scratch: UnsafeMutableRawBufferPointer
+    ) -> Int32 {
+        let node = view.names.find(key)
+        if node >= 0 { return view.template(node: Int(node), type: type) }
+        var offset = Int(key[0]) + 1
+        while offset < key.count {
+            let ancestor = UnsafeRawBufferPointer(rebasing: key[offset...])
+            let encloser = view.names.find(ancestor)
+            if encloser >= 0 {
+                let entry = view.nodes[Int(encloser)]
+                let fallback = view.templates[Int(entry.otherType)]
+                if fallback.kind == .referral { return entry.otherType }
+                // `*.` + encloser, built after the name in the scratch buffer.
+                let wildcardLength = ancestor.count + 2
+                if key.count + wildcardLength <= scratch.count {
+                    let base = key.count
+                    scratch[base] = 1
+                    scratch[base + 1] = UInt8(ascii: "*")
+                    for index in 0..<ancestor.count { scratch[base + 2 + index] = ancestor[index] }
+                    let wildcard = view.names.find(
+                        UnsafeRawBufferPointer(rebasing: scratch[base..<(base + wildcardLength)]))
+                    if wildcard >= 0 { return view.template(node: Int(wildcard), type: type) }
+                }
+                return entry.nxDomain
+            }
+            offset += Int(key[offset]) + 1
+        }
+        return -1
+    }
+
+    /// Writes header, question, the template (relocated) and OPT; drops the additional section, then sets
+    /// TC, when the result would exceed what the client can take.
+    public static func write(
+        _ answer: AnswerTemplate, query: DNSQuery, view: ViewAnswers, packet: UnsafeRawBufferPointer, tcp: Bool,
+        into out: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        let limit = tcp ? Responder.maximumMessage : min(query.edns?.udpSize ?? 512, Responder.advertisedUDPSize)
+        let optLength = query.edns == nil ? 0 : Responder.optLength
+        let questionLength = query.questionEnd - DNSHeader.size
+        let fixed = DNSHeader.size + questionLength + optLength
+        var bodyLength = answer.bytes.count
+        var additional = answer.additionalCount
+        var truncated = false
+        if fixed + bodyLength > limit {
+            bodyLength = answer.lengthWithoutAdditional
+            additional = 0
+            if fixed + bodyLength > limit {
+                bodyLength = 0
+                truncated = true
+            }
+        }
+        var flags = DNSHeader.qr | (query.flags & (DNSHeader.rd | DNSHeader.cd)) | UInt16(answer.rcode)
+        if answer.kind != .referral { flags |= DNSHeader.aa }
+        if view.recursion { flags |= DNSHeader.ra }
+        if truncated { flags |= DNSHeader.tc }
+        Responder.header(
+            out, id: query.id, flags: flags, qd: 1, an: truncated ? 0 : answer.answerCount,
+            ns: truncated ? 0 : answer.authorityCount, ar: additional + (optLength > 0 ? 1 : 0))
+        guard let destination = out.baseAddress, let source = packet.baseAddress else { return 0 }
+        (destination + DNSHeader.size).copyMemory(from: source + DNSHeader.size, byteCount: questionLength)
+        var position = fixed - optLength
+        if bodyLength > 0 {
+            answer.bytes.withUnsafeBytes { bytes in
+                if let body = bytes.baseAddress {
+                    (destination + position).copyMemory(from: body, byteCount: bodyLength)
+                }
+            }
+            let delta = query.nameLength
+            for relocation in answer.relocations where Int(relocation) < bodyLength {
+                let at = position + Int(relocation)
+                let pointer = (Int(out[at]) & 0x3F) << 8 | Int(out[at + 1])
+                let moved = pointer + delta
+                out[at] = 0xC0 | UInt8(moved >> 8)
+                out[at + 1] = UInt8(moved & 0xFF)
+            }
+            position += bodyLength
+        }
+        if let edns = query.edns { position = Responder.writeOPT(out, at: position, rcode: 0, dnssecOK: edns.dnssecOK) }
+        return position
+    }
+
+    /// The 12-byte header.
+    @inlinable
+    static func header(
+        _ out: UnsafeMutableRawBufferPointer, id: UInt16, flags: UInt16, qd: UInt16, an: UInt16, ns: UInt16, ar: UInt16
+    ) {
+        out[0] = UInt8(id >> 8)
+        out[1] = UInt8(id & 0xFF)
+        out[2] = UInt8(flags >> 8)
+        out[3] = UInt8(flags & 0xFF)
+        out[4] = UInt8(qd >> 8)
+        out[5] = UInt8(qd & 0xFF)
+        out[6] = UInt8(an >> 8)
+        out[7] = UInt8(an & 0xFF)
+        out[8] = UInt8(ns >> 8)
+        out[9] = UInt8(ns & 0xFF)
+        out[10] = UInt8(ar >> 8)
+        out[11] = UInt8(ar & 0xFF)
+    }
+
+    /// Our OPT record: payload size 1232, version 0, the DO bit echoed, extended rcode bits.
+    static func writeOPT(_ out: UnsafeMutableRawBufferPointer, at position: Int, rcode: UInt16, dnssecOK: Bool) -> Int {
+        let size = UInt16(Responder.advertisedUDPSize)
+        out[position] = 0
+        out[position + 1] = 0
+        out[position + 2] = 41
+        out[position + 3] = UInt8(size >> 8)
+        out[position + 4] = UInt8(size & 0xFF)
+        out[position + 5] = UInt8(truncatingIfNeeded: rcode >> 4)
+        out[position + 6] = 0
+        out[position + 7] = dnssecOK ? 0x80 : 0
+        out[position + 8] = 0
+        out[position + 9] = 0
+        out[position + 10] = 0
+        return position + Responder.optLength
+    }
+
+    /// REFUSED: the view may not recurse, or no view matches, or the question is not for us.
+    static func refuse(_ query: DNSQuery, packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer)
+        -> Int
+    {
+        Responder.empty(query, rcode: .refused, view: nil, packet: packet, into: out)
+    }
+
+    /// A response with the question and no records (REFUSED, FORMERR, BADVERS), with OPT when asked.
+    static func empty(
+        _ query: DNSQuery, rcode: DNSRcode, view: ViewAnswers?, packet: UnsafeRawBufferPointer,
+        into out: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        var flags = DNSHeader.qr | (query.flags & (DNSHeader.rd | DNSHeader.cd)) | (rcode.rawValue & 0xF)
+        if view?.recursion == true { flags |= DNSHeader.ra }
+        Responder.header(out, id: query.id, flags: flags, qd: 1, an: 0, ns: 0, ar: query.edns == nil ? 0 : 1)
+        for index in DNSHeader.size..<query.questionEnd { out[index] = packet[index] }
+        var position = query.questionEnd
+        if let edns = query.edns {
+            position = Responder.writeOPT(out, at: position, rcode: rcode.rawValue, dnssecOK: edns.dnssecOK)
+        }
+        return position
+    }
+
+    /// FORMERR or NOTIMP for a query that could not be fully parsed: ID, opcode and RD kept.
+    static func error(
+        _ rcode: DNSRcode, packet: UnsafeRawBufferPointer, questionEnd: Int?, into out: UnsafeMutableRawBufferPointer
+    ) -> Int {
+        let id = UInt16(packet[0]) << 8 | UInt16(packet[1])
+        let queryFlags = UInt16(packet[2]) << 8 | UInt16(packet[3])
+        let flags = DNSHeader.qr | (queryFlags & (DNSHeader.opcodeMask | DNSHeader.rd)) | rcode.rawValue
+        Responder.header(out, id: id, flags: flags, qd: questionEnd == nil ? 0 : 1, an: 0, ns: 0, ar: 0)
+        guard let questionEnd else { return DNSHeader.size }
+        for index in DNSHeader.size..<questionEnd { out[index] = packet[index] }
+        return questionEnd
+    }
+}

@@ -1,0 +1,151 @@
+import ZoneModel
+
+/// Header constants (RFC 1035 §4.1.1, RFC 6895 §2).
+public enum DNSHeader {
+    public static let size = 12
+    public static let qr: UInt16 = 0x8000
+    public static let aa: UInt16 = 0x0400
+    public static let tc: UInt16 = 0x0200
+    public static let rd: UInt16 = 0x0100
+    public static let ra: UInt16 = 0x0080
+    public static let ad: UInt16 = 0x0020
+    public static let cd: UInt16 = 0x0010
+    public static let opcodeMask: UInt16 = 0x7800
+}
+
+/// Response codes (RFC 1035 §4.1.1, RFC 6891 §9 for BADVERS).
+public enum DNSRcode: UInt16, Sendable {
+    case noError = 0
+    case formErr = 1
+    case servFail = 2
+    case nxDomain = 3
+    case notImp = 4
+    case refused = 5
+    /// Extended: the upper eight bits travel in the OPT record.
+    case badVers = 16
+}
+
+/// What a query's OPT record said (RFC 6891 §6.1).
+public struct EDNSInfo: Equatable, Sendable {
+    /// The requestor's UDP payload size, raised to 512 when smaller (RFC 6891 §6.2.5).
+    public var udpSize: Int
+    public var version: UInt8
+    /// DNSSEC OK: copied into the response (RFC 3225 §3).
+    public var dnssecOK: Bool
+
+    public init(udpSize: Int, version: UInt8, dnssecOK: Bool) {
+        self.udpSize = udpSize
+        self.version = version
+        self.dnssecOK = dnssecOK
+    }
+}
+
+/// The parts of a query the server needs, found without allocating.
+public struct DNSQuery: Equatable, Sendable {
+    public var id: UInt16
+    public var flags: UInt16
+    /// Offset and length of the question name in the packet (uncompressed, as the client wrote it).
+    public var nameOffset: Int
+    public var nameLength: Int
+    public var type: UInt16
+    public var qclass: UInt16
+    /// Offset just past the question: the question section is `packet[12..<questionEnd]`.
+    public var questionEnd: Int
+    /// Present when the query carried an OPT record.
+    public var edns: EDNSInfo?
+
+    public var opcode: UInt16 { (self.flags & DNSHeader.opcodeMask) >> 11 }
+    public var recursionDesired: Bool { self.flags & DNSHeader.rd != 0 }
+}
+
+/// Why a query gets no normal answer; the server turns each into a response (or silence) in one switch.
+public enum QueryProblem: Error, Equatable, Sendable {
+    /// Not worth an answer: shorter than a header, or a response (QR=1) that could start a loop.
+    case drop
+    /// FORMERR with the ID (and the question when it could be read).
+    case formErr(questionEnd: Int?)
+    /// An opcode other than QUERY: NOTIMP (RFC 1035 §4.1.1).
+    case notImp(questionEnd: Int?)
+}
+
+/// Parses queries (RFC 1035 §4.1, RFC 6891 §6): header, exactly one question, and an OPT record if any.
+public enum QueryParser {
+    /// Parses `packet`, writing the lower-cased question name (wire format) into `key`.
+    ///
+    /// `key` must have room for 255 octets; nothing is allocated.
+    public static func parse(
+        _ packet: UnsafeRawBufferPointer, lowercasedName key: UnsafeMutableRawBufferPointer
+    ) -> Result<DNSQuery, QueryProblem> {
+        guard packet.count >= DNSHeader.size else { return .failure(.drop) }
+        let flags = UInt16(packet[2]) << 8 | UInt16(packet[3])
+        guard flags & DNSHeader.qr == 0 else { return .failure(.drop) }
+        let id = UInt16(packet[0]) << 8 | UInt16(packet[1])
+        let qdcount = UInt16(packet[4]) << 8 | UInt16(packet[5])
+        guard qdcount == 1 else {
+            return .failure(
+                (flags & DNSHeader.opcodeMask) != 0 ? .notImp(questionEnd: nil) : .formErr(questionEnd: nil))
+        }
+        // The question name: plain labels only (nothing before it could be a pointer target).
+        var position = DNSHeader.size
+        var length = 0
+        while true {
+            guard position < packet.count else { return .failure(.formErr(questionEnd: nil)) }
+            let label = Int(packet[position])
+            guard label & 0xC0 == 0 else { return .failure(.formErr(questionEnd: nil)) }
+            guard length + label + 1 <= 255, position + 1 + label <= packet.count else {
+                return .failure(.formErr(questionEnd: nil))
+            }
+            key[length] = UInt8(label)
+            if label == 0 {
+                length += 1
+                position += 1
+                break
+            }
+            for index in 1...label {
+                let byte = packet[position + index]
+                key[length + index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            }
+            length += label + 1
+            position += label + 1
+        }
+        guard position + 4 <= packet.count else { return .failure(.formErr(questionEnd: nil)) }
+        let type = UInt16(packet[position]) << 8 | UInt16(packet[position + 1])
+        let qclass = UInt16(packet[position + 2]) << 8 | UInt16(packet[position + 3])
+        let questionEnd = position + 4
+        if flags & DNSHeader.opcodeMask != 0 { return .failure(.notImp(questionEnd: questionEnd)) }
+        var query = DNSQuery(
+            id: id, flags: flags, nameOffset: DNSHeader.size, nameLength: length, type: type, qclass: qclass,
+            questionEnd: questionEnd, edns: nil)
+        // Answer and authority records are skipped (checked for shape); additional ones may hold the OPT.
+        let ancount = Int(UInt16(packet[6]) << 8 | UInt16(packet[7]))
+        let nscount = Int(UInt16(packet[8]) << 8 | UInt16(packet[9]))
+        let arcount = Int(UInt16(packet[10]) << 8 | UInt16(packet[11]))
+        var reader = WireReader(packet, offset: questionEnd)
+        do throws(WireError) {
+            for _ in 0..<(ancount + nscount) {
+                try reader.skipName()
+                try reader.skip(8)
+                try reader.skip(Int(try reader.readUInt16()))
+            }
+            for _ in 0..<arcount {
+                let ownerIsRoot = reader.offset < packet.count && packet[reader.offset] == 0
+                try reader.skipName()
+                let rrType = try reader.readUInt16()
+                let rrClass = try reader.readUInt16()
+                let ttl = try reader.readUInt32()
+                let rdLength = Int(try reader.readUInt16())
+                try reader.skip(rdLength)
+                guard rrType == RecordType.opt.rawValue else { continue }
+                // RFC 6891 §6.1.1: one OPT, owned by the root.
+                guard query.edns == nil, ownerIsRoot else { return .failure(.formErr(questionEnd: questionEnd)) }
+                query.edns = EDNSInfo(
+                    udpSize: max(512, Int(rrClass)), version: UInt8(truncatingIfNeeded: ttl >> 16),
+                    dnssecOK: ttl & 0x8000 != 0)
+            }
+            guard reader.isAtEnd else { throw WireError.trailingData(offset: reader.offset) }
+        } catch {
+            return .failure(.formErr(questionEnd: questionEnd))
+        }
+        return .success(query)
+    }
+}
