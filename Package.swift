@@ -26,9 +26,23 @@ var targets: [Target] = [
         dependencies: ["ZoneModel", "DNSWire"],
         exclude: ["README.md"]
     ),
+    .target(
+        name: "CSys",
+        exclude: []
+    ),
+    .target(
+        name: "EventLoop",
+        dependencies: ["CSys", "ZoneModel"],
+        exclude: ["README.md"]
+    ),
+    .target(
+        name: "Runtime",
+        dependencies: ["CSys", "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "EventLoop"],
+        exclude: ["README.md"]
+    ),
     .executableTarget(
         name: "frontdoor",
-        dependencies: ["ZoneModel", "ZoneFile"],
+        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime"],
         exclude: ["README.md"]
     ),
     .target(

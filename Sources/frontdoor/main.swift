@@ -10,6 +10,7 @@ let usage = """
     Split-horizon DNS, dynamic DNS and a Host-routing reverse proxy from one model.
 
     commands:
+      run [--config DIR] [--dns ADDRESS:PORT]    serve DNS from the model (see 'frontdoor run --help')
       check [DIR]                                check the model in DIR (default /etc/frontdoor)
       export --view VIEW [--zone ZONE] [DIR]     print a zone as VIEW sees it (RFC 1035 text)
       explain NAME [TYPE] --from ADDRESS [DIR]   show what a client gets for NAME, and the route
@@ -19,6 +20,7 @@ let usage = """
     """
 
 let commands: [String: (help: String, run: ([String]) throws(UsageError) -> ExitCode)] = [
+    "run": (RunCommand.help, RunCommand.run),
     "check": (CheckCommand.help, CheckCommand.run),
     "export": (ExportCommand.help, ExportCommand.run),
     "explain": (ExplainCommand.help, ExplainCommand.run),

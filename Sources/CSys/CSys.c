@@ -1,0 +1,350 @@
+#define _GNU_SOURCE
+#include "CSys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(csys_epoll_event) == sizeof(struct epoll_event), "epoll_event layout");
+
+int csys_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+static int epoll_control(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event event = {.events = events, .data.u64 = data};
+    return epoll_ctl(epfd, op, fd, &event) == 0 ? 0 : -errno;
+}
+
+int csys_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) {
+    return epoll_control(epfd, EPOLL_CTL_ADD, fd, events, data);
+}
+int csys_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data) {
+    return epoll_control(epfd, EPOLL_CTL_MOD, fd, events, data);
+}
+int csys_epoll_remove(int epfd, int fd) { return epoll_control(epfd, EPOLL_CTL_DEL, fd, 0, 0); }
+
+int csys_epoll_wait(int epfd, csys_epoll_event *events, int count, int timeout_ms) {
+    int n = epoll_wait(epfd, (struct epoll_event *)events, count, timeout_ms);
+    return n < 0 ? -errno : n;
+}
+
+int csys_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+void csys_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    ssize_t ignored = write(fd, &one, sizeof one);
+    (void)ignored;
+}
+void csys_eventfd_drain(int fd) {
+    uint64_t value;
+    ssize_t ignored = read(fd, &value, sizeof value);
+    (void)ignored;
+}
+
+static int bound_socket(int type, const struct sockaddr *address, socklen_t length, int reuse_port) {
+    int fd = socket(address->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    if (address->sa_family == AF_INET6) {
+        // [::] serves IPv6 only; 0.0.0.0 is a listener of its own.
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (bind(fd, address, length) != 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+static int is_wildcard(const struct sockaddr *address) {
+    if (address->sa_family == AF_INET) return ((const struct sockaddr_in *)address)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (address->sa_family == AF_INET6) {
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)address)->sin6_addr);
+    }
+    return 0;
+}
+
+int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_port) {
+    int fd = bound_socket(SOCK_DGRAM, address, length, reuse_port);
+    if (fd < 0) return fd;
+    if (is_wildcard(address)) {
+        int one = 1;
+        if (address->sa_family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        else setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+    }
+    return fd;
+}
+
+int csys_listen_tcp(const struct sockaddr *address, socklen_t length, int reuse_port, int backlog) {
+    int fd = bound_socket(SOCK_STREAM, address, length, reuse_port);
+    if (fd < 0) return fd;
+    if (listen(fd, backlog) != 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int csys_accept(int fd, struct sockaddr_storage *peer, socklen_t *length) {
+    *length = sizeof *peer;
+    int client = accept4(fd, (struct sockaddr *)peer, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    return client < 0 ? -errno : client;
+}
+
+int csys_connect_udp(const struct sockaddr *address, socklen_t length) {
+    int fd = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (connect(fd, address, length) != 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int csys_connect_tcp(const struct sockaddr *address, socklen_t length) {
+    int fd = socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (connect(fd, address, length) != 0 && errno != EINPROGRESS) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int csys_local_port(int fd) {
+    struct sockaddr_storage address;
+    socklen_t length = sizeof address;
+    if (getsockname(fd, (struct sockaddr *)&address, &length) != 0) return -1;
+    if (address.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&address)->sin_port);
+    if (address.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
+    return -1;
+}
+
+int csys_errno(void) { return errno; }
+
+int csys_set_nodelay(int fd) {
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int csys_socket_error(int fd) {
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+    return error;
+}
+
+// Batched UDP ----------------------------------------------------------------------------------------
+
+enum { CONTROL_SIZE = 64 };
+
+struct csys_batch {
+    int count;
+    int size;
+    int queued;
+    uint8_t *in;
+    uint8_t *out;
+    struct sockaddr_storage *peers;
+    uint8_t *control;
+    struct iovec *in_vectors;
+    struct mmsghdr *in_messages;
+    struct iovec *out_vectors;
+    struct mmsghdr *out_messages;
+    uint8_t *out_control;
+};
+
+csys_batch *csys_batch_create(int count, int size) {
+    csys_batch *batch = calloc(1, sizeof *batch);
+    if (!batch) return NULL;
+    batch->count = count;
+    batch->size = size;
+    batch->in = malloc((size_t)count * size);
+    batch->out = malloc((size_t)count * size);
+    batch->peers = calloc(count, sizeof *batch->peers);
+    batch->control = calloc(count, CONTROL_SIZE);
+    batch->out_control = calloc(count, CONTROL_SIZE);
+    batch->in_vectors = calloc(count, sizeof *batch->in_vectors);
+    batch->in_messages = calloc(count, sizeof *batch->in_messages);
+    batch->out_vectors = calloc(count, sizeof *batch->out_vectors);
+    batch->out_messages = calloc(count, sizeof *batch->out_messages);
+    if (!batch->in || !batch->out || !batch->peers || !batch->control || !batch->out_control || !batch->in_vectors ||
+        !batch->in_messages || !batch->out_vectors || !batch->out_messages) {
+        csys_batch_destroy(batch);
+        return NULL;
+    }
+    return batch;
+}
+
+void csys_batch_destroy(csys_batch *batch) {
+    if (!batch) return;
+    free(batch->in);
+    free(batch->out);
+    free(batch->peers);
+    free(batch->control);
+    free(batch->out_control);
+    free(batch->in_vectors);
+    free(batch->in_messages);
+    free(batch->out_vectors);
+    free(batch->out_messages);
+    free(batch);
+}
+
+int csys_batch_receive(csys_batch *batch, int fd) {
+    // The kernel overwrites lengths: reset every one before each call.
+    for (int i = 0; i < batch->count; i++) {
+        batch->in_vectors[i].iov_base = batch->in + (size_t)i * batch->size;
+        batch->in_vectors[i].iov_len = batch->size;
+        struct msghdr *header = &batch->in_messages[i].msg_hdr;
+        header->msg_name = &batch->peers[i];
+        header->msg_namelen = sizeof batch->peers[i];
+        header->msg_iov = &batch->in_vectors[i];
+        header->msg_iovlen = 1;
+        header->msg_control = batch->control + (size_t)i * CONTROL_SIZE;
+        header->msg_controllen = CONTROL_SIZE;
+        header->msg_flags = 0;
+        batch->in_messages[i].msg_len = 0;
+    }
+    batch->queued = 0;
+    int n = recvmmsg(fd, batch->in_messages, batch->count, MSG_DONTWAIT, NULL);
+    if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    return n;
+}
+
+uint8_t *csys_batch_in(csys_batch *batch, int index) { return batch->in + (size_t)index * batch->size; }
+int csys_batch_in_length(csys_batch *batch, int index) {
+    // A datagram larger than the buffer is truncated: report it as too long to parse.
+    if (batch->in_messages[index].msg_hdr.msg_flags & MSG_TRUNC) return -1;
+    return (int)batch->in_messages[index].msg_len;
+}
+const struct sockaddr_storage *csys_batch_peer(csys_batch *batch, int index) { return &batch->peers[index]; }
+uint8_t *csys_batch_out(csys_batch *batch, int index) { return batch->out + (size_t)index * batch->size; }
+int csys_batch_size(csys_batch *batch) { return batch->size; }
+
+/// Copies the packet-info of received message `index` into a reply's control data, as its source.
+static size_t reply_control(csys_batch *batch, int index, uint8_t *buffer) {
+    struct msghdr *received = &batch->in_messages[index].msg_hdr;
+    if (received->msg_controllen == 0) return 0;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg; cmsg = CMSG_NXTHDR(received, cmsg)) {
+        if (cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(cmsg), sizeof info);
+            struct cmsghdr *out = (struct cmsghdr *)buffer;
+            out->cmsg_level = IPPROTO_IP;
+            out->cmsg_type = IP_PKTINFO;
+            out->cmsg_len = CMSG_LEN(sizeof info);
+            info.ipi_spec_dst = info.ipi_addr;
+            info.ipi_ifindex = 0;
+            memcpy(CMSG_DATA(out), &info, sizeof info);
+            return CMSG_SPACE(sizeof info);
+        }
+        if (cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_PKTINFO) {
+            struct cmsghdr *out = (struct cmsghdr *)buffer;
+            out->cmsg_level = IPPROTO_IPV6;
+            out->cmsg_type = IPV6_PKTINFO;
+            out->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+            memcpy(CMSG_DATA(out), CMSG_DATA(cmsg), sizeof(struct in6_pktinfo));
+            return CMSG_SPACE(sizeof(struct in6_pktinfo));
+        }
+    }
+    return 0;
+}
+
+void csys_batch_reply(csys_batch *batch, int index, int length) {
+    int slot = batch->queued++;
+    batch->out_vectors[slot].iov_base = batch->out + (size_t)index * batch->size;
+    batch->out_vectors[slot].iov_len = (size_t)length;
+    struct msghdr *header = &batch->out_messages[slot].msg_hdr;
+    header->msg_name = &batch->peers[index];
+    header->msg_namelen = batch->in_messages[index].msg_hdr.msg_namelen;
+    header->msg_iov = &batch->out_vectors[slot];
+    header->msg_iovlen = 1;
+    uint8_t *control = batch->out_control + (size_t)slot * CONTROL_SIZE;
+    size_t control_length = reply_control(batch, index, control);
+    header->msg_control = control_length ? control : NULL;
+    header->msg_controllen = control_length;
+    header->msg_flags = 0;
+}
+
+int csys_batch_send(csys_batch *batch, int fd) {
+    int total = 0;
+    while (total < batch->queued) {
+        int n = sendmmsg(fd, batch->out_messages + total, batch->queued - total, MSG_DONTWAIT);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) continue;
+            // A full send buffer or a vanished peer: skip one message rather than spin.
+            total += 1;
+            continue;
+        }
+        total += n;
+    }
+    int sent = batch->queued;
+    batch->queued = 0;
+    return sent;
+}
+
+int csys_address_parts(const struct sockaddr_storage *address, uint8_t *bytes, uint16_t *port) {
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
+        memcpy(bytes, &v4->sin_addr, 4);
+        *port = ntohs(v4->sin_port);
+        return 4;
+    }
+    if (address->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
+        memcpy(bytes, &v6->sin6_addr, 16);
+        *port = ntohs(v6->sin6_port);
+        return 6;
+    }
+    return 0;
+}
+
+socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *bytes, int family, uint16_t port) {
+    memset(address, 0, sizeof *address);
+    if (family == 4) {
+        struct sockaddr_in *v4 = (struct sockaddr_in *)address;
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        memcpy(&v4->sin_addr, bytes, 4);
+        return sizeof *v4;
+    }
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)address;
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    memcpy(&v6->sin6_addr, bytes, 16);
+    return sizeof *v6;
+}
+
+uint32_t csys_random32(void) {
+    uint32_t value = 0;
+    if (getrandom(&value, sizeof value, 0) != sizeof value) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        value = (uint32_t)(now.tv_nsec ^ (now.tv_sec << 20) ^ getpid());
+    }
+    return value;
+}
+
+uint64_t csys_now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+#include <pthread.h>
+void csys_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }

@@ -1,0 +1,82 @@
+#ifndef FRONTDOOR_CSYS_H
+#define FRONTDOOR_CSYS_H
+// Plain wrappers for what the Glibc module does not expose (epoll, recvmmsg/sendmmsg, pktinfo, getrandom).
+// _GNU_SOURCE is defined only in CSys.c: defining it here breaks debug builds (fd_set conflicts).
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+// epoll ----------------------------------------------------------------------------------------------
+typedef struct __attribute__((packed)) {
+    uint32_t events;
+    uint64_t data;
+} csys_epoll_event;
+
+enum {
+    CSYS_EPOLLIN = 0x001,
+    CSYS_EPOLLOUT = 0x004,
+    CSYS_EPOLLERR = 0x008,
+    CSYS_EPOLLHUP = 0x010,
+    CSYS_EPOLLRDHUP = 0x2000,
+};
+
+int csys_epoll_create(void);
+int csys_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int csys_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data);
+int csys_epoll_remove(int epfd, int fd);
+int csys_epoll_wait(int epfd, csys_epoll_event *events, int count, int timeout_ms);
+
+// eventfd: a counter another thread writes to wake an epoll loop.
+int csys_eventfd(void);
+void csys_eventfd_signal(int fd);
+void csys_eventfd_drain(int fd);
+
+// Sockets --------------------------------------------------------------------------------------------
+/// A non-blocking UDP or TCP socket bound to `address`, with SO_REUSEPORT (one per worker) and, for a
+/// wildcard address, packet-info so replies leave from the address the query came to. Returns the fd or
+/// -errno.
+int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_port);
+int csys_listen_tcp(const struct sockaddr *address, socklen_t length, int reuse_port, int backlog);
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; -errno on failure.
+int csys_accept(int fd, struct sockaddr_storage *peer, socklen_t *length);
+/// A non-blocking UDP socket connected to `address` from a kernel-chosen random port; -errno on failure.
+int csys_connect_udp(const struct sockaddr *address, socklen_t length);
+/// A non-blocking TCP connect in progress; -errno on failure.
+int csys_connect_tcp(const struct sockaddr *address, socklen_t length);
+/// The bound port of a socket (for listeners on port 0 in tests); -1 on failure.
+int csys_local_port(int fd);
+int csys_errno(void);
+int csys_set_nodelay(int fd);
+/// 0 when a non-blocking connect finished successfully, else the pending socket error.
+int csys_socket_error(int fd);
+
+// Batched UDP ----------------------------------------------------------------------------------------
+/// Buffers for up to `count` datagrams in and out, with their addresses and packet-info.
+typedef struct csys_batch csys_batch;
+csys_batch *csys_batch_create(int count, int size);
+void csys_batch_destroy(csys_batch *batch);
+/// recvmmsg without blocking; the number received, 0 when none, -errno on error.
+int csys_batch_receive(csys_batch *batch, int fd);
+uint8_t *csys_batch_in(csys_batch *batch, int index);
+int csys_batch_in_length(csys_batch *batch, int index);
+const struct sockaddr_storage *csys_batch_peer(csys_batch *batch, int index);
+uint8_t *csys_batch_out(csys_batch *batch, int index);
+int csys_batch_size(csys_batch *batch);
+/// Queues reply `index` (already written into its out buffer) to go back to its peer.
+void csys_batch_reply(csys_batch *batch, int index, int length);
+/// sendmmsg of the queued replies; returns how many went out. Clears the queue.
+int csys_batch_send(csys_batch *batch, int fd);
+
+// Addresses ------------------------------------------------------------------------------------------
+/// 4 for IPv4, 6 for IPv6, 0 otherwise; the address in network order into `bytes` (4 or 16) and the port.
+int csys_address_parts(const struct sockaddr_storage *address, uint8_t *bytes, uint16_t *port);
+/// Builds a sockaddr from 4 or 16 address bytes and a port; returns its length.
+socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *bytes, int family, uint16_t port);
+
+/// Random bytes from the kernel (getrandom), for DNS IDs and jitter.
+uint32_t csys_random32(void);
+/// CLOCK_MONOTONIC in milliseconds.
+uint64_t csys_now_ms(void);
+/// Names the calling thread (at most 15 characters show in top and perf).
+void csys_set_thread_name(const char *name);
+#endif

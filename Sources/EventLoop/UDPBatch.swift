@@ -1,0 +1,60 @@
+import CSys
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Datagrams in and out in batches (recvmmsg/sendmmsg): one system call for many queries.
+public final class UDPBatch {
+    @usableFromInline let batch: OpaquePointer
+    public let count: Int
+    public let bufferSize: Int
+
+    public init?(count: Int = 64, bufferSize: Int = 4096) {
+        guard let batch = csys_batch_create(Int32(count), Int32(bufferSize)) else { return nil }
+        self.batch = batch
+        self.count = count
+        self.bufferSize = bufferSize
+    }
+
+    deinit { csys_batch_destroy(self.batch) }
+
+    /// Receives without blocking; the number of datagrams (0 when none).
+    @inlinable
+    public func receive(_ fd: Int32) -> Int {
+        Int(max(0, csys_batch_receive(self.batch, fd)))
+    }
+
+    /// Datagram `index`'s bytes; empty when it was too large for the buffer.
+    @inlinable
+    public func input(_ index: Int) -> UnsafeRawBufferPointer {
+        let length = Int(csys_batch_in_length(self.batch, Int32(index)))
+        guard length > 0, let base = csys_batch_in(self.batch, Int32(index)) else {
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        return UnsafeRawBufferPointer(start: base, count: length)
+    }
+
+    @inlinable
+    public func peer(_ index: Int) -> UnsafePointer<sockaddr_storage> {
+        csys_batch_peer(self.batch, Int32(index))
+    }
+
+    @inlinable
+    public func output(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: csys_batch_out(self.batch, Int32(index)), count: self.bufferSize)
+    }
+
+    /// Queues datagram `index`'s reply of `length` bytes.
+    @inlinable
+    public func reply(_ index: Int, length: Int) {
+        csys_batch_reply(self.batch, Int32(index), Int32(length))
+    }
+
+    /// Sends the queued replies from `fd`.
+    @inlinable
+    public func flush(_ fd: Int32) {
+        _ = csys_batch_send(self.batch, fd)
+    }
+}

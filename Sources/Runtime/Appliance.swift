@@ -1,0 +1,56 @@
+import DNSServer
+import ZoneFile
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Loads, compiles and publishes the model from a config directory; keeps the old model on failure.
+public final class Appliance: @unchecked Sendable {
+    public let directory: String
+    public var wan: WANAddresses
+    public private(set) var store: SnapshotStore?
+    var serials = SerialBook()
+
+    public init(directory: String, wan: WANAddresses) {
+        self.directory = directory
+        self.wan = wan
+    }
+
+    /// Compiles the directory. On success publishes it (or creates the store) and returns nil; on failure
+    /// returns the diagnostics and leaves the published snapshot alone.
+    public func load(dateSerial: UInt32) -> Diagnostics? {
+        var (model, diagnostics) = ModelLoader.load(directory: self.directory)
+        if self.store == nil { self.serials = Appliance.readSerials(model.settings) }
+        let result = Pipeline.finish(
+            &model, diagnostics: diagnostics,
+            inputs: CompileInputs(wan: self.wan, serials: self.serials, dateSerial: dateSerial))
+        for warning in result.diagnostics.warnings { Log.warning(warning.description) }
+        guard let snapshot = result.snapshot else { return result.diagnostics }
+        self.serials = snapshot.serials
+        Appliance.writeSerials(snapshot.serials, settings: snapshot.settings)
+        let tables = DNSTables(snapshot: snapshot)
+        if let store = self.store {
+            store.publish(tables)
+        } else {
+            self.store = SnapshotStore(tables)
+        }
+        return nil
+    }
+
+    static func readSerials(_ settings: Settings) -> SerialBook {
+        guard let directory = settings.stateDirectory,
+            case .success(let bytes) = DiskFiles().read(joinPath(directory, "serials"))
+        else { return SerialBook() }
+        return SerialBook(text: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// Persists serials so they never go backwards across restarts; a missing state directory only warns.
+    static func writeSerials(_ book: SerialBook, settings: Settings) {
+        guard let directory = settings.stateDirectory else { return }
+        if let problem = DiskFiles().writeAtomically(Array(book.text.utf8), to: joinPath(directory, "serials")) {
+            Log.warning("cannot save serials in state-dir \(directory): \(problem); they restart from today's date")
+        }
+    }
+}

@@ -1,0 +1,437 @@
+import CSys
+import DNSServer
+import DNSWire
+import EventLoop
+import Synchronization
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How the DNS service runs: listeners, threads, limits, upstreams.
+public struct DNSOptions: Sendable {
+    public var listeners: [SocketAddress]
+    public var workers: Int
+    public var upstreams: [SocketAddress]
+    /// Responses per second per client /24 or /56 for views without recursion; 0 turns limiting off.
+    public var rateLimit: Int = 200
+    public var tcpIdleMilliseconds: UInt64 = 10_000
+    public var tcpConnectionsPerWorker = 512
+    public var tcpConnectionsPerSource = 32
+    public var cacheBytesPerWorker = 16 << 20
+    public var upstreamAttemptMilliseconds: UInt64 = 1000
+    public var upstreamDeadlineMilliseconds: UInt64 = 3500
+
+    public init(listeners: [SocketAddress], workers: Int, upstreams: [SocketAddress]) {
+        self.listeners = listeners
+        self.workers = workers
+        self.upstreams = upstreams
+    }
+}
+
+/// The DNS service: one worker thread per core, each with its own sockets on every listener
+/// (SO_REUSEPORT), so the kernel spreads queries and no lock is taken while answering.
+public final class DNSService: @unchecked Sendable {
+    let workers: [DNSWorker]
+    var threads: [pthread_t] = []
+    /// The listeners as bound (ports resolved when 0 was asked for).
+    public let boundListeners: [SocketAddress]
+
+    public init(options: DNSOptions, store: SnapshotStore) throws(SocketError) {
+        var resolved: [SocketAddress] = []
+        var perWorker: [[(udp: Int32, tcp: Int32)]] = Array(repeating: [], count: max(1, options.workers))
+        var opened: [Int32] = []
+        do throws(SocketError) {
+            for listener in options.listeners {
+                var address = listener
+                for worker in 0..<perWorker.count {
+                    let udp = try Sockets.udpListener(address, shared: true)
+                    opened.append(udp)
+                    if address.port == 0, let port = Sockets.localPort(udp) {
+                        address = SocketAddress(address: address.address, port: port)
+                    }
+                    let tcp = try Sockets.tcpListener(address, shared: true)
+                    opened.append(tcp)
+                    perWorker[worker].append((udp, tcp))
+                }
+                resolved.append(address)
+            }
+        } catch {
+            for fd in opened { Sockets.close(fd) }
+            throw error
+        }
+        self.boundListeners = resolved
+        var workers: [DNSWorker] = []
+        for (index, sockets) in perWorker.enumerated() {
+            workers.append(try DNSWorker(index: index, options: options, store: store, sockets: sockets))
+        }
+        self.workers = workers
+    }
+
+    /// Starts the worker threads.
+    public func start() {
+        for worker in self.workers {
+            if let thread = startThread(name: "dns-\(worker.index)", { worker.run() }) { self.threads.append(thread) }
+        }
+    }
+
+    /// Stops every worker after the batch it is in and waits for them.
+    public func stop() {
+        for worker in self.workers { worker.requestStop() }
+        for thread in self.threads { joinThread(thread) }
+        self.threads = []
+    }
+
+    /// Queries answered so far, summed over workers (approximate while running).
+    public var answered: Int { self.workers.reduce(0) { $0 + $1.answered.load(ordering: .relaxed) } }
+}
+
+/// Where a response goes.
+enum Endpoint {
+    case udp(fd: Int32, peer: sockaddr_storage)
+    case tcp(fd: Int32, serial: UInt64)
+}
+
+/// One TCP client (RFC 7766): bytes in, complete messages answered as they arrive (pipelining), bytes out.
+struct TCPConnection {
+    var fd: Int32
+    var serial: UInt64
+    var client: IPAddress
+    var input: [UInt8] = []
+    var output: [UInt8] = []
+    var outputOffset = 0
+    var lastActive: UInt64
+    var pendingForwards = 0
+    var peerClosed = false
+    var wantsWrite = false
+}
+
+/// One DNS worker: an epoll loop over its UDP sockets, TCP listeners, TCP clients and upstream sockets.
+final class DNSWorker: @unchecked Sendable {
+    enum Kind: UInt64 {
+        case udp = 1
+        case tcpListener = 2
+        case tcpClient = 3
+        case upstream = 4
+    }
+
+    let index: Int
+    let options: DNSOptions
+    let store: SnapshotStore
+    let poller: Poller
+    let sockets: [(udp: Int32, tcp: Int32)]
+    let batch: UDPBatch
+    let scratch: UnsafeMutableRawBufferPointer
+    let output: UnsafeMutableRawBufferPointer
+    let stopFlag = Atomic<Bool>(false)
+    let answered = Atomic<Int>(0)
+    var tables: DNSTables
+    var generation: Int
+    var connections: [Int32: TCPConnection] = [:]
+    var perSource: [IPAddress: Int] = [:]
+    var nextSerial: UInt64 = 1
+    var limiter: RateLimiter
+    var forwarder: Forwarder?
+    var lastSweep: UInt64 = 0
+
+    init(index: Int, options: DNSOptions, store: SnapshotStore, sockets: [(udp: Int32, tcp: Int32)]) throws(SocketError)
+    {
+        self.index = index
+        self.options = options
+        self.store = store
+        self.sockets = sockets
+        self.poller = try Poller()
+        guard let batch = UDPBatch(count: 64, bufferSize: 4096) else {
+            throw SocketError(errno: ENOMEM, context: "udp batch")
+        }
+        self.batch = batch
+        self.scratch = .allocate(byteCount: 1024, alignment: 16)
+        self.output = .allocate(byteCount: Responder.maximumMessage + 2, alignment: 16)
+        self.generation = store.generation
+        self.tables = store.tables()
+        self.limiter = RateLimiter(perSecond: options.rateLimit)
+        for socket in sockets {
+            try self.poller.add(socket.udp, events: Poller.readable, token: DNSWorker.token(.udp, socket.udp))
+            try self.poller.add(socket.tcp, events: Poller.readable, token: DNSWorker.token(.tcpListener, socket.tcp))
+        }
+        self.forwarder = Forwarder(worker: self)
+    }
+
+    deinit {
+        self.scratch.deallocate()
+        self.output.deallocate()
+        for socket in self.sockets {
+            Sockets.close(socket.udp)
+            Sockets.close(socket.tcp)
+        }
+        for fd in self.connections.keys { Sockets.close(fd) }
+    }
+
+    static func token(_ kind: Kind, _ fd: Int32) -> UInt64 { kind.rawValue << 56 | UInt64(UInt32(bitPattern: fd)) }
+
+    func requestStop() {
+        self.stopFlag.store(true, ordering: .releasing)
+        self.poller.wake()
+    }
+
+    /// Picks up a newly published snapshot between batches.
+    @inline(__always)
+    func refreshTables() {
+        let current = self.store.generation
+        if current != self.generation {
+            self.generation = current
+            self.tables = self.store.tables()
+        }
+    }
+
+    func run() {
+        while !self.stopFlag.load(ordering: .acquiring) {
+            let timeout = self.forwarder?.nextTimeout(now: monotonicMilliseconds()) ?? 1000
+            self.poller.wait(timeout: Int32(min(timeout, 1000))) { token, events in
+                let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
+                switch Kind(rawValue: token >> 56) {
+                case .udp: self.serveUDP(fd)
+                case .tcpListener: self.accept(fd)
+                case .tcpClient: self.serveTCP(fd, events: events)
+                case .upstream: self.forwarder?.upstreamReady(fd, events: events, now: monotonicMilliseconds())
+                case nil: break
+                }
+            }
+            let now = monotonicMilliseconds()
+            self.forwarder?.expire(now: now)
+            if now >= self.lastSweep + 1000 {
+                self.lastSweep = now
+                self.sweepIdleConnections(now: now)
+            }
+        }
+    }
+
+    // MARK: UDP
+
+    func serveUDP(_ fd: Int32) {
+        for _ in 0..<8 {
+            let count = self.batch.receive(fd)
+            if count == 0 { return }
+            self.refreshTables()
+            let tables = self.tables
+            var now: UInt64 = 0
+            for message in 0..<count {
+                let packet = self.batch.input(message)
+                guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)) else { continue }
+                let out = self.batch.output(message)
+                let (action, query) = Responder.respond(
+                    to: packet, from: client, tcp: false, tables: tables, scratch: self.scratch, into: out)
+                switch action {
+                case .reply(var length):
+                    if self.limiter.isEnabled {
+                        let view = tables.viewIndex(for: client)
+                        if view < 0 || !tables.views[view].recursion {
+                            if now == 0 { now = monotonicMilliseconds() }
+                            switch self.limiter.check(client, nowMilliseconds: now) {
+                            case .send: break
+                            case .drop: continue
+                            case .slip: length = DNSWorker.truncate(out, length: length, query: query)
+                            }
+                        }
+                    }
+                    self.batch.reply(message, length: length)
+                case .drop:
+                    continue
+                case .forward(let view, let prefix):
+                    guard let query else { continue }
+                    let waiter = Waiter(query: query, packet: packet, prefix: prefix, view: view, tcp: false)
+                    self.forwarder?.resolve(
+                        waiter, name: self.chainEnd(prefix: prefix, view: view, query: query), type: query.type,
+                        endpoint: .udp(fd: fd, peer: self.batch.peer(message).pointee), now: monotonicMilliseconds())
+                }
+            }
+            self.answered.add(count, ordering: .relaxed)
+            self.batch.flush(fd)
+            if count < self.batch.count { return }
+        }
+    }
+
+    /// The name to ask upstream: the question itself, or where our CNAME chain leaves the served zones.
+    func chainEnd(prefix: Int32, view: Int, query: DNSQuery) -> DomainName {
+        if prefix >= 0, let end = self.tables.views[view].templates[Int(prefix)].chainEnd { return end }
+        return DomainName(uncheckedWire: Array(UnsafeRawBufferPointer(rebasing: self.scratch[0..<query.nameLength])))
+    }
+
+    /// A rate-limited response cut to its header and question with TC=1 (RFC 8906-friendly "slip").
+    static func truncate(_ out: UnsafeMutableRawBufferPointer, length: Int, query: DNSQuery?) -> Int {
+        guard let query, length >= query.questionEnd else { return length }
+        out[2] |= 0x02
+        for index in 6..<12 { out[index] = 0 }
+        return query.questionEnd
+    }
+
+    /// Sends a finished response to where its query came from.
+    func deliver(_ endpoint: Endpoint, _ bytes: [UInt8]) {
+        switch endpoint {
+        case .udp(let fd, var peer):
+            let length =
+                peer.ss_family == sa_family_t(AF_INET)
+                ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size
+            _ = bytes.withUnsafeBytes { buffer in
+                withUnsafePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, socklen_t(length))
+                    }
+                }
+            }
+        case .tcp(let fd, let serial):
+            guard var connection = self.connections[fd], connection.serial == serial else { return }
+            connection.pendingForwards -= 1
+            connection.output += [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes
+            self.connections[fd] = connection
+            self.flush(fd)
+        }
+    }
+
+    // MARK: TCP
+
+    func accept(_ listener: Int32) {
+        for _ in 0..<64 {
+            var peer = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = csys_accept(listener, &peer, &length)
+            if fd < 0 { return }
+            guard let client = IPAddress(peer: &peer),
+                self.connections.count < self.options.tcpConnectionsPerWorker,
+                self.perSource[client, default: 0] < self.options.tcpConnectionsPerSource
+            else {
+                Sockets.close(fd)
+                continue
+            }
+            do {
+                try self.poller.add(fd, events: Poller.readable, token: DNSWorker.token(.tcpClient, fd))
+            } catch {
+                Sockets.close(fd)
+                continue
+            }
+            self.perSource[client, default: 0] += 1
+            self.connections[fd] = TCPConnection(
+                fd: fd, serial: self.nextSerial, client: client, lastActive: monotonicMilliseconds())
+            self.nextSerial += 1
+        }
+    }
+
+    func serveTCP(_ fd: Int32, events: UInt32) {
+        guard var connection = self.connections[fd] else { return }
+        if events & Poller.writable != 0 {
+            self.flush(fd)
+            guard let updated = self.connections[fd] else { return }
+            connection = updated
+        }
+        guard events & (Poller.readable | Poller.hangup) != 0 else { return }
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                connection.input += chunk[0..<count]
+                if connection.input.count > 2 * 65537 { break }
+                continue
+            }
+            if count == 0 || (errno != EAGAIN && errno != EINTR) { connection.peerClosed = true }
+            break
+        }
+        connection.lastActive = monotonicMilliseconds()
+        self.refreshTables()
+        var consumed = 0
+        var close = false
+        while connection.input.count - consumed >= 2 {
+            let length = Int(connection.input[consumed]) << 8 | Int(connection.input[consumed + 1])
+            guard connection.input.count - consumed - 2 >= length else { break }
+            let start = consumed + 2
+            consumed = start + length
+            let action: ResponderAction
+            let query: DNSQuery?
+            (action, query) = connection.input.withUnsafeBytes { raw in
+                let packet = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
+                return Responder.respond(
+                    to: packet, from: connection.client, tcp: true, tables: self.tables, scratch: self.scratch,
+                    into: self.output)
+            }
+            switch action {
+            case .reply(let size):
+                connection.output += [UInt8(size >> 8), UInt8(size & 0xFF)]
+                connection.output += UnsafeRawBufferPointer(rebasing: self.output[0..<size])
+                self.answered.add(1, ordering: .relaxed)
+            case .drop:
+                close = true
+            case .forward(let view, let prefix):
+                guard let query else { continue }
+                let waiter = connection.input.withUnsafeBytes { raw in
+                    Waiter(
+                        query: query, packet: UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)]),
+                        prefix: prefix,
+                        view: view, tcp: true)
+                }
+                connection.pendingForwards += 1
+                self.connections[fd] = connection
+                self.forwarder?.resolve(
+                    waiter, name: self.chainEnd(prefix: prefix, view: view, query: query), type: query.type,
+                    endpoint: .tcp(fd: fd, serial: connection.serial), now: monotonicMilliseconds())
+                guard let updated = self.connections[fd] else { return }
+                connection.pendingForwards = updated.pendingForwards
+                connection.output = updated.output
+                connection.outputOffset = updated.outputOffset
+            }
+            if close { break }
+        }
+        if consumed > 0 { connection.input.removeFirst(consumed) }
+        // A frame can never exceed 65535 octets; more buffered than two frames means a client not reading.
+        if close || connection.input.count > 2 * 65537 || connection.output.count - connection.outputOffset > 1 << 20 {
+            self.closeConnection(fd)
+            return
+        }
+        self.connections[fd] = connection
+        self.flush(fd)
+    }
+
+    /// Writes what a connection has queued; waits for EPOLLOUT when the socket is full.
+    func flush(_ fd: Int32) {
+        guard var connection = self.connections[fd] else { return }
+        while connection.outputOffset < connection.output.count {
+            let count = connection.output.withUnsafeBytes { raw in
+                write(fd, raw.baseAddress.map { $0 + connection.outputOffset }, raw.count - connection.outputOffset)
+            }
+            if count > 0 {
+                connection.outputOffset += count
+                continue
+            }
+            if count < 0 && (errno == EAGAIN || errno == EINTR) { break }
+            self.closeConnection(fd)
+            return
+        }
+        if connection.outputOffset == connection.output.count {
+            connection.output.removeAll(keepingCapacity: true)
+            connection.outputOffset = 0
+        }
+        let blocked = !connection.output.isEmpty
+        if blocked != connection.wantsWrite {
+            connection.wantsWrite = blocked
+            self.poller.modify(
+                fd, events: Poller.readable | (blocked ? Poller.writable : 0), token: DNSWorker.token(.tcpClient, fd))
+        }
+        self.connections[fd] = connection
+        if connection.peerClosed && !blocked && connection.pendingForwards == 0 { self.closeConnection(fd) }
+    }
+
+    func closeConnection(_ fd: Int32) {
+        guard let connection = self.connections.removeValue(forKey: fd) else { return }
+        self.poller.remove(fd)
+        Sockets.close(fd)
+        let remaining = self.perSource[connection.client, default: 1] - 1
+        self.perSource[connection.client] = remaining > 0 ? remaining : nil
+    }
+
+    /// RFC 7766 §6.2.3: idle connections are closed so they cannot pin resources.
+    func sweepIdleConnections(now: UInt64) {
+        for (fd, connection) in self.connections
+        where now > connection.lastActive + self.options.tcpIdleMilliseconds && connection.pendingForwards == 0 {
+            self.closeConnection(fd)
+        }
+    }
+}
