@@ -47,7 +47,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "TestSupport",
-        dependencies: ["ZoneModel", "ZoneFile"],
+        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "EventLoop"],
         path: "Tests/TestSupport"
     ),
     .testTarget(
@@ -68,7 +68,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "EndToEndTests",
-        dependencies: ["ZoneModel", "ZoneFile", "TestSupport"]
+        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "TestSupport"]
     ),
 ]
 

@@ -30,23 +30,92 @@ package enum Tool {
     }
 
     /// Runs `executable` with `arguments` to completion, in `directory` when given.
+    ///
+    /// posix_spawn and poll(2) rather than Foundation's Process: a long-lived daemon started by a test must
+    /// not hold up, or be reaped by, the waiting for a short command.
     package static func run(_ executable: String, _ arguments: [String], directory: String? = nil) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes before waiting so a chatty program cannot block on a full pipe.
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw FixtureError(message: "pipe failed") }
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let pid = try Tool.spawn(executable, arguments, directory: directory, stdout: outPipe[1], stderr: errPipe[1])
+        close(outPipe[1])
+        close(errPipe[1])
+        var out: [UInt8] = []
+        var err: [UInt8] = []
+        var open = [outPipe[0], errPipe[0]]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 30_000) > 0 else { break }
+            for entry in fds where entry.revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    if entry.fd == outPipe[0] { out += buffer[0..<count] } else { err += buffer[0..<count] }
+                } else {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        close(outPipe[0])
+        close(errPipe[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = status & 0x7F == 0
         return Outcome(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+            status: exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), stdout: String(decoding: out, as: UTF8.self),
+            stderr: String(decoding: err, as: UTF8.self))
+    }
+
+    /// Starts a program with stdin from /dev/null and the given output descriptors (or /dev/null).
+    package static func spawn(
+        _ executable: String, _ arguments: [String], directory: String? = nil, stdout: Int32? = nil,
+        stderr: Int32? = nil
+    ) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdout {
+            posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
+        if let stderr {
+            posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
+        // In another directory: through the shell, which changes there and then becomes the program.
+        let words =
+            directory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0, executable] + arguments }
+            ?? [executable] + arguments
+        let argv = words.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        // Its own process group, so that `stop` can end it and every child it forks.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, words[0], &actions, &attributes, argv, environ)
+        guard result == 0 else {
+            throw FixtureError(message: "cannot start \(executable): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+
+    /// Ends a program started by `spawn` and everything it forked: SIGTERM, then SIGKILL after a second.
+    package static func stop(_ pid: pid_t) {
+        kill(-pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<20 {
+            if waitpid(pid, &status, WNOHANG) == pid { return }
+            usleep(50_000)
+        }
+        kill(-pid, SIGKILL)
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     /// A fresh temporary directory, removed by the caller.

@@ -1,0 +1,265 @@
+import DNSServer
+import Foundation
+import TestSupport
+import Testing
+import ZoneFile
+import ZoneModel
+
+/// The DNS service over real sockets on loopback, asked by the real `dig` and `kdig`.
+///
+/// 127.0.0.1 is in the fixture config's `lan` view (with recursion); 127.0.0.2 falls in `wan`.
+@Suite(.serialized) struct DNSEndToEndTests {
+    static let bigZone =
+        "; apex: big.example.\n$TTL 300\n@ NS ns1\nns1 A 192.0.2.53\n"
+        + (0..<40).map { "big TXT \"\(String(repeating: "x", count: 40))-\($0)\"" }.joined(separator: "\n") + "\n"
+
+    static func zones() -> [(name: String, text: String)] {
+        ["sites.zone", "syntax.zone", "delegation.zone"].map { ($0, Fixtures.text("Tests/Fixtures/zones/ok/\($0)")) }
+            + [("big.zone", Self.bigZone)]
+    }
+
+    @Test func splitHorizonAnswersDependOnTheSourceAddress() throws {
+        let server = try FrontdoorDNS(zones: Self.zones())
+        defer { withExtendedLifetime(server) {} }
+        guard let lan = try Dig.ask(port: server.port, ["myserver.example.com", "A"], source: "127.0.0.1"),
+            let wan = try Dig.ask(port: server.port, ["myserver.example.com", "A"], source: "127.0.0.2")
+        else { return }
+        #expect(lan.status == "NOERROR" && lan.flags == ["qr", "aa", "rd", "ra"], "\(lan.output)")
+        #expect(
+            lan.answer == [
+                "myserver.example.com. 300 IN CNAME reverseproxy.example.com.",
+                "reverseproxy.example.com. 60 IN A 192.0.2.42",
+            ])
+        #expect(wan.flags == ["qr", "aa", "rd"], "the WAN view never offers recursion")
+        #expect(wan.answer.last == "reverseproxy.example.com. 60 IN A 203.0.113.1")
+    }
+
+    @Test func negativeAnswersCarryTheSOA() throws {
+        let server = try FrontdoorDNS(zones: Self.zones())
+        defer { withExtendedLifetime(server) {} }
+        guard let nx = try Dig.ask(port: server.port, ["nas.example.com", "A"], source: "127.0.0.2"),
+            let noData = try Dig.ask(port: server.port, ["myserver.example.com", "AAAA"], source: "127.0.0.2")
+        else { return }
+        #expect(nx.status == "NXDOMAIN" && nx.answer.isEmpty)
+        #expect(
+            nx.authority == [
+                "example.com. 300 IN SOA reverseproxy.example.com. hostmaster.example.com. \(Fixtures.dateSerial) 3600 900 1209600 300"
+            ])
+        #expect(
+            noData.status == "NOERROR"
+                && noData.answer == ["myserver.example.com. 300 IN CNAME reverseproxy.example.com."])
+        #expect(noData.authority.count == 1)
+    }
+
+    @Test func kdigSeesTheSameAnswersOverUDPAndTCP() throws {
+        let server = try FrontdoorDNS(zones: Self.zones())
+        defer { withExtendedLifetime(server) {} }
+        guard
+            let udp = try Dig.ask(
+                port: server.port, ["grafana.lab.example.com", "A"], source: "127.0.0.1", tool: "kdig"),
+            let tcp = try Dig.ask(
+                port: server.port, ["+tcp", "grafana.lab.example.com", "A"], source: "127.0.0.1", tool: "kdig")
+        else { return }
+        let expected = [
+            "grafana.lab.example.com. 300 IN CNAME reverseproxy.example.com.",
+            "reverseproxy.example.com. 60 IN A 192.0.2.42",
+        ]
+        #expect(udp.answer == expected, "\(udp.output)")
+        #expect(tcp.answer == expected, "\(tcp.output)")
+    }
+
+    @Test func truncatedOverUDPThenWholeOverTCP() throws {
+        let server = try FrontdoorDNS(zones: Self.zones())
+        guard let result = try Dig.ask(port: server.port, ["+noedns", "big.big.example", "TXT"]) else { return }
+        defer { withExtendedLifetime(server) {} }
+        #expect(result.output.contains("Truncated, retrying in TCP mode"))
+        #expect(result.answer.count == 40)
+        guard let ignored = try Dig.ask(port: server.port, ["+noedns", "+ignore", "big.big.example", "TXT"]) else {
+            return
+        }
+        #expect(ignored.flags.contains("tc") && ignored.answer.isEmpty)
+    }
+
+    @Test func tcpCarriesSeveralPipelinedQueriesOnOneConnection() throws {
+        let server = try FrontdoorDNS(zones: Self.zones())
+        defer { withExtendedLifetime(server) {} }
+        // kdig sends all questions on one TCP connection back to back.
+        guard let kdig = Tool.find("kdig") else { return Tool.skip("kdig", package: "knot-dnsutils") }
+        let outcome = try Tool.run(
+            kdig,
+            [
+                "@127.0.0.1", "-p", "\(server.port)", "+tcp", "+keepopen", "myserver.example.com", "A",
+                "myapp.example.com", "A",
+                "example.com", "MX",
+            ])
+        #expect(outcome.stdout.components(separatedBy: "status: NOERROR").count == 4, "\(outcome.stdout)")
+        #expect(
+            outcome.stdout.contains("example.com.       \t300\tIN\tMX\t10 mail.provider.example.")
+                || outcome.stdout.contains("10 mail.provider.example."))
+    }
+
+    @Test func edgeCasesOfTheProtocol() throws {
+        let server = try FrontdoorDNS(zones: Self.zones())
+        defer { withExtendedLifetime(server) {} }
+        guard let axfr = try Dig.ask(port: server.port, ["example.com", "AXFR"]),
+            let badVersion = try Dig.ask(port: server.port, ["+edns=1", "+noednsneg", "example.com", "A"]),
+            let chaos = try Dig.ask(port: server.port, ["version.bind", "TXT", "CH"]),
+            let any = try Dig.ask(port: server.port, ["example.com", "ANY"])
+        else { return }
+        #expect(axfr.output.contains("Transfer failed"))
+        #expect(badVersion.status == "BADVERS", "\(badVersion.output)")
+        #expect(chaos.status == "REFUSED")
+        #expect(Set(any.answer.map { $0.split(separator: " ")[3] }).count == 1, "RFC 8482: one RRset for ANY")
+    }
+
+    @Test func forwardsForTheLANAndRefusesTheWAN() throws {
+        let upstreamZone = """
+            $ORIGIN example.org.
+            $TTL 120
+            @ SOA ns hostmaster 1 3600 900 1209600 60
+            @ NS ns
+            ns A 192.0.2.53
+            www A 198.51.100.80
+            """
+        guard let nsd = try NSDServer(zones: [("example.org.", upstreamZone)]) else { return }
+        defer { withExtendedLifetime(nsd) {} }
+        let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: nsd.port)
+        let proxied =
+            Self.zones() + [
+                ("link.zone", "; apex: link.example.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\nout CNAME www.example.org.\n")
+            ]
+        let server = try FrontdoorDNS(zones: proxied, upstreams: [upstream])
+        defer { withExtendedLifetime(server) {} }
+        guard let lan = try Dig.ask(port: server.port, ["www.example.org", "A"], source: "127.0.0.1"),
+            let wan = try Dig.ask(port: server.port, ["www.example.org", "A"], source: "127.0.0.2"),
+            let negative = try Dig.ask(port: server.port, ["nothing.example.org", "A"], source: "127.0.0.1"),
+            let chained = try Dig.ask(port: server.port, ["out.link.example", "A"], source: "127.0.0.1")
+        else { return }
+        #expect(lan.status == "NOERROR" && lan.flags.isSuperset(of: ["qr", "rd", "ra"]) && !lan.flags.contains("aa"))
+        #expect(lan.answer == ["www.example.org. 120 IN A 198.51.100.80"], "\(lan.output)")
+        #expect(wan.status == "REFUSED" && wan.answer.isEmpty)
+        #expect(negative.status == "NXDOMAIN" && negative.authority.first?.contains("SOA") == true)
+        // Our CNAME leads out of our zones: the chain comes first, the upstream answer completes it.
+        #expect(
+            chained.answer == [
+                "out.link.example. 60 IN CNAME www.example.org.", "www.example.org. 120 IN A 198.51.100.80",
+            ], "\(chained.output)")
+        // A second ask comes from the cache, its TTL counting down (never up).
+        sleep(2)
+        guard let again = try Dig.ask(port: server.port, ["www.example.org", "A"], source: "127.0.0.1") else { return }
+        let ttl = Int(again.answer.first?.split(separator: " ")[1] ?? "") ?? 999
+        #expect(ttl < 120 && ttl >= 115, "\(again.output)")
+    }
+
+    @Test func deadUpstreamsGiveSERVFAILAtTheDeadlineAndALiveOneIsUsed() throws {
+        // An upstream that never answers: a bound socket nobody reads.
+        let silentPort = try freePort()
+        let silent = try bindSilentSocket(port: silentPort)
+        defer { close(silent) }
+        let dead = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: silentPort)
+        let server = try FrontdoorDNS(zones: Self.zones(), upstreams: [dead]) { options in
+            options.upstreamAttemptMilliseconds = 300
+            options.upstreamDeadlineMilliseconds = 900
+        }
+        defer { withExtendedLifetime(server) {} }
+        let start = Date()
+        guard let failed = try Dig.ask(port: server.port, ["www.example.org", "A"], source: "127.0.0.1") else { return }
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(failed.status == "SERVFAIL", "\(failed.output)")
+        #expect(elapsed < 2.5, "the deadline bounds the wait")
+
+        let upstreamZone =
+            "$ORIGIN example.org.\n$TTL 120\n@ SOA ns hostmaster 1 3600 900 1209600 60\n@ NS ns\nns A 192.0.2.53\nwww A 198.51.100.80\n"
+        guard let nsd = try NSDServer(zones: [("example.org.", upstreamZone)]) else { return }
+        defer { withExtendedLifetime(nsd) {} }
+        let live = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: nsd.port)
+        let retrying = try FrontdoorDNS(zones: Self.zones(), upstreams: [dead, live]) { options in
+            options.upstreamAttemptMilliseconds = 300
+            options.upstreamDeadlineMilliseconds = 2000
+        }
+        defer { withExtendedLifetime(retrying) {} }
+        for _ in 0..<3 {
+            guard let answer = try Dig.ask(port: retrying.port, ["www.example.org", "A"], source: "127.0.0.1") else {
+                return
+            }
+            #expect(answer.status == "NOERROR" && answer.answer.count == 1, "\(answer.output)")
+        }
+    }
+
+    @Test func answersMatchNSDServingTheExportedZones() throws {
+        guard Tool.find("nsd") != nil else { return Tool.skip("nsd", package: "nsd") }
+        let server = try FrontdoorDNS(zones: Self.zones())
+        defer { withExtendedLifetime(server) {} }
+        let snapshot = try #require(Fixtures.compile(zones: Self.zones()).snapshot)
+        for (viewName, source) in [("lan", "127.0.0.1"), ("wan", "127.0.0.2")] {
+            let view = try #require(snapshot.view(named: viewName))
+            let zones = view.zones.keys.sorted().compactMap { apex in
+                exportZone(view, apex).map { (apex: apex.description, text: $0) }
+            }
+            guard let nsd = try NSDServer(zones: zones) else { return }
+            defer { withExtendedLifetime(nsd) {} }
+            var names = view.nodes.keys.map(\.description)
+            names += [
+                "nothing.example.com.", "a.b.lab.example.com.", "x.wild.home.arpa.", "deep.x.wild.home.arpa.",
+                "down.sub.home.arpa.",
+            ]
+            for name in names.sorted() {
+                for type in ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "SOA"] {
+                    guard let ours = try Dig.ask(port: server.port, ["+norec", name, type], source: source),
+                        let theirs = try Dig.ask(port: nsd.port, ["+norec", name, type])
+                    else { return }
+                    #expect(
+                        ours.status == theirs.status, "\(viewName) \(name) \(type): \(ours.status) vs \(theirs.status)")
+                    #expect(ours.answer.sorted() == theirs.answer.sorted(), "\(viewName) \(name) \(type)")
+                }
+            }
+        }
+    }
+
+    @Test func aReloadUnderLoadDropsNoQuery() throws {
+        let server = try FrontdoorDNS(zones: Self.zones())
+        guard let dig = Tool.find("dig") else { return Tool.skip("dig", package: "dnsutils") }
+        defer { withExtendedLifetime(server) {} }
+        // dig -f reads many questions from a file and asks them one after another.
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let batch = (0..<300).map { _ in "myserver.example.com A +short +time=2 +tries=1" }.joined(separator: "\n")
+        try batch.write(toFile: directory + "/batch", atomically: true, encoding: .utf8)
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: dig)
+        load.arguments = ["@127.0.0.1", "-p", "\(server.port)", "-f", directory + "/batch"]
+        let pipe = Pipe()
+        load.standardOutput = pipe
+        try load.run()
+        for round in 0..<10 {
+            var zones = Self.zones()
+            zones.append(("extra.zone", "; apex: extra.example.\n$TTL 60\n@ NS ns\nns A 192.0.2.\(round + 1)\n"))
+            try server.publish(zones: zones)
+            usleep(20_000)
+        }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        load.waitUntilExit()
+        let lines = output.split(separator: "\n")
+        #expect(lines.filter { $0 == "192.0.2.42" }.count == 300, "every query answered: \(lines.count) lines")
+        #expect(!output.contains("timed out"))
+    }
+}
+
+/// A UDP socket bound on loopback that never reads: an upstream that does not answer.
+func bindSilentSocket(port: UInt16) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard result == 0 else { throw FixtureError(message: "bind failed") }
+    return fd
+}
+
+/// The exporter, reached through ZoneFile.
+func exportZone(_ view: CompiledView, _ apex: DomainName) -> String? {
+    ZoneExporter.export(view, apex: apex)
+}

@@ -1,0 +1,183 @@
+import DNSServer
+import EventLoop
+import Foundation
+import Runtime
+import ZoneFile
+import ZoneModel
+
+/// A Frontdoor DNS service on 127.0.0.1 (a kernel-chosen port), serving zones compiled in memory.
+package final class FrontdoorDNS {
+    package let service: DNSService
+    package let store: SnapshotStore
+    package let port: UInt16
+
+    /// Compiles `zones` with `config` (the fixture config by default) and starts serving on loopback.
+    package init(
+        zones: [(name: String, text: String)], config: String = Fixtures.config, upstreams: [SocketAddress] = [],
+        workers: Int = 2, rateLimit: Int = 0, tweak: (inout DNSOptions) -> Void = { _ in }
+    ) throws {
+        let result = Fixtures.compile(zones: zones, config: config)
+        guard let snapshot = result.snapshot else {
+            throw FixtureError(message: "model has errors: \(result.diagnostics.sorted.map(\.description))")
+        }
+        self.store = SnapshotStore(DNSTables(snapshot: snapshot))
+        var options = DNSOptions(
+            listeners: [SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: 0)], workers: workers,
+            upstreams: upstreams)
+        options.rateLimit = rateLimit
+        tweak(&options)
+        self.service = try DNSService(options: options, store: self.store)
+        self.port = self.service.boundListeners[0].port
+        self.service.start()
+    }
+
+    /// Publishes a recompiled model, as SIGHUP does.
+    package func publish(zones: [(name: String, text: String)], config: String = Fixtures.config) throws {
+        guard let snapshot = Fixtures.compile(zones: zones, config: config).snapshot else {
+            throw FixtureError(message: "model has errors")
+        }
+        self.store.publish(DNSTables(snapshot: snapshot))
+    }
+
+    deinit { self.service.stop() }
+}
+
+package struct FixtureError: Error, CustomStringConvertible {
+    package var message: String
+    package init(message: String) { self.message = message }
+    package var description: String { self.message }
+}
+
+/// NSD serving plain zone files on a loopback port, rate limiting off: an upstream and a reference.
+package final class NSDServer {
+    package let pid: pid_t
+    package let port: UInt16
+    package let directory: String
+
+    /// Starts `nsd` on 127.0.0.1 with `zones` (apex → zone text); nil when NSD is not installed.
+    package init?(zones: [(apex: String, text: String)]) throws {
+        guard let nsd = Tool.find("nsd") else {
+            Tool.skip("nsd", package: "nsd")
+            return nil
+        }
+        self.directory = try Tool.temporaryDirectory()
+        self.port = try freePort()
+        var config = """
+            server:
+              ip-address: 127.0.0.1@\(self.port)
+              zonesdir: "\(self.directory)"
+              pidfile: "\(self.directory)/nsd.pid"
+              database: ""
+              username: ""
+              chroot: ""
+              logfile: "\(self.directory)/nsd.log"
+              xfrdfile: "\(self.directory)/xfrd.state"
+              zonelistfile: "\(self.directory)/zone.list"
+              rrl-ratelimit: 0
+              server-count: 1
+              verbosity: 0
+            remote-control:
+              control-enable: no
+
+            """
+        for zone in zones {
+            try zone.text.write(toFile: "\(self.directory)/\(zone.apex)zone", atomically: true, encoding: .utf8)
+            config += "zone:\n  name: \"\(zone.apex)\"\n  zonefile: \"\(zone.apex)zone\"\n"
+        }
+        try config.write(toFile: "\(self.directory)/nsd.conf", atomically: true, encoding: .utf8)
+        self.pid = try Tool.spawn(nsd, ["-d", "-c", "\(self.directory)/nsd.conf"])
+        // Ready when it answers.
+        for _ in 0..<100 {
+            if let outcome = try? Tool.run(
+                Tool.find("dig") ?? "/usr/bin/dig",
+                ["@127.0.0.1", "-p", "\(self.port)", "+time=1", "+tries=1", "\(zones[0].apex)", "SOA", "+short"]),
+                !outcome.stdout.isEmpty
+            {
+                return
+            }
+            usleep(50_000)
+        }
+        Tool.stop(self.pid)
+        throw FixtureError(message: "nsd did not start: \(Fixtures.textAt("\(self.directory)/nsd.log"))")
+    }
+
+    deinit {
+        Tool.stop(self.pid)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+}
+
+/// A port that was free a moment ago (bound to 0 and released).
+package func freePort() throws -> UInt16 {
+    let fd = try Sockets.udpListener(SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: 0), shared: false)
+    defer { Sockets.close(fd) }
+    guard let port = Sockets.localPort(fd) else { throw FixtureError(message: "no port") }
+    return port
+}
+
+extension Fixtures {
+    package static func textAt(_ path: String) -> String {
+        guard case .success(let bytes) = DiskFiles().read(path) else { return "" }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// `dig` as the client: runs it and splits its output into the parts tests look at.
+package struct Dig {
+    package var status: String
+    package var flags: Set<String>
+    package var answer: [String]
+    package var authority: [String]
+    package var additional: [String]
+    package var output: String
+
+    /// Runs `dig @127.0.0.1 -p PORT ARGUMENTS` (+ options that make its output stable); nil when dig is missing.
+    package static func ask(port: UInt16, _ arguments: [String], source: String? = nil, tool: String = "dig") throws
+        -> Dig?
+    {
+        guard let dig = Tool.find(tool) else {
+            Tool.skip(tool, package: tool == "dig" ? "dnsutils" : "knot-dnsutils")
+            return nil
+        }
+        var all = ["@127.0.0.1", "-p", "\(port)", "+time=3", tool == "dig" ? "+tries=1" : "+retry=0"]
+        if let source { all += ["-b", source] }
+        let outcome = try Tool.run(dig, all + arguments)
+        return Dig(parsing: outcome.stdout + outcome.stderr)
+    }
+
+    init(parsing output: String) {
+        self.output = output
+        self.status = ""
+        self.flags = []
+        self.answer = []
+        self.authority = []
+        self.additional = []
+        var section = ""
+        for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
+            if let range = line.range(of: "status: ") {
+                self.status = String(line[range.upperBound...].prefix { $0 != "," && $0 != ";" })
+            }
+            if line.lowercased().hasPrefix(";; flags: ") {
+                let text = line.dropFirst(10).prefix { $0 != ";" }
+                self.flags = Set(text.split(separator: " ").map(String.init))
+            }
+            if line.hasPrefix(";; ANSWER SECTION") || line.hasPrefix(";; AUTHORITY SECTION")
+                || line.hasPrefix(";; ADDITIONAL SECTION") || line.hasPrefix(";; OPT") || line.hasPrefix(";; QUESTION")
+            {
+                section = String(line.dropFirst(3).prefix { $0 != " " })
+                continue
+            }
+            if line.isEmpty || line.hasPrefix(";") {
+                if line.isEmpty { section = "" }
+                continue
+            }
+            let record = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+            switch section {
+            case "ANSWER": self.answer.append(record)
+            case "AUTHORITY": self.authority.append(record)
+            case "ADDITIONAL": self.additional.append(record)
+            default: break
+            }
+        }
+    }
+}
