@@ -84,6 +84,13 @@ if ProcessInfo.processInfo.environment["FRONTDOOR_FUZZ"] != nil {
             swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
         ),
+        .executableTarget(
+            name: "DNSFuzzer",
+            dependencies: ["ZoneFile", "DNSWire", "DNSServer", "FuzzDriver"],
+            path: "Tests/Fuzz/DNSFuzzer",
+            swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+        ),
     ]
 }
 

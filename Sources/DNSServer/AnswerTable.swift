@@ -33,7 +33,9 @@ public struct AnswerTemplate: Sendable {
 }
 
 /// The answers of one view, compiled: names → nodes → templates.
-public struct ViewAnswers: Sendable {
+///
+/// A class, so that workers reach it through one reference instead of copying (and retaining) its arrays.
+public final class ViewAnswers: Sendable {
     /// Per node: where its (type, template) pairs start in `types`, how many, and its fallbacks.
     public struct NodeEntry: Sendable {
         public var typesStart: Int32
@@ -49,6 +51,20 @@ public struct ViewAnswers: Sendable {
     public let name: String
     public let recursion: Bool
     public let names: NameTable
+
+    init(
+        name: String, recursion: Bool, names: NameTable, nodes: [NodeEntry], types: [UInt16], typeTemplates: [Int32],
+        templates: [AnswerTemplate]
+    ) {
+        self.name = name
+        self.recursion = recursion
+        self.names = names
+        self.nodes = nodes
+        self.types = types
+        self.typeTemplates = typeTemplates
+        self.templates = templates
+    }
+
     public let nodes: [NodeEntry]
     public let types: [UInt16]
     public let typeTemplates: [Int32]

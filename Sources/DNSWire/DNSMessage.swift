@@ -31,6 +31,20 @@ public struct DNSMessage: Equatable, Sendable {
     /// The full response code: header bits plus the OPT's extended bits.
     public var rcode: UInt16
 
+    public init(
+        id: UInt16, flags: UInt16, question: (name: DomainName, type: UInt16, qclass: UInt16)?, answers: [WireRecord],
+        authority: [WireRecord], additional: [WireRecord], edns: EDNSInfo?, rcode: UInt16
+    ) {
+        self.id = id
+        self.flags = flags
+        self.question = question
+        self.answers = answers
+        self.authority = authority
+        self.additional = additional
+        self.edns = edns
+        self.rcode = rcode
+    }
+
     public static func == (lhs: DNSMessage, rhs: DNSMessage) -> Bool {
         lhs.id == rhs.id && lhs.flags == rhs.flags && lhs.question?.name == rhs.question?.name
             && lhs.question?.type == rhs.question?.type && lhs.question?.qclass == rhs.question?.qclass
