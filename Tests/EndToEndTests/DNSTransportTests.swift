@@ -1,0 +1,155 @@
+import DNSWire
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+import ZoneModel
+
+/// Transport-level behaviour over real sockets: IPv6, TCP limits and idle timeout, rate limiting, and the
+/// forwarder against an upstream that misbehaves on purpose.
+@Suite(.serialized) struct DNSTransportTests {
+    static let zone = [("sites.zone", Fixtures.text("Tests/Fixtures/zones/ok/sites.zone"))]
+
+    @Test func servesOverIPv6() throws {
+        let server = try FrontdoorDNS(zones: Self.zone) { options in
+            options.listeners = [SocketAddress(address: .v6(IPv6Address(high: 0, low: 1)), port: 0)]
+        }
+        defer { withExtendedLifetime(server) {} }
+        guard let dig = Tool.find("dig") else { return Tool.skip("dig", package: "dnsutils") }
+        let outcome = try Tool.run(dig, ["@::1", "-p", "\(server.port)", "+short", "myserver.example.com"])
+        // ::1 is in no view of the fixture config but the catch-all wan.
+        #expect(outcome.stdout.split(separator: "\n").last == "203.0.113.1", "\(outcome.stdout)\(outcome.stderr)")
+    }
+
+    /// A raw TCP connection to the server on loopback.
+    func connect(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else { throw FixtureError(message: "connect failed") }
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// Whether the server closed `fd`: a read returns end of file (or a reset).
+    func closedByServer(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        return read(fd, &byte, 1) <= 0
+    }
+
+    @Test func idleTCPConnectionsAreClosed() throws {
+        let server = try FrontdoorDNS(zones: Self.zone) { options in options.tcpIdleMilliseconds = 300 }
+        defer { withExtendedLifetime(server) {} }
+        let fd = try self.connect(port: server.port)
+        defer { close(fd) }
+        let start = Date()
+        #expect(self.closedByServer(fd))
+        let waited = Date().timeIntervalSince(start)
+        #expect(waited >= 0.25 && waited < 2.9, "closed after the idle timeout, not at once and not never: \(waited)")
+    }
+
+    @Test func connectionsPerSourceAreCapped() throws {
+        let server = try FrontdoorDNS(zones: Self.zone, workers: 1) { options in options.tcpConnectionsPerSource = 2 }
+        defer { withExtendedLifetime(server) {} }
+        let first = try self.connect(port: server.port)
+        let second = try self.connect(port: server.port)
+        let third = try self.connect(port: server.port)
+        defer { for fd in [first, second, third] { close(fd) } }
+        #expect(self.closedByServer(third), "a third connection from the same address is refused")
+        // The first two still work: a query over one of them is answered.
+        let query = QueryBuilder.query(id: 42, name: try DomainName("myserver.example.com."), type: 1)
+        let framed = [UInt8(query.count >> 8), UInt8(query.count & 0xFF)] + query
+        #expect(framed.withUnsafeBytes { write(first, $0.baseAddress, $0.count) } == framed.count)
+        var reply = [UInt8](repeating: 0, count: 512)
+        let count = reply.withUnsafeMutableBytes { read(first, $0.baseAddress, $0.count) }
+        #expect(count > 14 && reply[2] == 0 && reply[3] == 42)
+    }
+
+    @Test func rateLimitingDropsAndSlipsForTheWANViewOnly() throws {
+        let server = try FrontdoorDNS(zones: Self.zone, rateLimit: 5)
+        defer { withExtendedLifetime(server) {} }
+        func burst(from source: UInt32) throws -> (answered: Int, truncated: Int) {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(fd) }
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = source.bigEndian
+            _ = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            var server4 = sockaddr_in()
+            server4.sin_family = sa_family_t(AF_INET)
+            server4.sin_port = server.port.bigEndian
+            server4.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            for id in 0..<40 {
+                let query = QueryBuilder.query(id: UInt16(id), name: try DomainName("myserver.example.com."), type: 1)
+                _ = query.withUnsafeBytes { bytes in
+                    withUnsafePointer(to: &server4) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        }
+                    }
+                }
+            }
+            var timeout = timeval(tv_sec: 0, tv_usec: 300_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var answered = 0
+            var truncated = 0
+            var buffer = [UInt8](repeating: 0, count: 1500)
+            while buffer.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, 0) }) > 0 {
+                if buffer[2] & 0x02 != 0 { truncated += 1 } else { answered += 1 }
+            }
+            return (answered, truncated)
+        }
+        let lan = try burst(from: 0x7F00_0001)
+        #expect(lan.answered == 40 && lan.truncated == 0, "the LAN view (recursion) is not limited")
+        let wan = try burst(from: 0x7F00_0002)
+        #expect(wan.answered == 5, "five full answers per second: \(wan)")
+        #expect(wan.truncated >= 10 && wan.truncated <= 20, "every second excess answer slips as TC=1: \(wan)")
+    }
+
+    @Test func forwarderUsesRandomPortsAndIDsAndRejectsSpoofsAndRetriesOverTCP() throws {
+        guard let python = Tool.find("python3") else { return Tool.skip("python3", package: "python3") }
+        let port = try freePort()
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/queries.log"
+        let fake = try Tool.spawn(python, [Fixtures.path("Tests/Fixtures/fake_upstream.py"), "\(port)", log])
+        defer { Tool.stop(fake) }
+        for _ in 0..<100 where !Fixtures.textAt(log).contains("ready") { usleep(50_000) }
+        let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: port)
+        let server = try FrontdoorDNS(zones: Self.zone, upstreams: [upstream])
+        defer { withExtendedLifetime(server) {} }
+        for index in 0..<6 {
+            guard let answer = try Dig.ask(port: server.port, ["name\(index).test", "A"], source: "127.0.0.1") else {
+                return
+            }
+            #expect(answer.answer == ["name\(index).test. 60 IN A 198.51.100.1"], "\(answer.output)")
+        }
+        guard let spoofed = try Dig.ask(port: server.port, ["spoof.test", "A"], source: "127.0.0.1"),
+            let big = try Dig.ask(port: server.port, ["+tcp", "big.test", "TXT"], source: "127.0.0.1")
+        else { return }
+        #expect(
+            spoofed.answer == ["spoof.test. 60 IN A 198.51.100.1"], "the reply with the wrong ID or question is ignored"
+        )
+        #expect(big.answer.count == 30, "a truncated upstream reply is fetched again over TCP: \(big.output)")
+        let lines = Fixtures.textAt(log).split(separator: "\n").filter { $0.hasPrefix("udp ") }.map {
+            $0.split(separator: " ")
+        }
+        let ports = Set(lines.map { $0[1] })
+        let ids = Set(lines.map { $0[2] })
+        #expect(ports.count == lines.count, "a fresh source port per upstream query: \(lines)")
+        #expect(ids.count == lines.count, "a fresh ID per upstream query")
+        #expect(Fixtures.textAt(log).contains("tcp "), "big.test went over TCP")
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `frontdoor run` as a process: the start-up line, answers, SIGHUP reloads (good and bad), SIGTERM.
+@Suite struct RunCommandTests {
+    @Test func runServesReloadsAndStopsCleanly() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Fixtures.config.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let zone =
+            "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n$SITE myserver http://192.0.2.69:80\n"
+        try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        let port = try freePort()
+        let logPath = directory + "/log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { close(logFD) }
+        let pid = try Tool.spawn(
+            Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--workers", "1"],
+            stderr: logFD)
+        var stopped = false
+        defer { if !stopped { Tool.stop(pid) } }
+        for _ in 0..<100 where !Fixtures.textAt(logPath).contains("serving dns") { usleep(20_000) }
+        let log = Fixtures.textAt(logPath)
+        #expect(
+            log.contains(
+                "frontdoor: info: serving dns on 127.0.0.1:\(port) (udp+tcp) with 1 worker(s); views lan, wan"),
+            "\(log)")
+
+        guard let first = try Dig.ask(port: port, ["+short", "myserver.example.com"], source: "127.0.0.2") else {
+            return
+        }
+        #expect(first.output.contains("203.0.113.1"))
+
+        // A good edit is picked up on SIGHUP.
+        try (zone + "$SITE newsite http://192.0.2.70:80\n").write(
+            toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        kill(pid, SIGHUP)
+        for _ in 0..<100 where !Fixtures.textAt(logPath).contains("reloaded") { usleep(20_000) }
+        guard let added = try Dig.ask(port: port, ["newsite.example.com"], source: "127.0.0.2") else { return }
+        #expect(added.status == "NOERROR" && added.answer.count == 2, "\(added.output)")
+
+        // A broken edit is reported and the previous model keeps serving.
+        try (zone + "broken AAA 192.0.2.1\n").write(
+            toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        kill(pid, SIGHUP)
+        for _ in 0..<100 where !Fixtures.textAt(logPath).contains("reload failed") { usleep(20_000) }
+        #expect(Fixtures.textAt(logPath).contains("example.com.zone:5:8: error: unknown record type 'AAA'"))
+        guard let still = try Dig.ask(port: port, ["newsite.example.com"], source: "127.0.0.2") else { return }
+        #expect(still.status == "NOERROR", "the old model still answers")
+
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        stopped = true
+        #expect(status == 0, "exit status 0 after SIGTERM")
+        #expect(Fixtures.textAt(logPath).contains("frontdoor: info: stopped"))
+    }
+
+    @Test func runRefusesABrokenModelWithExit65AndABusyPortWithExit1() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "view all *\n".write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        try "$TTL 60\n@ NS ns\nns AAA 1\n".write(
+            toFile: directory + "/home.arpa.zone", atomically: true, encoding: .utf8)
+        let broken = try Tool.run(Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:1"])
+        #expect(broken.status == 65 && broken.stderr.contains("nothing started"))
+
+        try "$TTL 60\n@ NS ns\nns A 192.0.2.53\n".write(
+            toFile: directory + "/home.arpa.zone", atomically: true, encoding: .utf8)
+        let holder = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) }
+        }
+        let busyPort = UInt16(bigEndian: address.sin_port)
+        let busy = try Tool.run(Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:\(busyPort)"])
+        #expect(busy.status == 1)
+        #expect(
+            busy.stderr.contains("cannot listen on udp 127.0.0.1:\(busyPort): Address already in use"), "\(busy.stderr)"
+        )
+    }
+}
