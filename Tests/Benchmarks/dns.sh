@@ -6,7 +6,8 @@
 # generator pinned to core 1 (dnsperf tops out near 100k qps here). Servers take turns, several rounds,
 # and the script prints per-server medians of qps, CPU microseconds per query and RSS, and the ratios.
 # A second table repeats the run with two workers per server, unpinned.
-#   Tests/Benchmarks/dns.sh [ROUNDS] [SECONDS] [SITES]        (defaults 5, 5, 50000)
+#   Tests/Benchmarks/dns.sh [ROUNDS] [SECONDS] [SITES] [pinned]   (defaults 5, 5, 50000; "pinned" skips
+#                                                                   the two-worker table)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-5}"
@@ -222,4 +223,4 @@ PY
 
 echo "model: $sites sites; query mix of $(python3 -c "import os;print(os.path.getsize('$work/queries'))") bytes; $rounds rounds of ${seconds}s"
 run_table "one pinned worker each (server on core 0, load on core 1)" 1 1
-run_table "two workers each, unpinned" 2 0
+[ "${4:-}" = pinned ] || run_table "two workers each, unpinned" 2 0

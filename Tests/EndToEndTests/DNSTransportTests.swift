@@ -128,7 +128,8 @@ import ZoneModel
         defer { Tool.stop(fake) }
         for _ in 0..<100 where !Fixtures.textAt(log).contains("ready") { usleep(50_000) }
         let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: port)
-        let server = try FrontdoorDNS(zones: Self.zone, upstreams: [upstream])
+        // One worker: questions are coalesced per worker (each has its own cache and in-flight table).
+        let server = try FrontdoorDNS(zones: Self.zone, upstreams: [upstream], workers: 1)
         defer { withExtendedLifetime(server) {} }
         for index in 0..<6 {
             guard let answer = try Dig.ask(port: server.port, ["name\(index).test", "A"], source: "127.0.0.1") else {
@@ -151,5 +152,18 @@ import ZoneModel
         #expect(ports.count == lines.count, "a fresh source port per upstream query: \(lines)")
         #expect(ids.count == lines.count, "a fresh ID per upstream query")
         #expect(Fixtures.textAt(log).contains("tcp "), "big.test went over TCP")
+
+        // Five clients ask the same slow question at once: one upstream query serves them all.
+        guard let dig = Tool.find("dig") else { return }
+        let pids = try (0..<5).map { _ in
+            try Tool.spawn(dig, ["@127.0.0.1", "-p", "\(server.port)", "+time=3", "+tries=1", "slow.test", "A"])
+        }
+        for pid in pids {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            #expect(status == 0)
+        }
+        let slow = Fixtures.textAt(log).split(separator: "\n").filter { $0.hasSuffix(" slow.test.") }
+        #expect(slow.count == 1, "identical questions in flight are coalesced: \(slow)")
     }
 }

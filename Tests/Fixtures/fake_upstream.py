@@ -6,6 +6,7 @@
 Answers over UDP and TCP on 127.0.0.1:PORT and logs "udp|tcp SOURCEPORT ID NAME" per query to LOGFILE.
 - spoof.test.: first a reply with the wrong ID, then one for another question, then the real answer.
 - big.test.:   over UDP only TC=1 with no records; over TCP the full answer (30 TXT records).
+- slow.test.:  the answer after half a second (so identical questions pile up and must be coalesced).
 - anything else: one A record 198.51.100.1.
 """
 import socket, struct, sys, threading
@@ -47,6 +48,10 @@ def udp():
             sock.sendto(answer(qid, other, records(name)), peer)
         if name == "big.test.":
             sock.sendto(answer(qid, question, [], tc=True), peer)
+            continue
+        if name == "slow.test.":
+            reply = answer(qid, question, records(name))
+            threading.Timer(0.5, sock.sendto, args=(reply, peer)).start()
             continue
         sock.sendto(answer(qid, question, records(name)), peer)
 
