@@ -64,7 +64,29 @@ public struct WireReader: ~Copyable {
 
     /// `readName()` into a caller's buffer (lower-cased, ending with the root label).
     public mutating func readName(appendingTo wire: inout [UInt8]) throws(WireError) {
-        let start = wire.count
+        let bytes = self.bytes
+        try self.walkName { position, length in
+            wire.append(UInt8(length))
+            guard length > 0 else { return }
+            for index in (position + 1)...(position + length) {
+                let byte = bytes[index]
+                wire.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+            }
+        }
+    }
+
+    /// Skips a name without expanding it, checking it the same way `readName` does.
+    public mutating func skipName() throws(WireError) {
+        try self.walkName { _, _ in }
+    }
+
+    /// Follows a name from the cursor, calling `label(offset, length)` for each label (the root last) and
+    /// leaving the cursor after the name as written (after its first pointer, if any).
+    ///
+    /// Every pointer must point strictly before itself, so following pointers always moves backwards and
+    /// cannot loop; the expanded name may not exceed 255 octets.
+    mutating func walkName(_ label: (Int, Int) -> Void) throws(WireError) {
+        var expanded = 0
         var position = self.offset
         var jumped = false
         while true {
@@ -72,52 +94,18 @@ public struct WireReader: ~Copyable {
             let length = Int(self.bytes[position])
             switch length & 0xC0 {
             case 0x00:
-                guard wire.count - start + length + 1 <= 255 else { throw .nameTooLong(offset: position) }
+                expanded += length + 1
+                guard expanded <= 255 else { throw .nameTooLong(offset: position) }
                 guard position + 1 + length <= self.bytes.count else { throw .truncated(offset: position) }
-                wire.append(UInt8(length))
+                label(position, length)
                 if length == 0 {
                     if !jumped { self.offset = position + 1 }
                     return
-                }
-                for index in (position + 1)...(position + length) {
-                    let byte = self.bytes[index]
-                    wire.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
                 }
                 position += 1 + length
             case 0xC0:
                 guard position + 2 <= self.bytes.count else { throw .truncated(offset: position) }
                 let target = (length & 0x3F) << 8 | Int(self.bytes[position + 1])
-                guard target < position else { throw .badPointer(offset: position) }
-                if !jumped { self.offset = position + 2 }
-                jumped = true
-                position = target
-            default:
-                throw .badLabelType(offset: position)
-            }
-        }
-    }
-
-    /// Skips a name without expanding it, checking it the same way `readName` does.
-    public mutating func skipName() throws(WireError) {
-        var length = 0
-        var position = self.offset
-        var jumped = false
-        while true {
-            guard position < self.bytes.count else { throw .truncated(offset: position) }
-            let label = Int(self.bytes[position])
-            switch label & 0xC0 {
-            case 0x00:
-                length += label + 1
-                guard length <= 255 else { throw .nameTooLong(offset: position) }
-                guard position + 1 + label <= self.bytes.count else { throw .truncated(offset: position) }
-                if label == 0 {
-                    if !jumped { self.offset = position + 1 }
-                    return
-                }
-                position += 1 + label
-            case 0xC0:
-                guard position + 2 <= self.bytes.count else { throw .truncated(offset: position) }
-                let target = (label & 0x3F) << 8 | Int(self.bytes[position + 1])
                 guard target < position else { throw .badPointer(offset: position) }
                 if !jumped { self.offset = position + 2 }
                 jumped = true

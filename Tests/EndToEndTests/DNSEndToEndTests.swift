@@ -248,14 +248,7 @@ import ZoneModel
 /// A UDP socket bound on loopback that never reads: an upstream that does not answer.
 func bindSilentSocket(port: UInt16) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard result == 0 else { throw FixtureError(message: "bind failed") }
+    guard withLoopbackAddress(port: port, { bind(fd, $0, $1) }) == 0 else { throw FixtureError(message: "bind failed") }
     return fd
 }
 

@@ -24,15 +24,7 @@ import ZoneModel
     /// A raw TCP connection to the server on loopback.
     func connect(port: UInt16) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let result = withLoopbackAddress(port: port) { Glibc.connect(fd, $0, $1) }
         guard result == 0 else { throw FixtureError(message: "connect failed") }
         var timeout = timeval(tv_sec: 3, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -79,26 +71,11 @@ import ZoneModel
         func burst(from source: UInt32) throws -> (answered: Int, truncated: Int) {
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             defer { close(fd) }
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            local.sin_addr.s_addr = source.bigEndian
-            _ = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            var server4 = sockaddr_in()
-            server4.sin_family = sa_family_t(AF_INET)
-            server4.sin_port = server.port.bigEndian
-            server4.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            _ = withLoopbackAddress(port: 0, host: UInt8(source & 0xFF)) { bind(fd, $0, $1) }
             for id in 0..<40 {
                 let query = QueryBuilder.query(id: UInt16(id), name: try DomainName("myserver.example.com."), type: 1)
                 _ = query.withUnsafeBytes { bytes in
-                    withUnsafePointer(to: &server4) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                        }
-                    }
+                    withLoopbackAddress(port: server.port) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, $1) }
                 }
             }
             var timeout = timeval(tv_sec: 0, tv_usec: 300_000)

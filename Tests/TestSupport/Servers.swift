@@ -181,3 +181,16 @@ package struct Dig {
         }
     }
 }
+
+/// Calls `body` with 127.0.0.`host`:`port` as a `sockaddr`, for tests that drive raw sockets.
+package func withLoopbackAddress<T>(port: UInt16, host: UInt8 = 1, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T)
+    -> T
+{
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = (UInt32(0x7F00_0000) | UInt32(host)).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+}
