@@ -9,14 +9,15 @@ public struct Waiter: Sendable {
     public var question: [UInt8]
     public var nameLength: Int
     public var edns: EDNSInfo?
-    /// A CNAME chain template from our own zones to put first, or -1.
-    public var prefix: Int32
+    /// A CNAME chain from our own zones to put first. Kept by value: a reload while the question is out
+    /// must not change (or invalidate) what this client's answer starts with.
+    public var prefix: AnswerTemplate?
     public var view: Int
     public var tcp: Bool
 
     public init(
-        id: UInt16, flags: UInt16, question: [UInt8], nameLength: Int, edns: EDNSInfo?, prefix: Int32, view: Int,
-        tcp: Bool
+        id: UInt16, flags: UInt16, question: [UInt8], nameLength: Int, edns: EDNSInfo?, prefix: AnswerTemplate?,
+        view: Int, tcp: Bool
     ) {
         self.id = id
         self.flags = flags
@@ -28,11 +29,28 @@ public struct Waiter: Sendable {
         self.tcp = tcp
     }
 
-    /// Captures a parsed query for later.
-    public init(query: DNSQuery, packet: UnsafeRawBufferPointer, prefix: Int32, view: Int, tcp: Bool) {
+    /// Captures a parsed query for later; `prefix` is a template index of `tables`' view `view`, or -1.
+    public init(query: DNSQuery, packet: UnsafeRawBufferPointer, prefix: Int32, view: Int, tables: DNSTables, tcp: Bool)
+    {
+        let template: AnswerTemplate? =
+            prefix >= 0 && view < tables.views.count && Int(prefix) < tables.views[view].templates.count
+            ? tables.views[view].templates[Int(prefix)] : nil
         self.init(
             id: query.id, flags: query.flags, question: Array(packet[DNSHeader.size..<query.questionEnd]),
-            nameLength: query.nameLength, edns: query.edns, prefix: prefix, view: view, tcp: tcp)
+            nameLength: query.nameLength, edns: query.edns, prefix: template, view: view, tcp: tcp)
+    }
+
+    /// The name to ask upstream: where our CNAME chain leaves the served zones, else the question itself.
+    public var upstreamName: DomainName {
+        if let end = self.prefix?.chainEnd { return end }
+        // The question's name, lower-cased as the cache keys it.
+        let wire = self.question[0..<self.nameLength].map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        return DomainName(uncheckedWire: wire)
+    }
+
+    /// The question's type.
+    public var type: UInt16 {
+        UInt16(self.question[self.nameLength]) << 8 | UInt16(self.question[self.nameLength + 1])
     }
 }
 
@@ -41,12 +59,10 @@ public enum ForwardedAnswer {
     /// The response for `waiter`: its ID and question, any chain prefix, then `answer`'s sections (or
     /// SERVFAIL with no records when `answer` is nil). Over UDP it drops the additional section, then
     /// sets TC, when the client's size is exceeded.
-    public static func response(for waiter: Waiter, answer: CachedAnswer?, tables: DNSTables) -> [UInt8] {
+    public static func response(for waiter: Waiter, answer: CachedAnswer?) -> [UInt8] {
         let limit =
             waiter.tcp ? Responder.maximumMessage : min(waiter.edns?.udpSize ?? 512, Responder.advertisedUDPSize)
-        let prefix =
-            waiter.prefix >= 0 && waiter.view < tables.views.count
-            ? tables.views[waiter.view].templates[Int(waiter.prefix)] : nil
+        let prefix = waiter.prefix
         let rcode = answer?.rcode ?? DNSRcode.servFail.rawValue
         for attempt in 0..<3 {
             // 0: everything; 1: without additional records; 2: truncated.

@@ -240,22 +240,17 @@ final class DNSWorker: @unchecked Sendable {
                     continue
                 case .forward(let view, let prefix):
                     guard let query else { continue }
-                    let waiter = Waiter(query: query, packet: packet, prefix: prefix, view: view, tcp: false)
+                    let waiter = Waiter(
+                        query: query, packet: packet, prefix: prefix, view: view, tables: tables, tcp: false)
                     self.forwarder?.resolve(
-                        waiter, name: self.chainEnd(prefix: prefix, view: view, query: query), type: query.type,
-                        endpoint: .udp(fd: fd, peer: self.batch.peer(message).pointee), now: monotonicMilliseconds())
+                        waiter, endpoint: .udp(fd: fd, peer: self.batch.peer(message).pointee),
+                        now: monotonicMilliseconds())
                 }
             }
             self.answered.add(count, ordering: .relaxed)
             self.batch.flush(fd)
             if count < self.batch.count { return }
         }
-    }
-
-    /// The name to ask upstream: the question itself, or where our CNAME chain leaves the served zones.
-    func chainEnd(prefix: Int32, view: Int, query: DNSQuery) -> DomainName {
-        if prefix >= 0, let end = self.tables.views[view].templates[Int(prefix)].chainEnd { return end }
-        return DomainName(uncheckedWire: Array(UnsafeRawBufferPointer(rebasing: self.scratch[0..<query.nameLength])))
     }
 
     /// A rate-limited response cut to its header and question with TC=1 (RFC 8906-friendly "slip").
@@ -362,17 +357,17 @@ final class DNSWorker: @unchecked Sendable {
                 close = true
             case .forward(let view, let prefix):
                 guard let query else { continue }
+                let tables = self.tables
                 let waiter = connection.input.withUnsafeBytes { raw in
                     Waiter(
                         query: query, packet: UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)]),
                         prefix: prefix,
-                        view: view, tcp: true)
+                        view: view, tables: tables, tcp: true)
                 }
                 connection.pendingForwards += 1
                 self.connections[fd] = connection
                 self.forwarder?.resolve(
-                    waiter, name: self.chainEnd(prefix: prefix, view: view, query: query), type: query.type,
-                    endpoint: .tcp(fd: fd, serial: connection.serial), now: monotonicMilliseconds())
+                    waiter, endpoint: .tcp(fd: fd, serial: connection.serial), now: monotonicMilliseconds())
                 guard let updated = self.connections[fd] else { return }
                 connection.pendingForwards = updated.pendingForwards
                 connection.output = updated.output

@@ -45,17 +45,17 @@ final class Forwarder {
     var upstreams: [SocketAddress] { self.worker.options.upstreams }
 
     /// Answers from the cache, joins a question already in flight, or asks upstream.
-    func resolve(_ waiter: Waiter, name: DomainName, type: UInt16, endpoint: Endpoint, now: UInt64) {
-        let key = CacheKey(name: name, type: type)
+    func resolve(_ waiter: Waiter, endpoint: Endpoint, now: UInt64) {
+        let key = CacheKey(name: waiter.upstreamName, type: waiter.type)
         if let cached = self.cache.lookup(key, now: now) {
             self.worker.deliver(
-                endpoint, ForwardedAnswer.response(for: waiter, answer: cached, tables: self.worker.tables))
+                endpoint, ForwardedAnswer.response(for: waiter, answer: cached))
             return
         }
         if var existing = self.pending[key] {
             guard existing.waiters.count < Forwarder.maximumWaiters else {
                 return self.worker.deliver(
-                    endpoint, ForwardedAnswer.response(for: waiter, answer: nil, tables: self.worker.tables))
+                    endpoint, ForwardedAnswer.response(for: waiter, answer: nil))
             }
             existing.waiters.append((waiter, endpoint))
             self.pending[key] = existing
@@ -63,7 +63,7 @@ final class Forwarder {
         }
         guard self.pending.count < Forwarder.maximumPending, !self.upstreams.isEmpty else {
             return self.worker.deliver(
-                endpoint, ForwardedAnswer.response(for: waiter, answer: nil, tables: self.worker.tables))
+                endpoint, ForwardedAnswer.response(for: waiter, answer: nil))
         }
         var entry = Pending(
             key: key, waiters: [(waiter, endpoint)], deadline: now + self.worker.options.upstreamDeadlineMilliseconds)
@@ -232,7 +232,7 @@ final class Forwarder {
         }
         for (waiter, endpoint) in entry.waiters {
             self.worker.deliver(
-                endpoint, ForwardedAnswer.response(for: waiter, answer: answer, tables: self.worker.tables))
+                endpoint, ForwardedAnswer.response(for: waiter, answer: answer))
         }
     }
 }
