@@ -205,7 +205,17 @@ void csys_batch_destroy(csys_batch *batch) {
     free(batch);
 }
 
-int csys_batch_receive(csys_batch *batch, int fd) {
+static int batch_receive(csys_batch *batch, int fd, int flags);
+
+int csys_batch_receive(csys_batch *batch, int fd) { return batch_receive(batch, fd, MSG_DONTWAIT); }
+
+int csys_batch_receive_wait(csys_batch *batch, int fd, int timeout_ms) {
+    struct timeval timeout = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    return batch_receive(batch, fd, MSG_WAITFORONE);
+}
+
+static int batch_receive(csys_batch *batch, int fd, int flags) {
     // The kernel overwrites lengths: reset every one before each call.
     for (int i = 0; i < batch->count; i++) {
         batch->in_vectors[i].iov_base = batch->in + (size_t)i * batch->size;
@@ -221,7 +231,7 @@ int csys_batch_receive(csys_batch *batch, int fd) {
         batch->in_messages[i].msg_len = 0;
     }
     batch->queued = 0;
-    int n = recvmmsg(fd, batch->in_messages, batch->count, MSG_DONTWAIT, NULL);
+    int n = recvmmsg(fd, batch->in_messages, batch->count, flags, NULL);
     if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
     return n;
 }

@@ -26,6 +26,13 @@ public final class UDPBatch {
         Int(max(0, csys_batch_receive(self.batch, fd)))
     }
 
+    /// Sleeps until datagrams arrive (or `timeout` milliseconds pass, returning 0), then takes what is
+    /// queued, up to the batch size: the fewest system calls per datagram when one thread owns the socket.
+    @inlinable
+    public func receiveWaiting(_ fd: Int32, timeout: Int32) -> Int {
+        Int(max(0, csys_batch_receive_wait(self.batch, fd, timeout)))
+    }
+
     /// Datagram `index`'s bytes; empty when it was too large for the buffer.
     @inlinable
     public func input(_ index: Int) -> UnsafeRawBufferPointer {

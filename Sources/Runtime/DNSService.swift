@@ -69,10 +69,15 @@ public final class DNSService: @unchecked Sendable {
         self.workers = workers
     }
 
-    /// Starts the worker threads.
+    /// Starts the worker threads: per worker one epoll loop (TCP, upstreams) and one thread per UDP socket.
     public func start() {
         for worker in self.workers {
             if let thread = startThread(name: "dns-\(worker.index)", { worker.run() }) { self.threads.append(thread) }
+            for loop in worker.udpLoops {
+                if let thread = startThread(name: "dns-udp-\(worker.index)", { loop.run() }) {
+                    self.threads.append(thread)
+                }
+            }
         }
     }
 
@@ -84,7 +89,12 @@ public final class DNSService: @unchecked Sendable {
     }
 
     /// Queries answered so far, summed over workers (approximate while running).
-    public var answered: Int { self.workers.reduce(0) { $0 + $1.answered.load(ordering: .relaxed) } }
+    public var answered: Int {
+        self.workers.reduce(0) { total, worker in
+            total + worker.answered.load(ordering: .relaxed)
+                + worker.udpLoops.reduce(0) { $0 + $1.answered.load(ordering: .relaxed) }
+        }
+    }
 }
 
 /// Where a response goes.
@@ -107,10 +117,10 @@ struct TCPConnection {
     var wantsWrite = false
 }
 
-/// One DNS worker: an epoll loop over its UDP sockets, TCP listeners, TCP clients and upstream sockets.
+/// One DNS worker: an epoll loop over its TCP listeners, TCP clients and upstream sockets, plus a thread per
+/// UDP socket (`UDPLoop`) that hands it the questions to forward.
 final class DNSWorker: @unchecked Sendable {
     enum Kind: UInt64 {
-        case udp = 1
         case tcpListener = 2
         case tcpClient = 3
         case upstream = 4
@@ -121,7 +131,10 @@ final class DNSWorker: @unchecked Sendable {
     let store: SnapshotStore
     let poller: Poller
     let sockets: [(udp: Int32, tcp: Int32)]
-    let batch: UDPBatch
+    /// One per UDP socket, each on a thread of its own.
+    private(set) var udpLoops: [UDPLoop] = []
+    /// Questions the UDP threads hand over for forwarding; drained by this loop when woken.
+    let handoff = Mutex<[(Waiter, Endpoint)]>([])
     let scratch: UnsafeMutableRawBufferPointer
     let output: UnsafeMutableRawBufferPointer
     let stopFlag = Atomic<Bool>(false)
@@ -131,7 +144,6 @@ final class DNSWorker: @unchecked Sendable {
     var connections: [Int32: TCPConnection] = [:]
     var perSource: [IPAddress: Int] = [:]
     var nextSerial: UInt64 = 1
-    var limiter: RateLimiter
     var forwarder: Forwarder?
     var lastSweep: UInt64 = 0
 
@@ -142,20 +154,20 @@ final class DNSWorker: @unchecked Sendable {
         self.store = store
         self.sockets = sockets
         self.poller = try Poller()
-        guard let batch = UDPBatch(count: 64, bufferSize: 4096) else {
-            throw SocketError(errno: ENOMEM, context: "udp batch")
-        }
-        self.batch = batch
         self.scratch = .allocate(byteCount: 1024, alignment: 16)
         self.output = .allocate(byteCount: Responder.maximumMessage + 2, alignment: 16)
         self.generation = store.generation
         self.tables = store.tables()
-        self.limiter = RateLimiter(perSecond: options.rateLimit)
         for socket in sockets {
-            try self.poller.add(socket.udp, events: Poller.readable, token: DNSWorker.token(.udp, socket.udp))
             try self.poller.add(socket.tcp, events: Poller.readable, token: DNSWorker.token(.tcpListener, socket.tcp))
         }
         self.forwarder = Forwarder(worker: self)
+        for socket in sockets {
+            guard let loop = UDPLoop(fd: socket.udp, worker: self) else {
+                throw SocketError(errno: ENOMEM, context: "udp batch")
+            }
+            self.udpLoops.append(loop)
+        }
     }
 
     deinit {
@@ -190,8 +202,11 @@ final class DNSWorker: @unchecked Sendable {
             let timeout = self.forwarder?.nextTimeout(now: monotonicMilliseconds()) ?? 1000
             self.poller.wait(timeout: Int32(min(timeout, 1000))) { token, events in
                 let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
+                if token == Poller.wakeToken {
+                    self.drainHandoff()
+                    return
+                }
                 switch Kind(rawValue: token >> 56) {
-                case .udp: self.serveUDP(fd)
                 case .tcpListener: self.accept(fd)
                 case .tcpClient: self.serveTCP(fd, events: events)
                 case .upstream: self.forwarder?.upstreamReady(fd, events: events, now: monotonicMilliseconds())
@@ -207,50 +222,21 @@ final class DNSWorker: @unchecked Sendable {
         }
     }
 
-    // MARK: UDP
+    // MARK: UDP hand-off
 
-    func serveUDP(_ fd: Int32) {
-        for _ in 0..<8 {
-            let count = self.batch.receive(fd)
-            if count == 0 { return }
-            self.refreshTables()
-            let tables = self.tables
-            var now: UInt64 = 0
-            for message in 0..<count {
-                let packet = self.batch.input(message)
-                guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)) else { continue }
-                let out = self.batch.output(message)
-                let (action, query) = Responder.respond(
-                    to: packet, from: client, tcp: false, tables: tables, scratch: self.scratch, into: out)
-                switch action {
-                case .reply(var length):
-                    if self.limiter.isEnabled {
-                        let view = tables.viewIndex(for: client)
-                        if view < 0 || !tables.views[view].recursion {
-                            if now == 0 { now = monotonicMilliseconds() }
-                            switch self.limiter.check(client, nowMilliseconds: now) {
-                            case .send: break
-                            case .drop: continue
-                            case .slip: length = DNSWorker.truncate(out, length: length, query: query)
-                            }
-                        }
-                    }
-                    self.batch.reply(message, length: length)
-                case .drop:
-                    continue
-                case .forward(let view, let prefix):
-                    guard let query else { continue }
-                    let waiter = Waiter(
-                        query: query, packet: packet, prefix: prefix, view: view, tables: tables, tcp: false)
-                    self.forwarder?.resolve(
-                        waiter, endpoint: .udp(fd: fd, peer: self.batch.peer(message).pointee),
-                        now: monotonicMilliseconds())
-                }
-            }
-            self.answered.add(count, ordering: .relaxed)
-            self.batch.flush(fd)
-            if count < self.batch.count { return }
+    /// Called from a UDP thread: queue a question for the forwarder and wake this loop.
+    func handOff(_ waiter: Waiter, _ endpoint: Endpoint) {
+        self.handoff.withLock { $0.append((waiter, endpoint)) }
+        self.poller.wake()
+    }
+
+    func drainHandoff() {
+        let items = self.handoff.withLock { queue in
+            defer { queue.removeAll(keepingCapacity: true) }
+            return queue
         }
+        let now = monotonicMilliseconds()
+        for (waiter, endpoint) in items { self.forwarder?.resolve(waiter, endpoint: endpoint, now: now) }
     }
 
     /// A rate-limited response cut to its header and question with TC=1 (RFC 8906-friendly "slip").

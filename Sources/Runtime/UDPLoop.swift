@@ -1,0 +1,84 @@
+import DNSServer
+import DNSWire
+import EventLoop
+import Synchronization
+import ZoneModel
+
+/// One UDP socket of one worker, served by a thread of its own: it sleeps in `recvmmsg` until queries
+/// arrive, answers the batch and sends it with one `sendmmsg` — two system calls per batch, nothing else.
+///
+/// Questions for the resolver are handed to the worker's epoll loop, which owns the cache and upstreams.
+final class UDPLoop: @unchecked Sendable {
+    let fd: Int32
+    unowned let worker: DNSWorker
+    let batch: UDPBatch
+    let scratch: UnsafeMutableRawBufferPointer
+    let answered = Atomic<Int>(0)
+    var tables: DNSTables
+    var generation: Int
+    var limiter: RateLimiter
+    /// How long a receive sleeps before looking at the stop flag.
+    static let wakeEveryMilliseconds: Int32 = 200
+
+    init?(fd: Int32, worker: DNSWorker) {
+        guard let batch = UDPBatch(count: 64, bufferSize: 4096) else { return nil }
+        self.fd = fd
+        self.worker = worker
+        self.batch = batch
+        self.scratch = .allocate(byteCount: 1024, alignment: 16)
+        self.generation = worker.store.generation
+        self.tables = worker.store.tables()
+        self.limiter = RateLimiter(perSecond: worker.options.rateLimit)
+    }
+
+    deinit { self.scratch.deallocate() }
+
+    func run() {
+        while !self.worker.stopFlag.load(ordering: .acquiring) {
+            let count = self.batch.receiveWaiting(self.fd, timeout: UDPLoop.wakeEveryMilliseconds)
+            if count > 0 { self.serve(count) }
+        }
+    }
+
+    /// Answers the `count` datagrams just received and sends the replies in one call.
+    func serve(_ count: Int) {
+        let current = self.worker.store.generation
+        if current != self.generation {
+            self.generation = current
+            self.tables = self.worker.store.tables()
+        }
+        let tables = self.tables
+        var now: UInt64 = 0
+        for message in 0..<count {
+            let packet = self.batch.input(message)
+            guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)) else { continue }
+            let out = self.batch.output(message)
+            let (action, query) = Responder.respond(
+                to: packet, from: client, tcp: false, tables: tables, scratch: self.scratch, into: out)
+            switch action {
+            case .reply(var length):
+                if self.limiter.isEnabled {
+                    let view = tables.viewIndex(for: client)
+                    if view < 0 || !tables.views[view].recursion {
+                        if now == 0 { now = monotonicMilliseconds() }
+                        switch self.limiter.check(client, nowMilliseconds: now) {
+                        case .send: break
+                        case .drop: continue
+                        case .slip: length = DNSWorker.truncate(out, length: length, query: query)
+                        }
+                    }
+                }
+                self.batch.reply(message, length: length)
+            case .drop:
+                continue
+            case .forward(let view, let prefix):
+                guard let query else { continue }
+                let waiter = Waiter(
+                    query: query, packet: packet, prefix: prefix, view: view, tables: tables, tcp: false)
+                self.worker.handOff(waiter, .udp(fd: self.fd, peer: self.batch.peer(message).pointee))
+            }
+        }
+        self.answered.add(count, ordering: .relaxed)
+        self.batch.flush(self.fd)
+    }
+}
