@@ -209,11 +209,12 @@ static int batch_receive(csys_batch *batch, int fd, int flags);
 
 int csys_batch_receive(csys_batch *batch, int fd) { return batch_receive(batch, fd, MSG_DONTWAIT); }
 
-int csys_batch_receive_wait(csys_batch *batch, int fd, int timeout_ms) {
+int csys_set_receive_timeout(int fd, int timeout_ms) {
     struct timeval timeout = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    return batch_receive(batch, fd, MSG_WAITFORONE);
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 }
+
+int csys_batch_receive_wait(csys_batch *batch, int fd) { return batch_receive(batch, fd, MSG_WAITFORONE); }
 
 static int batch_receive(csys_batch *batch, int fd, int flags) {
     // The kernel overwrites lengths: reset every one before each call.

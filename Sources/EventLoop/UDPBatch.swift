@@ -26,11 +26,16 @@ public final class UDPBatch {
         Int(max(0, csys_batch_receive(self.batch, fd)))
     }
 
-    /// Sleeps until datagrams arrive (or `timeout` milliseconds pass, returning 0), then takes what is
-    /// queued, up to the batch size: the fewest system calls per datagram when one thread owns the socket.
+    /// Sleeps until datagrams arrive (or the socket's receive timeout passes, returning 0), then takes what
+    /// is queued, up to the batch size: the fewest system calls per datagram when one thread owns the socket.
     @inlinable
-    public func receiveWaiting(_ fd: Int32, timeout: Int32) -> Int {
-        Int(max(0, csys_batch_receive_wait(self.batch, fd, timeout)))
+    public func receiveWaiting(_ fd: Int32) -> Int {
+        Int(max(0, csys_batch_receive_wait(self.batch, fd)))
+    }
+
+    /// Bounds how long `receiveWaiting` sleeps on `fd`.
+    public static func setReceiveTimeout(_ fd: Int32, milliseconds: Int32) {
+        _ = csys_set_receive_timeout(fd, milliseconds)
     }
 
     /// Datagram `index`'s bytes; empty when it was too large for the buffer.

@@ -306,11 +306,10 @@ final class DNSWorker: @unchecked Sendable {
             connection = updated
         }
         guard events & (Poller.readable | Poller.hangup) != 0 else { return }
-        var chunk = [UInt8](repeating: 0, count: 16384)
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = read(fd, self.output.baseAddress, 16384)
             if count > 0 {
-                connection.input += chunk[0..<count]
+                connection.input += UnsafeRawBufferPointer(rebasing: self.output[0..<count])
                 if connection.input.count > 2 * 65537 { break }
                 continue
             }

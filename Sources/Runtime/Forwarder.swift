@@ -29,6 +29,8 @@ final class Forwarder {
 
     unowned let worker: DNSWorker
     var cache: ResolverCache
+    /// One receive buffer for every upstream reply (a UDP datagram is at most 64 KiB).
+    var receiveBuffer = [UInt8](repeating: 0, count: 65535)
     var pending: [CacheKey: Pending] = [:]
     var byFD: [Int32: CacheKey] = [:]
     /// Bounds on work in flight, so a flood of distinct names cannot exhaust the worker.
@@ -152,14 +154,15 @@ final class Forwarder {
             self.tcpReady(key, &entry, events: events, now: now)
             return
         }
-        var buffer = [UInt8](repeating: 0, count: 65535)
-        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        let count = self.receiveBuffer.withUnsafeMutableBytes {
+            recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+        }
         guard count > 0 else {
             // ICMP unreachable and the like: try the next upstream now.
             if count < 0 && errno != EAGAIN { self.send(key, now: now) }
             return
         }
-        self.received(key, Array(buffer[0..<count]), now: now)
+        self.received(key, Array(self.receiveBuffer[0..<count]), now: now)
     }
 
     func tcpReady(_ key: CacheKey, _ entry: inout Pending, events: UInt32, now: UInt64) {
@@ -176,11 +179,10 @@ final class Forwarder {
             self.pending[key] = entry
             return
         }
-        var chunk = [UInt8](repeating: 0, count: 16384)
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let count = self.receiveBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
-                entry.tcpInput += chunk[0..<count]
+                entry.tcpInput += self.receiveBuffer[0..<count]
                 continue
             }
             if count == 0 || errno != EAGAIN {

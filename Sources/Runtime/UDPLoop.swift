@@ -29,13 +29,14 @@ final class UDPLoop: @unchecked Sendable {
         self.generation = worker.store.generation
         self.tables = worker.store.tables()
         self.limiter = RateLimiter(perSecond: worker.options.rateLimit)
+        UDPBatch.setReceiveTimeout(fd, milliseconds: UDPLoop.wakeEveryMilliseconds)
     }
 
     deinit { self.scratch.deallocate() }
 
     func run() {
         while !self.worker.stopFlag.load(ordering: .acquiring) {
-            let count = self.batch.receiveWaiting(self.fd, timeout: UDPLoop.wakeEveryMilliseconds)
+            let count = self.batch.receiveWaiting(self.fd)
             if count > 0 { self.serve(count) }
         }
     }

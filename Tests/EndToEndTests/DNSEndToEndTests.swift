@@ -128,7 +128,8 @@ import ZoneModel
             Self.zones() + [
                 ("link.zone", "; apex: link.example.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\nout CNAME www.example.org.\n")
             ]
-        let server = try FrontdoorDNS(zones: proxied, upstreams: [upstream])
+        // One worker: each worker keeps its own cache, and the countdown below must hit the same one.
+        let server = try FrontdoorDNS(zones: proxied, upstreams: [upstream], workers: 1)
         defer { withExtendedLifetime(server) {} }
         guard let lan = try Dig.ask(port: server.port, ["www.example.org", "A"], source: "127.0.0.1"),
             let wan = try Dig.ask(port: server.port, ["www.example.org", "A"], source: "127.0.0.2"),
@@ -223,7 +224,7 @@ import ZoneModel
         // dig -f reads many questions from a file and asks them one after another.
         let directory = try Tool.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let batch = (0..<300).map { _ in "myserver.example.com A +short +time=2 +tries=1" }.joined(separator: "\n")
+        let batch = (0..<300).map { _ in "myserver.example.com A +short +time=5 +tries=1" }.joined(separator: "\n")
         try batch.write(toFile: directory + "/batch", atomically: true, encoding: .utf8)
         let load = Process()
         load.executableURL = URL(fileURLWithPath: dig)
@@ -240,7 +241,9 @@ import ZoneModel
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         load.waitUntilExit()
         let lines = output.split(separator: "\n")
-        #expect(lines.filter { $0 == "192.0.2.42" }.count == 300, "every query answered: \(lines.count) lines")
+        #expect(
+            lines.filter { $0 == "192.0.2.42" }.count == 300,
+            "every query answered: \(lines.filter { $0 != "192.0.2.42" })")
         #expect(!output.contains("timed out"))
     }
 }

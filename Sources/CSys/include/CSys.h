@@ -57,9 +57,11 @@ csys_batch *csys_batch_create(int count, int size);
 void csys_batch_destroy(csys_batch *batch);
 /// recvmmsg without blocking; the number received, 0 when none, -errno on error.
 int csys_batch_receive(csys_batch *batch, int fd);
-/// recvmmsg that sleeps until at least one datagram arrives (then takes what is there), or `timeout_ms`
-/// passes (0 returned). Sets SO_RCVTIMEO on the socket.
-int csys_batch_receive_wait(csys_batch *batch, int fd, int timeout_ms);
+/// recvmmsg that sleeps until at least one datagram arrives (then takes what is there), or the socket's
+/// receive timeout passes (0 returned).
+int csys_batch_receive_wait(csys_batch *batch, int fd);
+/// SO_RCVTIMEO: how long a blocking receive on `fd` may sleep.
+int csys_set_receive_timeout(int fd, int timeout_ms);
 uint8_t *csys_batch_in(csys_batch *batch, int index);
 int csys_batch_in_length(csys_batch *batch, int index);
 const struct sockaddr_storage *csys_batch_peer(csys_batch *batch, int index);
