@@ -80,6 +80,9 @@ static int is_wildcard(const struct sockaddr *address) {
 int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_port) {
     int fd = bound_socket(SOCK_DGRAM, address, length, reuse_port);
     if (fd < 0) return fd;
+    // Blocking: its thread sleeps in recvmmsg (bounded by SO_RCVTIMEO); every other call on it passes
+    // MSG_DONTWAIT. A non-blocking socket would make that thread spin.
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (is_wildcard(address)) {
         int one = 1;
         if (address->sa_family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);

@@ -32,9 +32,9 @@ void csys_eventfd_signal(int fd);
 void csys_eventfd_drain(int fd);
 
 // Sockets --------------------------------------------------------------------------------------------
-/// A non-blocking UDP or TCP socket bound to `address`, with SO_REUSEPORT (one per worker) and, for a
-/// wildcard address, packet-info so replies leave from the address the query came to. Returns the fd or
-/// -errno.
+/// A UDP or TCP socket bound to `address`, with SO_REUSEPORT (one per worker) and, for a wildcard address,
+/// packet-info so replies leave from the address the query came to. TCP listeners are non-blocking; UDP
+/// sockets block (their thread sleeps in recvmmsg). Returns the fd or -errno.
 int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_port);
 int csys_listen_tcp(const struct sockaddr *address, socklen_t length, int reuse_port, int backlog);
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; -errno on failure.
