@@ -312,6 +312,60 @@ int csys_batch_send(csys_batch *batch, int fd) {
     return sent;
 }
 
+int csys_batch_local(csys_batch *batch, int index, uint8_t *bytes) {
+    struct msghdr *received = &batch->in_messages[index].msg_hdr;
+    if (received->msg_controllen == 0) return 0;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(received); cmsg; cmsg = CMSG_NXTHDR(received, cmsg)) {
+        if (cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(cmsg), sizeof info);
+            memcpy(bytes, &info.ipi_addr, 4);
+            return 4;
+        }
+        if (cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(cmsg), sizeof info);
+            memcpy(bytes, &info.ipi6_addr, 16);
+            return 6;
+        }
+    }
+    return 0;
+}
+
+long csys_send_from(int fd, const void *data, size_t length, const struct sockaddr_storage *peer, int family,
+                    const uint8_t *local) {
+    struct iovec vector = {.iov_base = (void *)data, .iov_len = length};
+    uint8_t control[CONTROL_SIZE];
+    memset(control, 0, sizeof control);
+    struct msghdr message = {
+        .msg_name = (void *)peer,
+        .msg_namelen = peer->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6),
+        .msg_iov = &vector,
+        .msg_iovlen = 1,
+    };
+    struct cmsghdr *cmsg = (struct cmsghdr *)control;
+    if (family == 4) {
+        struct in_pktinfo info = {0};
+        memcpy(&info.ipi_spec_dst, local, 4);
+        cmsg->cmsg_level = IPPROTO_IP;
+        cmsg->cmsg_type = IP_PKTINFO;
+        cmsg->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(cmsg), &info, sizeof info);
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof info);
+    } else if (family == 6) {
+        struct in6_pktinfo info = {0};
+        memcpy(&info.ipi6_addr, local, 16);
+        cmsg->cmsg_level = IPPROTO_IPV6;
+        cmsg->cmsg_type = IPV6_PKTINFO;
+        cmsg->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(cmsg), &info, sizeof info);
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof info);
+    }
+    return sendmsg(fd, &message, MSG_DONTWAIT);
+}
+
 int csys_address_parts(const struct sockaddr_storage *address, uint8_t *bytes, uint16_t *port) {
     if (address->ss_family == AF_INET) {
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;

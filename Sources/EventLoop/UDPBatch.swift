@@ -53,6 +53,15 @@ public final class UDPBatch {
         csys_batch_peer(self.batch, Int32(index))
     }
 
+    /// The address datagram `index` was sent to, when the socket reports it (wildcard listeners).
+    public func local(_ index: Int) -> LocalAddress {
+        var address = LocalAddress()
+        address.family = withUnsafeMutableBytes(of: &address.bytes) { raw in
+            csys_batch_local(self.batch, Int32(index), raw.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        }
+        return address
+    }
+
     @inlinable
     public func output(_ index: Int) -> UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(start: csys_batch_out(self.batch, Int32(index)), count: self.bufferSize)
@@ -68,5 +77,28 @@ public final class UDPBatch {
     @inlinable
     public func flush(_ fd: Int32) {
         _ = csys_batch_send(self.batch, fd)
+    }
+}
+
+/// The local address a datagram arrived at (family 0 when unknown), so a late reply leaves from it too.
+public struct LocalAddress: Sendable {
+    public var family: Int32 = 0
+    public var bytes: (UInt64, UInt64) = (0, 0)
+
+    public init() {}
+}
+
+extension Sockets {
+    /// Sends one datagram to `peer` from `local` (or wherever routing says when `local` is unknown).
+    public static func send(_ fd: Int32, _ data: [UInt8], to peer: sockaddr_storage, from local: LocalAddress) {
+        var peer = peer
+        var local = local
+        _ = data.withUnsafeBytes { buffer in
+            withUnsafeBytes(of: &local.bytes) { localBytes in
+                csys_send_from(
+                    fd, buffer.baseAddress, buffer.count, &peer, local.family,
+                    localBytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+            }
+        }
     }
 }

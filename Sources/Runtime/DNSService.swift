@@ -99,7 +99,8 @@ public final class DNSService: @unchecked Sendable {
 
 /// Where a response goes.
 enum Endpoint {
-    case udp(fd: Int32, peer: sockaddr_storage)
+    /// `local` is the address the query came to: the reply must leave from it (multi-address hosts).
+    case udp(fd: Int32, peer: sockaddr_storage, local: LocalAddress)
     case tcp(fd: Int32, serial: UInt64)
 }
 
@@ -250,17 +251,8 @@ final class DNSWorker: @unchecked Sendable {
     /// Sends a finished response to where its query came from.
     func deliver(_ endpoint: Endpoint, _ bytes: [UInt8]) {
         switch endpoint {
-        case .udp(let fd, var peer):
-            let length =
-                peer.ss_family == sa_family_t(AF_INET)
-                ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size
-            _ = bytes.withUnsafeBytes { buffer in
-                withUnsafePointer(to: &peer) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT), $0, socklen_t(length))
-                    }
-                }
-            }
+        case .udp(let fd, let peer, let local):
+            Sockets.send(fd, bytes, to: peer, from: local)
         case .tcp(let fd, let serial):
             guard var connection = self.connections[fd], connection.serial == serial else { return }
             connection.pendingForwards -= 1

@@ -76,7 +76,9 @@ final class UDPLoop: @unchecked Sendable {
                 guard let query else { continue }
                 let waiter = Waiter(
                     query: query, packet: packet, prefix: prefix, view: view, tables: tables, tcp: false)
-                self.worker.handOff(waiter, .udp(fd: self.fd, peer: self.batch.peer(message).pointee))
+                let endpoint = Endpoint.udp(
+                    fd: self.fd, peer: self.batch.peer(message).pointee, local: self.batch.local(message))
+                self.worker.handOff(waiter, endpoint)
             }
         }
         self.answered.add(count, ordering: .relaxed)

@@ -72,6 +72,13 @@ void csys_batch_reply(csys_batch *batch, int index, int length);
 /// sendmmsg of the queued replies; returns how many went out. Clears the queue.
 int csys_batch_send(csys_batch *batch, int fd);
 
+/// The local address datagram `index` was sent to (from packet-info on wildcard sockets): 4 or 6 with the
+/// address bytes, 0 when the socket does not report it.
+int csys_batch_local(csys_batch *batch, int index, uint8_t *bytes);
+/// sendmsg to `peer` from the local address `local` (family 4 or 6; 0 lets routing choose), non-blocking.
+long csys_send_from(int fd, const void *data, size_t length, const struct sockaddr_storage *peer, int family,
+                    const uint8_t *local);
+
 // Addresses ------------------------------------------------------------------------------------------
 /// 4 for IPv4, 6 for IPv6, 0 otherwise; the address in network order into `bytes` (4 or 16) and the port.
 int csys_address_parts(const struct sockaddr_storage *address, uint8_t *bytes, uint16_t *port);
