@@ -27,6 +27,11 @@ var targets: [Target] = [
         exclude: ["README.md"]
     ),
     .target(
+        name: "HTTPProxy",
+        dependencies: ["ZoneModel"],
+        exclude: ["README.md"]
+    ),
+    .target(
         name: "CSys",
         exclude: []
     ),
@@ -65,6 +70,10 @@ var targets: [Target] = [
     .testTarget(
         name: "DNSServerTests",
         dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "TestSupport"]
+    ),
+    .testTarget(
+        name: "HTTPProxyTests",
+        dependencies: ["HTTPProxy"]
     ),
     .testTarget(
         name: "EndToEndTests",

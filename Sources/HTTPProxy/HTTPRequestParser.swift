@@ -1,0 +1,275 @@
+/// How a message's body is delimited (RFC 9112 §6).
+public enum BodyFraming: Equatable, Sendable {
+    case none
+    case contentLength(UInt64)
+    case chunked
+}
+
+/// A parsed request head: ranges into the caller's buffer, so nothing is copied (RFC 9112 §2–§5).
+public struct HTTPRequestHead: Equatable, Sendable {
+    public var method: Range<Int>
+    public var target: Range<Int>
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    public var minorVersion: Int
+    /// Field names and values (values without surrounding white space).
+    public var fields: [(name: Range<Int>, value: Range<Int>)]
+    public var framing: BodyFraming
+    /// The Host field's value (or the authority of an absolute-form target).
+    public var host: Range<Int>?
+    public var keepAlive: Bool
+    public var expectContinue: Bool
+    public var upgrade: Bool
+    /// Octets of the buffer the head took, up to and including the empty line.
+    public var length: Int
+
+    public static func == (lhs: HTTPRequestHead, rhs: HTTPRequestHead) -> Bool {
+        lhs.method == rhs.method && lhs.target == rhs.target && lhs.minorVersion == rhs.minorVersion
+            && lhs.fields.map(\.name) == rhs.fields.map(\.name) && lhs.fields.map(\.value) == rhs.fields.map(\.value)
+            && lhs.framing == rhs.framing && lhs.host == rhs.host && lhs.keepAlive == rhs.keepAlive
+            && lhs.expectContinue == rhs.expectContinue && lhs.upgrade == rhs.upgrade && lhs.length == rhs.length
+    }
+}
+
+/// Why a request is refused before it reaches a backend; each carries the status to answer with, after
+/// which the connection is closed.
+public enum HTTPRequestError: Error, Equatable, Sendable {
+    /// 400: malformed syntax or an ambiguous message (request smuggling vectors among them).
+    case badRequest(String)
+    /// 414: the request line is longer than 8 KiB.
+    case uriTooLong
+    /// 431: the header section is larger than 64 KiB or has more than 100 fields.
+    case headersTooLarge
+    /// 505: a major version other than 1.
+    case versionNotSupported
+
+    public var status: Int {
+        switch self {
+        case .badRequest: 400
+        case .uriTooLong: 414
+        case .headersTooLarge: 431
+        case .versionNotSupported: 505
+        }
+    }
+}
+
+/// Parses request heads strictly (RFC 9112), refusing everything a front end and a back end could read
+/// differently: CL with TE, differing CLs, TE not ending in chunked, white space before a colon, obs-fold,
+/// bare CR, NUL, bytes that are not allowed in a field name.
+public enum HTTPRequestParser {
+    public static let maximumRequestLine = 8 * 1024
+    public static let maximumHeaderBytes = 64 * 1024
+    public static let maximumFields = 100
+
+    /// Parses the head at the start of `buffer`: nil while it is incomplete, the head once the empty line
+    /// arrived. Feeding the same growing buffer again is cheap enough: heads are small.
+    public static func parse(_ buffer: UnsafeRawBufferPointer) throws(HTTPRequestError) -> HTTPRequestHead? {
+        var position = 0
+        // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
+        while position + 1 < buffer.count && buffer[position] == 13 && buffer[position + 1] == 10 { position += 2 }
+        guard
+            let lineEnd = try HTTPRequestParser.lineEnd(
+                buffer, from: position, limit: HTTPRequestParser.maximumRequestLine)
+        else {
+            if buffer.count - position > HTTPRequestParser.maximumRequestLine { throw .uriTooLong }
+            return nil
+        }
+        // request-line = method SP request-target SP HTTP-version
+        let method = try HTTPRequestParser.token(buffer, from: position, until: lineEnd, what: "method")
+        guard method.upperBound < lineEnd, buffer[method.upperBound] == 32 else {
+            throw .badRequest("bad request line")
+        }
+        let targetStart = method.upperBound + 1
+        var targetEnd = targetStart
+        while targetEnd < lineEnd && buffer[targetEnd] > 32 && buffer[targetEnd] < 127 { targetEnd += 1 }
+        guard targetEnd > targetStart, targetEnd < lineEnd, buffer[targetEnd] == 32 else {
+            throw .badRequest("bad request target")
+        }
+        let version = (targetEnd + 1)..<lineEnd
+        guard version.count == 8, HTTPRequestParser.matches(buffer, version.lowerBound, "HTTP/"),
+            buffer[version.lowerBound + 6] == 46
+        else { throw .badRequest("bad HTTP version") }
+        let major = Int(buffer[version.lowerBound + 5]) - 48
+        let minor = Int(buffer[version.lowerBound + 7]) - 48
+        guard (0...9).contains(major), (0...9).contains(minor) else { throw .badRequest("bad HTTP version") }
+        guard major == 1 else { throw .versionNotSupported }
+
+        var head = HTTPRequestHead(
+            method: method, target: targetStart..<targetEnd, minorVersion: min(minor, 1), fields: [], framing: .none,
+            host: nil, keepAlive: minor >= 1, expectContinue: false, upgrade: false, length: 0)
+        position = lineEnd + 2
+        let headerStart = position
+        var contentLength: UInt64? = nil
+        var transferEncoding: [Range<Int>] = []
+        var connectionClose = false
+        var connectionKeepAlive = false
+        while true {
+            guard
+                let end = try HTTPRequestParser.lineEnd(
+                    buffer, from: position, limit: HTTPRequestParser.maximumHeaderBytes)
+            else {
+                if buffer.count - headerStart > HTTPRequestParser.maximumHeaderBytes { throw .headersTooLarge }
+                return nil
+            }
+            if end - headerStart > HTTPRequestParser.maximumHeaderBytes { throw .headersTooLarge }
+            if end == position {
+                position += 2
+                break
+            }
+            // RFC 9112 §5.2: obs-fold (a line starting with white space) is refused.
+            guard buffer[position] != 32 && buffer[position] != 9 else { throw .badRequest("obsolete line folding") }
+            let name = try HTTPRequestParser.token(buffer, from: position, until: end, what: "field name")
+            // RFC 9112 §5.1: no white space between the name and the colon.
+            guard name.upperBound < end, buffer[name.upperBound] == 58 else {
+                throw .badRequest("white space or a bad byte before the colon")
+            }
+            var valueStart = name.upperBound + 1
+            var valueEnd = end
+            while valueStart < valueEnd && (buffer[valueStart] == 32 || buffer[valueStart] == 9) { valueStart += 1 }
+            while valueEnd > valueStart && (buffer[valueEnd - 1] == 32 || buffer[valueEnd - 1] == 9) { valueEnd -= 1 }
+            for index in valueStart..<valueEnd where buffer[index] < 32 && buffer[index] != 9 || buffer[index] == 127 {
+                throw .badRequest("control character in a field value")
+            }
+            guard head.fields.count < HTTPRequestParser.maximumFields else { throw .headersTooLarge }
+            let value = valueStart..<valueEnd
+            head.fields.append((name, value))
+            if HTTPRequestParser.named(buffer, name, "content-length") {
+                // RFC 9112 §6.3: several Content-Length fields (or a list) must all agree.
+                for part in HTTPRequestParser.list(buffer, value) {
+                    guard let parsed = HTTPRequestParser.decimal(buffer, part) else {
+                        throw .badRequest("bad Content-Length")
+                    }
+                    if let contentLength, contentLength != parsed {
+                        throw .badRequest("differing Content-Length values")
+                    }
+                    contentLength = parsed
+                }
+            } else if HTTPRequestParser.named(buffer, name, "transfer-encoding") {
+                transferEncoding += HTTPRequestParser.list(buffer, value)
+            } else if HTTPRequestParser.named(buffer, name, "host") {
+                guard head.host == nil else { throw .badRequest("more than one Host") }
+                head.host = value
+            } else if HTTPRequestParser.named(buffer, name, "connection") {
+                for option in HTTPRequestParser.list(buffer, value) {
+                    if HTTPRequestParser.equalsIgnoringCase(buffer, option, "close") { connectionClose = true }
+                    if HTTPRequestParser.equalsIgnoringCase(buffer, option, "keep-alive") { connectionKeepAlive = true }
+                    if HTTPRequestParser.equalsIgnoringCase(buffer, option, "upgrade") { head.upgrade = true }
+                }
+            } else if HTTPRequestParser.named(buffer, name, "expect") {
+                guard HTTPRequestParser.equalsIgnoringCase(buffer, value, "100-continue") else {
+                    throw .badRequest("unsupported Expect")
+                }
+                head.expectContinue = minor >= 1
+            }
+            position = end + 2
+        }
+        head.length = position
+        if !transferEncoding.isEmpty {
+            // RFC 9112 §6.1: with Transfer-Encoding, Content-Length must not be trusted: refuse both together.
+            guard contentLength == nil else { throw .badRequest("Content-Length with Transfer-Encoding") }
+            guard minor >= 1 else { throw .badRequest("Transfer-Encoding in HTTP/1.0") }
+            guard let last = transferEncoding.last, HTTPRequestParser.equalsIgnoringCase(buffer, last, "chunked"),
+                transferEncoding.dropLast().allSatisfy({ !HTTPRequestParser.equalsIgnoringCase(buffer, $0, "chunked") })
+            else { throw .badRequest("Transfer-Encoding must end in chunked, once") }
+            head.framing = .chunked
+        } else if let contentLength {
+            head.framing = contentLength == 0 ? .none : .contentLength(contentLength)
+        }
+        // RFC 9112 §3.2: a request in HTTP/1.1 must carry exactly one Host.
+        if minor >= 1 && head.host == nil { throw .badRequest("missing Host") }
+        head.keepAlive = minor >= 1 ? !connectionClose : connectionKeepAlive && !connectionClose
+        return head
+    }
+
+    /// The offset of the CR of the next CRLF at or after `from`; nil when there is none yet. Refuses a bare
+    /// CR or LF (RFC 9112 §2.2) and NUL.
+    static func lineEnd(_ buffer: UnsafeRawBufferPointer, from: Int, limit: Int) throws(HTTPRequestError) -> Int? {
+        var index = from
+        while index < buffer.count {
+            let byte = buffer[index]
+            if byte == 13 {
+                guard index + 1 < buffer.count else { return nil }
+                guard buffer[index + 1] == 10 else { throw .badRequest("bare CR") }
+                return index
+            }
+            if byte == 10 { throw .badRequest("bare LF") }
+            if byte == 0 { throw .badRequest("NUL byte") }
+            index += 1
+            if index - from > limit { return nil }
+        }
+        return nil
+    }
+
+    /// A token (RFC 9110 §5.6.2) starting at `from`: at least one tchar.
+    static func token(_ buffer: UnsafeRawBufferPointer, from: Int, until end: Int, what: String)
+        throws(HTTPRequestError) -> Range<Int>
+    {
+        var index = from
+        while index < end && HTTPRequestParser.isTokenByte(buffer[index]) { index += 1 }
+        guard index > from else { throw .badRequest("bad \(what)") }
+        return from..<index
+    }
+
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"),
+            UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"),
+            UInt8(ascii: "_"),
+            UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
+    }
+
+    static func matches(_ buffer: UnsafeRawBufferPointer, _ at: Int, _ text: StaticString) -> Bool {
+        let count = text.utf8CodeUnitCount
+        guard at + count <= buffer.count else { return false }
+        return (0..<count).allSatisfy { buffer[at + $0] == text.utf8Start[$0] }
+    }
+
+    static func named(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ name: StaticString) -> Bool {
+        HTTPRequestParser.equalsIgnoringCase(buffer, range, name)
+    }
+
+    static func equalsIgnoringCase(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool
+    {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        for offset in 0..<range.count {
+            let byte = buffer[range.lowerBound + offset]
+            let lower = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
+            if lower != text.utf8Start[offset] { return false }
+        }
+        return true
+    }
+
+    /// Comma-separated list elements, trimmed, empty ones dropped (RFC 9110 §5.6.1).
+    static func list(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        var start = range.lowerBound
+        for index in range.lowerBound...range.upperBound where index == range.upperBound || buffer[index] == 44 {
+            var lower = start
+            var upper = index
+            while lower < upper && (buffer[lower] == 32 || buffer[lower] == 9) { lower += 1 }
+            while upper > lower && (buffer[upper - 1] == 32 || buffer[upper - 1] == 9) { upper -= 1 }
+            if upper > lower { result.append(lower..<upper) }
+            start = index + 1
+        }
+        return result
+    }
+
+    /// 1*DIGIT as a number, refusing signs, spaces and values past 2^63.
+    static func decimal(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var value: UInt64 = 0
+        for index in range {
+            let byte = buffer[index]
+            guard byte >= 48 && byte <= 57 else { return nil }
+            value = value * 10 + UInt64(byte - 48)
+        }
+        return value
+    }
+}
