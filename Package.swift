@@ -73,7 +73,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "HTTPProxyTests",
-        dependencies: ["HTTPProxy"]
+        dependencies: ["HTTPProxy", "ZoneModel", "ZoneFile", "TestSupport"]
     ),
     .testTarget(
         name: "EndToEndTests",

@@ -1,0 +1,165 @@
+import ZoneModel
+
+/// What the proxy does with a request whose head parsed.
+public enum RouteDecision: Equatable, Sendable {
+    /// Forward to this site's backends.
+    case forward(CompiledSite)
+    /// Answer here: 421 for a host no site serves, 403 for a site hidden from the client's view.
+    case respond(status: Int)
+}
+
+/// Picks the site for a request from the snapshot — the same views and sites DNS answers from, so a
+/// LAN-only site that DNS hides from the WAN is also refused to it here.
+public enum RequestRouter {
+    public static func route(
+        _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, client: IPAddress, snapshot: Snapshot
+    ) -> RouteDecision {
+        guard let hostRange = RequestRouter.host(head, in: buffer) else { return .respond(status: 421) }
+        let host = UnsafeRawBufferPointer(rebasing: buffer[hostRange])
+        guard let site = snapshot.routes.route(host: host) else { return .respond(status: 421) }
+        guard let view = snapshot.view(for: client), site.isVisible(to: view) else { return .respond(status: 403) }
+        return .forward(site)
+    }
+
+    /// The authority of an absolute-form target wins over Host (RFC 9112 §3.2.2); else the Host field.
+    public static func host(_ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer) -> Range<Int>? {
+        let target = head.target
+        if let authority = RequestRouter.authority(of: target, in: buffer) { return authority }
+        return head.host
+    }
+
+    /// `http://AUTHORITY/...` → AUTHORITY (without user info); nil for origin-form targets.
+    static func authority(of target: Range<Int>, in buffer: UnsafeRawBufferPointer) -> Range<Int>? {
+        guard target.count > 7, buffer[target.lowerBound] != UInt8(ascii: "/") else { return nil }
+        var index = target.lowerBound
+        while index + 2 < target.upperBound {
+            if buffer[index] == UInt8(ascii: ":") && buffer[index + 1] == UInt8(ascii: "/")
+                && buffer[index + 2] == UInt8(ascii: "/")
+            {
+                var start = index + 3
+                var end = start
+                while end < target.upperBound && buffer[end] != UInt8(ascii: "/") && buffer[end] != UInt8(ascii: "?") {
+                    if buffer[end] == UInt8(ascii: "@") { start = end + 1 }
+                    end += 1
+                }
+                return start < end ? start..<end : nil
+            }
+            index += 1
+        }
+        return nil
+    }
+}
+
+/// Writes the head sent to a backend (RFC 9110 §7.6): hop-by-hop fields removed, forwarding fields added.
+public enum RequestRewriter {
+    /// Fields that describe one connection only; never forwarded (RFC 9110 §7.6.1).
+    static let hopByHop: [StaticString] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]
+    /// Fields Frontdoor sets itself; incoming ones are dropped (X-Forwarded-For is handled apart).
+    static let replaced: [StaticString] = ["x-forwarded-proto", "x-forwarded-host", "x-real-ip"]
+
+    /// The upstream request head. `trustedPeer` says whether the peer is a configured trusted proxy, whose
+    /// X-Forwarded-For is extended instead of replaced. `upgrade` keeps Connection: upgrade and Upgrade.
+    public static func upstreamHead(
+        _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, client: IPAddress, trustedPeer: Bool,
+        scheme: String = "http"
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(head.length + 160)
+        func append(_ range: Range<Int>) { out += UnsafeRawBufferPointer(rebasing: buffer[range]) }
+        func append(_ text: String) { out += Array(text.utf8) }
+
+        // Request line, always HTTP/1.1 to the backend; absolute-form becomes origin-form.
+        append(head.method)
+        append(" ")
+        var target = head.target
+        if let authority = RequestRouter.authority(of: target, in: buffer) {
+            target = authority.upperBound..<target.upperBound
+            if target.isEmpty || buffer[target.lowerBound] != UInt8(ascii: "/") { append("/") }
+        }
+        if !target.isEmpty { append(target) }
+        append(" HTTP/1.1\r\n")
+
+        // Fields named by Connection are hop-by-hop too.
+        var named: [Range<Int>] = []
+        var forwardedFor: [Range<Int>] = []
+        for field in head.fields where HTTPRequestParser.equalsIgnoringCase(buffer, field.name, "connection") {
+            named += HTTPRequestParser.list(buffer, field.value)
+        }
+        let host = RequestRouter.host(head, in: buffer)
+        var wroteHost = false
+        for field in head.fields {
+            let name = field.name
+            if RequestRewriter.hopByHop.contains(where: { HTTPRequestParser.equalsIgnoringCase(buffer, name, $0) }) {
+                if head.upgrade && HTTPRequestParser.equalsIgnoringCase(buffer, name, "upgrade") {
+                    append(field.name)
+                    append(": ")
+                    append(field.value)
+                    append("\r\n")
+                }
+                continue
+            }
+            if RequestRewriter.replaced.contains(where: { HTTPRequestParser.equalsIgnoringCase(buffer, name, $0) }) {
+                continue
+            }
+            if named.contains(where: { RequestRewriter.equal(buffer, $0, name) }) { continue }
+            if HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-forwarded-for") {
+                forwardedFor.append(field.value)
+                continue
+            }
+            if HTTPRequestParser.equalsIgnoringCase(buffer, name, "host") {
+                // Host is preserved, but must agree with an absolute-form authority.
+                wroteHost = true
+                append("Host: ")
+                if let host { append(host) }
+                append("\r\n")
+                continue
+            }
+            append(field.name)
+            append(": ")
+            append(field.value)
+            append("\r\n")
+        }
+        if !wroteHost, let host {
+            append("Host: ")
+            append(host)
+            append("\r\n")
+        }
+        let clientText = client.unmapped.description
+        // X-Forwarded-For: a trusted peer's list is extended; anyone else's is dropped as unverifiable.
+        append("X-Forwarded-For: ")
+        if trustedPeer && !forwardedFor.isEmpty {
+            for value in forwardedFor {
+                append(value)
+                append(", ")
+            }
+        }
+        append(clientText)
+        append("\r\n")
+        let realIP: String
+        if trustedPeer, let first = forwardedFor.first.flatMap({ HTTPRequestParser.list(buffer, $0).first }) {
+            realIP = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[first]), as: UTF8.self)
+        } else {
+            realIP = clientText
+        }
+        append("X-Real-IP: \(realIP)\r\nX-Forwarded-Proto: \(scheme)\r\n")
+        if let host {
+            append("X-Forwarded-Host: ")
+            append(host)
+            append("\r\n")
+        }
+        append("Via: 1.\(head.minorVersion) frontdoor\r\n")
+        append(head.upgrade ? "Connection: upgrade\r\n" : "Connection: keep-alive\r\n")
+        append("\r\n")
+        return out
+    }
+
+    static func equal(_ buffer: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        for offset in 0..<a.count {
+            let x = buffer[a.lowerBound + offset]
+            let y = buffer[b.lowerBound + offset]
+            if (x >= 65 && x <= 90 ? x | 0x20 : x) != (y >= 65 && y <= 90 ? y | 0x20 : y) { return false }
+        }
+        return true
+    }
+}
