@@ -107,7 +107,7 @@ import ZoneModel
         #expect(outside.stdout.contains("REFUSED (view 'wan' has no recursion)"))
     }
 
-    @Test(arguments: ["check", "export", "explain"])
+    @Test(arguments: ["run", "check", "export", "explain"])
     func everyCommandHasHelp(command: String) throws {
         let outcome = try self.frontdoor(command, "--help")
         #expect(outcome.status == 0)
@@ -130,6 +130,6 @@ import ZoneModel
     @Test func topLevelHelpListsTheCommands() throws {
         let outcome = try self.frontdoor("--help")
         #expect(outcome.status == 0)
-        for command in ["check", "export", "explain"] { #expect(outcome.stdout.contains("  \(command) ")) }
+        for command in ["run", "check", "export", "explain"] { #expect(outcome.stdout.contains("  \(command) ")) }
     }
 }
