@@ -225,10 +225,19 @@ final class DNSWorker: @unchecked Sendable {
 
     // MARK: UDP hand-off
 
-    /// Called from a UDP thread: queue a question for the forwarder and wake this loop.
-    func handOff(_ waiter: Waiter, _ endpoint: Endpoint) {
-        self.handoff.withLock { $0.append((waiter, endpoint)) }
-        self.poller.wake()
+    /// The most questions waiting for this loop; past it the UDP threads answer SERVFAIL themselves.
+    static let maximumHandoff = 4096
+
+    /// Called from a UDP thread: queue a question for the forwarder and wake this loop. Returns false when
+    /// the queue is full (the caller answers SERVFAIL rather than let memory grow).
+    func handOff(_ waiter: Waiter, _ endpoint: Endpoint) -> Bool {
+        let queued = self.handoff.withLock { queue in
+            guard queue.count < DNSWorker.maximumHandoff else { return false }
+            queue.append((waiter, endpoint))
+            return true
+        }
+        if queued { self.poller.wake() }
+        return queued
     }
 
     func drainHandoff() {

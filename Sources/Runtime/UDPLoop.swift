@@ -78,7 +78,15 @@ final class UDPLoop: @unchecked Sendable {
                     query: query, packet: packet, prefix: prefix, view: view, tables: tables, tcp: false)
                 let endpoint = Endpoint.udp(
                     fd: self.fd, peer: self.batch.peer(message).pointee, local: self.batch.local(message))
-                self.worker.handOff(waiter, endpoint)
+                if !self.worker.handOff(waiter, endpoint) {
+                    // The resolver is swamped: SERVFAIL now rather than queue without bound.
+                    let failure = ForwardedAnswer.response(for: waiter, answer: nil)
+                    guard failure.count <= out.count, let target = out.baseAddress else { continue }
+                    failure.withUnsafeBytes { bytes in
+                        if let base = bytes.baseAddress { target.copyMemory(from: base, byteCount: bytes.count) }
+                    }
+                    self.batch.reply(message, length: failure.count)
+                }
             }
         }
         self.answered.add(count, ordering: .relaxed)
