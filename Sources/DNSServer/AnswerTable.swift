@@ -99,31 +99,76 @@ public enum AnswerCompiler {
         nodes.reserveCapacity(view.nodes.count)
         var types: [UInt16] = []
         var typeTemplates: [Int32] = []
+        // Zone cuts below an apex: names under them get referrals, whatever they hold.
+        let cuts = Set(view.nodes.compactMap { name, node in name != node.apex && node.rrset(.ns) != nil ? name : nil })
+        // Every name whose only data is a CNAME to the same target (with the same TTL, in the same zone) has
+        // the same answers with its own name as owner: compile those once (a site model is mostly these).
+        var sameChain: [ChainKey: (types: [UInt16], templates: [Int32], other: Int32, any: Int32, nx: Int32)] = [:]
         for (name, node) in view.nodes {
+            var chainKey: ChainKey? = nil
+            if node.rrsets.count == 1, let cname = node.rrset(.cname), cname.data.count == 1,
+                let target = cname.data.first?.target,
+                !AnswerCompiler.isBelowCut(name, apex: node.apex, cuts: cuts)
+            {
+                chainKey = ChainKey(target: target, ttl: cname.ttl, apex: node.apex)
+            }
+            let start = Int32(types.count)
+            if let chainKey, let shared = sameChain[chainKey] {
+                types += shared.types
+                typeTemplates += shared.templates
+                nodes.append(
+                    ViewAnswers.NodeEntry(
+                        typesStart: start, typesCount: Int32(shared.types.count), otherType: shared.other,
+                        anyType: shared.any, nxDomain: shared.nx))
+                names.insert(name.wire, value: Int32(nodes.count - 1))
+                continue
+            }
             var wanted = node.rrsets.map(\.type)
             // A CNAME node answers every type its chain's end holds: compile those too.
             if node.rrset(.cname) != nil {
                 wanted += AnswerCompiler.chainEndTypes(view, from: name)
             }
-            let start = Int32(types.count)
             var seen: Set<RecordType> = []
             for type in wanted where seen.insert(type).inserted {
                 types.append(type.rawValue)
                 typeTemplates.append(builder.template(for: view.lookup(name, type), question: name))
             }
             let zoneSOA = view.zone(containing: name)?.negativeSOA
-            nodes.append(
-                ViewAnswers.NodeEntry(
-                    typesStart: start, typesCount: Int32(types.count) - start,
-                    otherType: builder.template(for: view.lookup(name, AnswerCompiler.absentType), question: name),
-                    anyType: builder.template(for: AnswerCompiler.minimalAny(view, name), question: name),
-                    nxDomain: zoneSOA.map { builder.template(for: .nxDomain(chain: [], soa: $0), question: name) } ?? -1
-                ))
+            let entry = ViewAnswers.NodeEntry(
+                typesStart: start, typesCount: Int32(types.count) - start,
+                otherType: builder.template(for: view.lookup(name, AnswerCompiler.absentType), question: name),
+                anyType: builder.template(for: AnswerCompiler.minimalAny(view, name), question: name),
+                nxDomain: zoneSOA.map { builder.template(for: .nxDomain(chain: [], soa: $0), question: name) } ?? -1)
+            nodes.append(entry)
             names.insert(name.wire, value: Int32(nodes.count - 1))
+            if let chainKey {
+                sameChain[chainKey] = (
+                    Array(types[Int(start)...]), Array(typeTemplates[Int(start)...]), entry.otherType, entry.anyType,
+                    entry.nxDomain
+                )
+            }
         }
         return ViewAnswers(
             name: view.name, recursion: view.recursion, names: names, nodes: nodes, types: types,
             typeTemplates: typeTemplates, templates: builder.templates)
+    }
+
+    /// Identifies CNAME-only names whose answers are the same but for the owner.
+    struct ChainKey: Hashable {
+        var target: DomainName
+        var ttl: UInt32
+        var apex: DomainName
+    }
+
+    /// Whether `name` lies at or below a zone cut inside its zone.
+    static func isBelowCut(_ name: DomainName, apex: DomainName, cuts: Set<DomainName>) -> Bool {
+        guard !cuts.isEmpty else { return false }
+        var candidate = name
+        while candidate != apex && !candidate.isRoot {
+            if cuts.contains(candidate) { return true }
+            candidate = candidate.parent
+        }
+        return false
     }
 
     /// The types held where a CNAME chain from `name` ends (inside the view).

@@ -15,6 +15,13 @@ import ZoneModel
                 ($0, Fixtures.text("Tests/Fixtures/zones/ok/\($0)"))
             }
             + [("big.zone", "; apex: big.example.\n" + extra)]
+            + [
+                (
+                    "cut.zone",
+                    "; apex: cut.example.\n$TTL 300\n@ NS ns1\nns1 A 192.0.2.53\nsub NS ns.sub\nns.sub A 192.0.2.54\n"
+                        + "x.sub CNAME ns1\ny CNAME ns1\nz CNAME ns1\n"
+                )
+            ]
         return Fixtures.compile(zones: zones).snapshot.map { DNSTables(snapshot: $0) }
     }()
 
@@ -135,6 +142,20 @@ import ZoneModel
         #expect(response.flags & DNSHeader.aa == 0 && response.rcode == 0 && response.answers.isEmpty)
         #expect(Self.text(response.authority) == ["child.example.net. 300 NS ns.child.example.net."])
         #expect(Self.text(response.additional) == ["ns.child.example.net. 300 A 192.0.2.54"])
+    }
+
+    @Test func namesSharingACNAMETargetStillGetReferralsBelowACut() throws {
+        // y and z share their compiled answers; x.sub has the same CNAME but sits below the cut at sub.
+        for name in ["y.cut.example.", "z.cut.example."] {
+            let response = try Self.ask(name, .a, from: "192.0.2.100")
+            #expect(
+                Self.text(response.answers) == [
+                    "\(name) 300 CNAME ns1.cut.example.", "ns1.cut.example. 300 A 192.0.2.53",
+                ])
+        }
+        let below = try Self.ask("x.sub.cut.example.", .a, from: "192.0.2.100")
+        #expect(below.flags & DNSHeader.aa == 0 && below.answers.isEmpty)
+        #expect(Self.text(below.authority) == ["sub.cut.example. 300 NS ns.sub.cut.example."])
     }
 
     @Test func additionalAddressesForMX() throws {
