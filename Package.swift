@@ -33,7 +33,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "CSys",
-        exclude: []
+        exclude: ["README.md"]
     ),
     .target(
         name: "EventLoop",
@@ -77,8 +77,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "EndToEndTests",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "TestSupport"],
-        exclude: []
+        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "TestSupport"]
     ),
 ]
 
