@@ -250,6 +250,35 @@ const struct sockaddr_storage *csys_batch_peer(csys_batch *batch, int index) { r
 uint8_t *csys_batch_out(csys_batch *batch, int index) { return batch->out + (size_t)index * batch->size; }
 int csys_batch_size(csys_batch *batch) { return batch->size; }
 
+/// Writes a packet-info control message that makes a reply leave from `local` (family 4 or 6; for IPv6
+/// through interface `ifindex`, which link-local addresses need); returns the control length, 0 for an
+/// unknown family.
+static size_t write_pktinfo(uint8_t *buffer, int family, const void *local, unsigned ifindex) {
+    struct cmsghdr *out = (struct cmsghdr *)buffer;
+    if (family == 4) {
+        struct in_pktinfo info;
+        memset(&info, 0, sizeof info);
+        memcpy(&info.ipi_spec_dst, local, 4);
+        out->cmsg_level = IPPROTO_IP;
+        out->cmsg_type = IP_PKTINFO;
+        out->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(out), &info, sizeof info);
+        return CMSG_SPACE(sizeof info);
+    }
+    if (family == 6) {
+        struct in6_pktinfo info;
+        memset(&info, 0, sizeof info);
+        memcpy(&info.ipi6_addr, local, 16);
+        info.ipi6_ifindex = ifindex;
+        out->cmsg_level = IPPROTO_IPV6;
+        out->cmsg_type = IPV6_PKTINFO;
+        out->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(out), &info, sizeof info);
+        return CMSG_SPACE(sizeof info);
+    }
+    return 0;
+}
+
 /// Copies the packet-info of received message `index` into a reply's control data, as its source.
 static size_t reply_control(csys_batch *batch, int index, uint8_t *buffer) {
     struct msghdr *received = &batch->in_messages[index].msg_hdr;
@@ -258,22 +287,12 @@ static size_t reply_control(csys_batch *batch, int index, uint8_t *buffer) {
         if (cmsg->cmsg_level == IPPROTO_IP && cmsg->cmsg_type == IP_PKTINFO) {
             struct in_pktinfo info;
             memcpy(&info, CMSG_DATA(cmsg), sizeof info);
-            struct cmsghdr *out = (struct cmsghdr *)buffer;
-            out->cmsg_level = IPPROTO_IP;
-            out->cmsg_type = IP_PKTINFO;
-            out->cmsg_len = CMSG_LEN(sizeof info);
-            info.ipi_spec_dst = info.ipi_addr;
-            info.ipi_ifindex = 0;
-            memcpy(CMSG_DATA(out), &info, sizeof info);
-            return CMSG_SPACE(sizeof info);
+            return write_pktinfo(buffer, 4, &info.ipi_addr, 0);
         }
         if (cmsg->cmsg_level == IPPROTO_IPV6 && cmsg->cmsg_type == IPV6_PKTINFO) {
-            struct cmsghdr *out = (struct cmsghdr *)buffer;
-            out->cmsg_level = IPPROTO_IPV6;
-            out->cmsg_type = IPV6_PKTINFO;
-            out->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-            memcpy(CMSG_DATA(out), CMSG_DATA(cmsg), sizeof(struct in6_pktinfo));
-            return CMSG_SPACE(sizeof(struct in6_pktinfo));
+            struct in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(cmsg), sizeof info);
+            return write_pktinfo(buffer, 6, &info.ipi6_addr, info.ipi6_ifindex);
         }
     }
     return 0;
@@ -343,25 +362,10 @@ long csys_send_from(int fd, const void *data, size_t length, const struct sockad
         .msg_iov = &vector,
         .msg_iovlen = 1,
     };
-    struct cmsghdr *cmsg = (struct cmsghdr *)control;
-    if (family == 4) {
-        struct in_pktinfo info = {0};
-        memcpy(&info.ipi_spec_dst, local, 4);
-        cmsg->cmsg_level = IPPROTO_IP;
-        cmsg->cmsg_type = IP_PKTINFO;
-        cmsg->cmsg_len = CMSG_LEN(sizeof info);
-        memcpy(CMSG_DATA(cmsg), &info, sizeof info);
+    size_t control_length = write_pktinfo(control, family, local, 0);
+    if (control_length) {
         message.msg_control = control;
-        message.msg_controllen = CMSG_SPACE(sizeof info);
-    } else if (family == 6) {
-        struct in6_pktinfo info = {0};
-        memcpy(&info.ipi6_addr, local, 16);
-        cmsg->cmsg_level = IPPROTO_IPV6;
-        cmsg->cmsg_type = IPV6_PKTINFO;
-        cmsg->cmsg_len = CMSG_LEN(sizeof info);
-        memcpy(CMSG_DATA(cmsg), &info, sizeof info);
-        message.msg_control = control;
-        message.msg_controllen = CMSG_SPACE(sizeof info);
+        message.msg_controllen = control_length;
     }
     return sendmsg(fd, &message, MSG_DONTWAIT);
 }

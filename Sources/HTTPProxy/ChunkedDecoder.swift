@@ -1,3 +1,5 @@
+import ZoneModel
+
 /// Decodes a chunked body (RFC 9112 §7.1) incrementally: bytes in, data ranges out, any split of the input.
 ///
 /// It refuses what two parsers could read differently: sizes that are not plain hex, over 16 digits, with
@@ -43,7 +45,7 @@ public struct ChunkedDecoder: Sendable {
             let byte = input[index]
             switch self.state {
             case .size(let digits, let value):
-                if let digit = ChunkedDecoder.hex(byte) {
+                if let digit = hexDigitValue(byte) {
                     guard digits < 16 else { throw .badRequest("chunk size too large") }
                     self.state = .size(digits: digits + 1, value: value << 4 | UInt64(digit))
                 } else if digits > 0 && byte == 13 {
@@ -102,14 +104,5 @@ public struct ChunkedDecoder: Sendable {
             }
         }
         return index
-    }
-
-    static func hex(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 48...57: byte - 48
-        case 65...70: byte - 55
-        case 97...102: byte - 87
-        default: nil
-        }
     }
 }

@@ -122,27 +122,14 @@ public enum HTTPRequestParser {
             guard name.upperBound < end, buffer[name.upperBound] == 58 else {
                 throw .badRequest("white space or a bad byte before the colon")
             }
-            var valueStart = name.upperBound + 1
-            var valueEnd = end
-            while valueStart < valueEnd && (buffer[valueStart] == 32 || buffer[valueStart] == 9) { valueStart += 1 }
-            while valueEnd > valueStart && (buffer[valueEnd - 1] == 32 || buffer[valueEnd - 1] == 9) { valueEnd -= 1 }
-            for index in valueStart..<valueEnd where buffer[index] < 32 && buffer[index] != 9 || buffer[index] == 127 {
+            let value = HTTPRequestParser.value(buffer, after: name.upperBound, until: end)
+            for index in value where buffer[index] < 32 && buffer[index] != 9 || buffer[index] == 127 {
                 throw .badRequest("control character in a field value")
             }
             guard head.fields.count < HTTPRequestParser.maximumFields else { throw .headersTooLarge }
-            let value = valueStart..<valueEnd
             head.fields.append((name, value))
             if HTTPRequestParser.named(buffer, name, "content-length") {
-                // RFC 9112 §6.3: several Content-Length fields (or a list) must all agree.
-                for part in HTTPRequestParser.list(buffer, value) {
-                    guard let parsed = HTTPRequestParser.decimal(buffer, part) else {
-                        throw .badRequest("bad Content-Length")
-                    }
-                    if let contentLength, contentLength != parsed {
-                        throw .badRequest("differing Content-Length values")
-                    }
-                    contentLength = parsed
-                }
+                try HTTPRequestParser.contentLength(buffer, value, into: &contentLength)
             } else if HTTPRequestParser.named(buffer, name, "transfer-encoding") {
                 transferEncoding += HTTPRequestParser.list(buffer, value)
             } else if HTTPRequestParser.named(buffer, name, "host") {
@@ -244,6 +231,27 @@ public enum HTTPRequestParser {
             if lower != text.utf8Start[offset] { return false }
         }
         return true
+    }
+
+    /// A field value after the colon at `colon`, without the white space around it (RFC 9112 §5).
+    static func value(_ buffer: UnsafeRawBufferPointer, after colon: Int, until end: Int) -> Range<Int> {
+        var start = colon + 1
+        var stop = end
+        while start < stop && (buffer[start] == 32 || buffer[start] == 9) { start += 1 }
+        while stop > start && (buffer[stop - 1] == 32 || buffer[stop - 1] == 9) { stop -= 1 }
+        return start..<stop
+    }
+
+    /// Merges a Content-Length value into `length`: RFC 9112 §6.3 lets several fields (or a list) appear
+    /// only when they all agree.
+    static func contentLength(_ buffer: UnsafeRawBufferPointer, _ value: Range<Int>, into length: inout UInt64?)
+        throws(HTTPRequestError)
+    {
+        for part in HTTPRequestParser.list(buffer, value) {
+            guard let parsed = HTTPRequestParser.decimal(buffer, part) else { throw .badRequest("bad Content-Length") }
+            if let length, length != parsed { throw .badRequest("differing Content-Length values") }
+            length = parsed
+        }
     }
 
     /// Comma-separated list elements, trimmed, empty ones dropped (RFC 9110 §5.6.1).

@@ -74,22 +74,10 @@ public enum HTTPResponseParser {
             let name = try HTTPRequestParser.token(buffer, from: position, until: end, what: "field name")
             guard name.upperBound < end, buffer[name.upperBound] == 58 else { throw .badRequest("bad field") }
             guard head.fields.count < HTTPRequestParser.maximumFields else { throw .headersTooLarge }
-            var valueStart = name.upperBound + 1
-            var valueEnd = end
-            while valueStart < valueEnd && (buffer[valueStart] == 32 || buffer[valueStart] == 9) { valueStart += 1 }
-            while valueEnd > valueStart && (buffer[valueEnd - 1] == 32 || buffer[valueEnd - 1] == 9) { valueEnd -= 1 }
-            let value = valueStart..<valueEnd
+            let value = HTTPRequestParser.value(buffer, after: name.upperBound, until: end)
             head.fields.append(position..<end)
             if HTTPRequestParser.named(buffer, name, "content-length") {
-                for part in HTTPRequestParser.list(buffer, value) {
-                    guard let parsed = HTTPRequestParser.decimal(buffer, part) else {
-                        throw .badRequest("bad Content-Length")
-                    }
-                    if let contentLength, contentLength != parsed {
-                        throw .badRequest("differing Content-Length values")
-                    }
-                    contentLength = parsed
-                }
+                try HTTPRequestParser.contentLength(buffer, value, into: &contentLength)
             } else if HTTPRequestParser.named(buffer, name, "transfer-encoding") {
                 sawTransferEncoding = true
                 let codings = HTTPRequestParser.list(buffer, value)

@@ -105,7 +105,7 @@ struct RDataParser {
         bytes.reserveCapacity(hex.count / 2)
         var index = 0
         while index < hex.count {
-            guard let high = IPAddress.hexDigit(hex[index]), let low = IPAddress.hexDigit(hex[index + 1]) else {
+            guard let high = hexDigitValue(hex[index]), let low = hexDigitValue(hex[index + 1]) else {
                 throw self.fail(.badRData, "bad hex digit in generic data", at: tokens.dropFirst().first ?? lengthToken)
             }
             bytes.append(high << 4 | low)
@@ -361,16 +361,5 @@ struct ByteReader {
             labels.append(label)
         }
         return try? DomainName(labels: labels)
-    }
-}
-
-extension IPAddress {
-    static func hexDigit(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 48...57: byte - 48
-        case 65...70: byte - 55
-        case 97...102: byte - 87
-        default: nil
-        }
     }
 }

@@ -120,7 +120,7 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
             guard part.count >= 1, part.count <= 4 else { return nil }
             var group: UInt16 = 0
             for byte in part {
-                guard let digit = IPv6Address.hexValue(byte) else { return nil }
+                guard let digit = hexDigitValue(byte) else { return nil }
                 group = group << 4 | UInt16(digit)
             }
             if sawGap { tail.append(group) } else { head.append(group) }
@@ -148,15 +148,6 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
         for group in groups[0..<4] { high = high << 16 | UInt64(group) }
         for group in groups[4..<8] { low = low << 16 | UInt64(group) }
         self.init(high: high, low: low)
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 48...57: byte - 48
-        case 65...70: byte - 55
-        case 97...102: byte - 87
-        default: nil
-        }
     }
 
     var groups: [UInt16] {
@@ -333,5 +324,15 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
         case .v4: "\(self.address):\(self.port)"
         case .v6: "[\(self.address)]:\(self.port)"
         }
+    }
+}
+
+/// The value of one hexadecimal digit (either case), or nil.
+package func hexDigitValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case 48...57: byte - 48
+    case 65...70: byte - 55
+    case 97...102: byte - 87
+    default: nil
     }
 }
