@@ -42,17 +42,17 @@ var targets: [Target] = [
     ),
     .target(
         name: "Runtime",
-        dependencies: ["CSys", "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "EventLoop"],
+        dependencies: ["CSys", "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPProxy"],
         exclude: ["README.md"]
     ),
     .executableTarget(
         name: "frontdoor",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime"],
+        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy"],
         exclude: ["README.md"]
     ),
     .target(
         name: "TestSupport",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "EventLoop"],
+        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "EventLoop", "HTTPProxy"],
         path: "Tests/TestSupport"
     ),
     .testTarget(

@@ -146,6 +146,12 @@ int csys_set_nodelay(int fd) {
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+int csys_idle_alive(int fd) {
+    char byte;
+    ssize_t got = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 int csys_socket_error(int fd) {
     int error = 0;
     socklen_t length = sizeof error;

@@ -89,6 +89,10 @@ public struct BackendPool: Sendable {
     /// The result of an active health check (GET on the site's health path).
     public mutating func checked(_ backend: Int, passed: Bool) {
         self.health[backend].failedCheck = !passed
-        if passed { self.succeeded(backend) }
+        if passed {
+            // A passing check ends a passive outage too: the backend is back.
+            self.succeeded(backend)
+            self.health[backend].downUntil = 0
+        }
     }
 }

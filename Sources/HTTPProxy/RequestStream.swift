@@ -25,13 +25,52 @@ public struct RequestStream: Sendable {
 
     var state: State = .head
     var pending: [UInt8] = []
+    /// A proxy answers pipelined requests in order, one at a time: with this set the stream stops after each
+    /// request's end and keeps what follows until `resume`.
+    let pausesAfterEachRequest: Bool
+    public private(set) var isPaused = false
 
-    public init() {}
+    public init(pausesAfterEachRequest: Bool = false) {
+        self.pausesAfterEachRequest = pausesAfterEachRequest
+    }
+
+    /// Octets held back (a partial head, or requests behind a paused one): the loop stops reading when
+    /// this grows past a bound.
+    public var bufferedCount: Int { self.pending.count }
+
+    /// Continues after a pause with the octets held back.
+    public mutating func resume() -> [Event] {
+        guard self.isPaused else { return [] }
+        self.isPaused = false
+        let held = self.pending
+        self.pending = []
+        return self.feed(held)
+    }
+
+    /// Hands over everything held back and stops parsing (the connection became a tunnel).
+    public mutating func takeHeld() -> [UInt8] {
+        let held = self.pending
+        self.pending = []
+        self.state = .failed
+        return held
+    }
+
+    /// Marks the end of a request; with pausing on, holds back `rest` and says to stop.
+    mutating func ended(rest: ArraySlice<UInt8>) -> Bool {
+        guard self.pausesAfterEachRequest else { return false }
+        self.isPaused = true
+        self.pending = Array(rest)
+        return true
+    }
 
     /// Consumes `input`, returning the events it completes. Head bytes are buffered until the head is whole;
     /// body bytes pass straight through.
     public mutating func feed(_ input: [UInt8]) -> [Event] {
         var events: [Event] = []
+        if self.isPaused {
+            self.pending += input
+            return events
+        }
         var input = input[...]
         while true {
             switch self.state {
@@ -72,7 +111,7 @@ public struct RequestStream: Sendable {
                         events.append(.end)
                         // Keep parsing what follows: a pipelined request.
                         self.state = .head
-                        if input.isEmpty { return events }
+                        if self.ended(rest: input) || input.isEmpty { return events }
                     case .contentLength(let length):
                         self.state = .fixedBody(remaining: length)
                     case .chunked:
@@ -87,6 +126,7 @@ public struct RequestStream: Sendable {
                 if UInt64(take) == remaining {
                     events.append(.end)
                     self.state = .head
+                    if self.ended(rest: input) { return events }
                 } else {
                     self.state = .fixedBody(remaining: remaining - UInt64(take))
                 }
@@ -108,6 +148,7 @@ public struct RequestStream: Sendable {
                     if decoder.isComplete {
                         events.append(.end)
                         self.state = .head
+                        if self.ended(rest: input) { return events }
                     } else {
                         self.state = .chunkedBody(decoder)
                     }

@@ -10,12 +10,15 @@ import ZoneModel
 
 enum RunCommand {
     static let help = """
-        usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT]... [--workers N] [--wan ADDRESS]...
-                             [--rate-limit N]
+        usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT]... [--http ADDRESS:PORT]... [--workers N]
+                             [--wan ADDRESS]... [--rate-limit N] [--access-log PATH|-]
+                             [--access-log-format combined|json]
 
         Serves the model in DIR (default /etc/frontdoor): split-horizon DNS over UDP and TCP, forwarding
-        other names for views with recursion. --dns replaces the config's DNS listeners (repeatable), e.g.
-        --dns 127.0.0.1:5353 to try it without root. --workers sets the threads (default: one per core).
+        other names for views with recursion, and the Host-routing HTTP reverse proxy. --dns and --http
+        replace the config's listeners (repeatable), e.g. --dns 127.0.0.1:5353 --http 127.0.0.1:8080 to try
+        it without root. --access-log appends one line per request to PATH ('-': standard output), in nginx's
+        combined format plus site, backend and duration, or as JSON. --workers sets the threads (default: one per core).
         --wan gives the address 'auto' stands for until DynDNS finds one. --rate-limit sets responses per
         second per client /24 (or /56) for views without recursion (default 200, 0 turns it off).
         SIGHUP reloads the model (a broken edit keeps the old one serving); SIGTERM stops.
@@ -23,7 +26,11 @@ enum RunCommand {
 
     static func run(_ words: [String]) throws(UsageError) -> ExitCode {
         let arguments = try Arguments(
-            words, valued: ["--config", "--dns", "--workers", "--wan", "--rate-limit"], boolean: [])
+            words,
+            valued: [
+                "--config", "--dns", "--http", "--workers", "--wan", "--rate-limit", "--access-log",
+                "--access-log-format",
+            ], boolean: [])
         guard arguments.positional.isEmpty else { throw UsageError(message: "run takes no positional arguments") }
         let directory = arguments.value("--config") ?? defaultDirectory
         var listeners: [SocketAddress] = []
@@ -32,6 +39,19 @@ enum RunCommand {
                 throw UsageError(message: "--dns: '\(text)' is not ADDRESS:PORT")
             }
             listeners.append(address)
+        }
+        var httpListeners: [SocketAddress] = []
+        for text in arguments.values["--http"] ?? [] {
+            guard let address = SocketAddress(text) else {
+                throw UsageError(message: "--http: '\(text)' is not ADDRESS:PORT")
+            }
+            httpListeners.append(address)
+        }
+        var accessLogFormat = AccessLog.Format.combined
+        switch arguments.value("--access-log-format") {
+        case nil, "combined": break
+        case "json": accessLogFormat = .json
+        case let other?: throw UsageError(message: "--access-log-format: '\(other)' is not combined or json")
         }
         var workers = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         if let text = arguments.value("--workers") {
@@ -74,11 +94,29 @@ enum RunCommand {
             Log.error(error.description)
             return .failure
         }
+        var httpOptions = HTTPOptions(
+            listeners: httpListeners.isEmpty ? settings.httpListeners : httpListeners, workers: workers)
+        var http: HTTPService? = nil
+        do {
+            if let path = arguments.value("--access-log") {
+                httpOptions.accessLog = try AccessLog(path: path, format: accessLogFormat)
+            }
+            if !httpOptions.listeners.isEmpty { http = try HTTPService(options: httpOptions, store: store) }
+        } catch {
+            Log.error(error.description)
+            return .failure
+        }
         service.start()
+        http?.start()
         let views = store.tables().views.map(\.name).joined(separator: ", ")
         Log.info(
             "serving dns on \(service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")) with \(workers) worker(s); views \(views); model \(directory)"
         )
+        if let http {
+            let sites = store.tables().snapshot.routes.sites.count
+            Log.info(
+                "serving http on \(http.boundListeners.map(\.description).joined(separator: ", ")); \(sites) site(s)")
+        }
         while true {
             var received: Int32 = 0
             guard sigwait(&signals, &received) == 0 else { continue }
@@ -91,7 +129,8 @@ enum RunCommand {
                 }
                 continue
             }
-            Log.info("stopping (signal \(received))")
+            Log.info("stopping (signal \(received)); finishing requests in progress for up to 10 s")
+            http?.drain(grace: 10_000)
             service.stop()
             Log.info("stopped")
             return .ok

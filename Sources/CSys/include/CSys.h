@@ -47,6 +47,9 @@ int csys_connect_tcp(const struct sockaddr *address, socklen_t length);
 int csys_local_port(int fd);
 int csys_errno(void);
 int csys_set_nodelay(int fd);
+/// 1 when an idle pooled connection is still usable: open, and nothing unread (a backend that sent bytes or
+/// closed while idle is out of step or gone).
+int csys_idle_alive(int fd);
 /// 0 when a non-blocking connect finished successfully, else the pending socket error.
 int csys_socket_error(int fd);
 

@@ -1,0 +1,272 @@
+/// Turns the bytes a backend sends into response events for one request: interim (1xx) heads, the final head
+/// rewritten for the client, the body passed through as it arrives, and the end. Pure, like `RequestStream`.
+///
+/// Bodies keep their framing: a chunked body is forwarded chunked (the decoder only watches for its end),
+/// unless the client speaks HTTP/1.0, which cannot read chunks — then it is de-chunked and the client
+/// connection closes after it.
+public struct ResponseStream: Sendable {
+    public enum Event: Equatable, Sendable {
+        /// A 1xx response other than 101, already in client form (dropped for HTTP/1.0 clients).
+        case interim([UInt8])
+        /// The final head, rewritten for the client. `status` 101 means the connection is now a tunnel.
+        case head(status: Int, bytes: [UInt8])
+        /// Body octets to pass on.
+        case body([UInt8])
+        /// The response is complete. `reusable`: the backend connection may serve another request.
+        case end(reusable: Bool)
+        /// The backend broke the protocol; nothing more is read.
+        case error(String)
+    }
+
+    enum State: Sendable {
+        case head
+        case fixed(remaining: UInt64)
+        case chunked(ChunkedDecoder)
+        case untilClose
+        case done
+        case failed
+    }
+
+    var state: State = .head
+    var pending: [UInt8] = []
+    let headRequest: Bool
+    /// The client's request was HTTP/1.0 (no chunked, no 1xx).
+    let legacyClient: Bool
+    /// The client connection stays open after this response (decides the Connection field sent).
+    public private(set) var clientKeepAlive: Bool
+    /// The client asked to upgrade; only then is a 101 accepted.
+    let upgradeRequested: Bool
+    var dechunk = false
+    var backendKeepAlive = false
+    /// Whether the final head has been passed on.
+    public private(set) var headSent = false
+    /// Whether any byte at all came from the backend (a pooled connection that fails before this is retried).
+    public private(set) var receivedAny = false
+    public private(set) var status = 0
+    /// Body octets passed on, for the access log.
+    public private(set) var bodyBytes: UInt64 = 0
+
+    public init(headRequest: Bool, legacyClient: Bool, clientKeepAlive: Bool, upgradeRequested: Bool) {
+        self.headRequest = headRequest
+        self.legacyClient = legacyClient
+        self.clientKeepAlive = clientKeepAlive
+        self.upgradeRequested = upgradeRequested
+    }
+
+    public var isComplete: Bool {
+        if case .done = self.state { return true }
+        return false
+    }
+
+    public var isWaitingForHead: Bool {
+        if case .head = self.state { return true }
+        return false
+    }
+
+    /// Consumes backend bytes.
+    public mutating func feed(_ input: UnsafeRawBufferPointer, into events: inout [Event]) {
+        if !input.isEmpty { self.receivedAny = true }
+        var input = input
+        while !input.isEmpty {
+            switch self.state {
+            case .failed:
+                return
+            case .done:
+                // Bytes after a complete response: the backend is out of step; never reuse it.
+                self.backendKeepAlive = false
+                return
+            case .head:
+                self.pending += input
+                input = UnsafeRawBufferPointer(start: nil, count: 0)
+                let result = self.pending.withUnsafeBytes { buffer in
+                    Result { () throws(HTTPRequestError) in
+                        try HTTPResponseParser.parse(buffer, headRequest: self.headRequest)
+                    }
+                }
+                switch result {
+                case .failure(let error):
+                    self.fail("bad response head: \(error)", into: &events)
+                    return
+                case .success(nil):
+                    return
+                case .success(let head?):
+                    let rest = Array(self.pending[head.length...])
+                    let bytes = self.pending
+                    self.pending = []
+                    if head.status < 200 && head.status != 101 {
+                        // 100 Continue, 103 Early Hints: pass on (HTTP/1.1 clients only), keep waiting.
+                        if !self.legacyClient {
+                            bytes.withUnsafeBytes { events.append(.interim(self.clientHead(head, in: $0))) }
+                        }
+                    } else {
+                        if head.status == 101 && !self.upgradeRequested {
+                            self.fail("101 for a request that did not ask to upgrade", into: &events)
+                            return
+                        }
+                        self.start(head, bytes: bytes, into: &events)
+                        if head.status == 101 {
+                            // Whatever followed the 101 already belongs to the tunnel.
+                            if !rest.isEmpty { events.append(.body(rest)) }
+                            return
+                        }
+                    }
+                    if !rest.isEmpty {
+                        rest.withUnsafeBytes { self.feed($0, into: &events) }
+                    }
+                    return
+                }
+            case .fixed(let remaining):
+                let take = Int(min(UInt64(input.count), remaining))
+                events.append(.body(Array(UnsafeRawBufferPointer(rebasing: input[0..<take]))))
+                self.bodyBytes += UInt64(take)
+                input = UnsafeRawBufferPointer(rebasing: input[take...])
+                if UInt64(take) == remaining {
+                    self.finish(into: &events)
+                } else {
+                    self.state = .fixed(remaining: remaining - UInt64(take))
+                }
+            case .chunked(var decoder):
+                var data: [UInt8] = []
+                let dechunk = self.dechunk
+                let chunk = input
+                let result = Result { () throws(HTTPRequestError) -> Int in
+                    try decoder.feed(chunk) { range in
+                        if dechunk { data += UnsafeRawBufferPointer(rebasing: chunk[range]) }
+                    }
+                }
+                switch result {
+                case .failure(let error):
+                    self.fail("bad chunked body: \(error)", into: &events)
+                    return
+                case .success(let used):
+                    if !dechunk { data = Array(UnsafeRawBufferPointer(rebasing: input[0..<used])) }
+                    if !data.isEmpty {
+                        self.bodyBytes += UInt64(data.count)
+                        events.append(.body(data))
+                    }
+                    input = UnsafeRawBufferPointer(rebasing: input[used...])
+                    if decoder.isComplete {
+                        self.finish(into: &events)
+                    } else {
+                        self.state = .chunked(decoder)
+                    }
+                }
+            case .untilClose:
+                events.append(.body(Array(input)))
+                self.bodyBytes += UInt64(input.count)
+                return
+            }
+        }
+    }
+
+    /// The backend closed its side.
+    public mutating func closed(into events: inout [Event]) {
+        switch self.state {
+        case .untilClose:
+            self.backendKeepAlive = false
+            self.finish(into: &events)
+        case .done, .failed:
+            break
+        default:
+            self.fail("the backend closed the connection mid-response", into: &events)
+        }
+    }
+
+    mutating func fail(_ reason: String, into events: inout [Event]) {
+        self.state = .failed
+        events.append(.error(reason))
+    }
+
+    mutating func finish(into events: inout [Event]) {
+        self.state = .done
+        events.append(.end(reusable: self.backendKeepAlive))
+    }
+
+    mutating func start(_ head: HTTPResponseHead, bytes: [UInt8], into events: inout [Event]) {
+        self.status = head.status
+        self.backendKeepAlive = head.keepAlive && head.status != 101
+        switch head.framing {
+        case .none:
+            break
+        case .contentLength:
+            break
+        case .chunked:
+            if self.legacyClient {
+                self.dechunk = true
+                self.clientKeepAlive = false
+            }
+        case .untilClose:
+            // The end is the backend's close: the client cannot tell it from a cut unless its connection
+            // closes too.
+            self.clientKeepAlive = false
+        }
+        if head.status == 101 { self.clientKeepAlive = false }
+        let rewritten = bytes.withUnsafeBytes { self.clientHead(head, in: $0) }
+        self.headSent = true
+        events.append(.head(status: head.status, bytes: rewritten))
+        switch head.framing {
+        case .none:
+            if head.status == 101 {
+                self.state = .done
+            } else {
+                self.finish(into: &events)
+            }
+        case .contentLength(let length):
+            self.state = .fixed(remaining: length)
+        case .chunked:
+            self.state = .chunked(ChunkedDecoder())
+        case .untilClose:
+            self.state = .untilClose
+        }
+    }
+
+    /// Fields that describe the backend connection only (RFC 9110 §7.6.1).
+    static let hopByHop: [StaticString] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]
+
+    /// The head as the client gets it: hop-by-hop fields (and those Connection names) removed, the client
+    /// connection's own Connection field added. Status line kept, version always HTTP/1.1.
+    func clientHead(_ head: HTTPResponseHead, in buffer: UnsafeRawBufferPointer) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(head.length + 32)
+        out += Array("HTTP/1.1".utf8)
+        let statusLineEnd = (head.fields.first?.lowerBound ?? head.length) - 2
+        out += UnsafeRawBufferPointer(rebasing: buffer[8..<statusLineEnd])
+        out += [13, 10]
+        var named: [Range<Int>] = []
+        var parsed: [(line: Range<Int>, name: Range<Int>)] = []
+        for line in head.fields {
+            var colon = line.lowerBound
+            while colon < line.upperBound && buffer[colon] != 58 { colon += 1 }
+            let name = line.lowerBound..<colon
+            parsed.append((line, name))
+            if HTTPRequestParser.equalsIgnoringCase(buffer, name, "connection") {
+                named += HTTPRequestParser.list(
+                    buffer, HTTPRequestParser.value(buffer, after: colon, until: line.upperBound))
+            }
+        }
+        for (line, name) in parsed {
+            if ResponseStream.hopByHop.contains(where: { HTTPRequestParser.equalsIgnoringCase(buffer, name, $0) }) {
+                if head.status == 101 && HTTPRequestParser.equalsIgnoringCase(buffer, name, "upgrade") {
+                    out += UnsafeRawBufferPointer(rebasing: buffer[line])
+                    out += [13, 10]
+                }
+                continue
+            }
+            if named.contains(where: { RequestRewriter.equal(buffer, $0, name) }) { continue }
+            if self.dechunk && HTTPRequestParser.equalsIgnoringCase(buffer, name, "transfer-encoding") { continue }
+            out += UnsafeRawBufferPointer(rebasing: buffer[line])
+            out += [13, 10]
+        }
+        if head.status == 101 {
+            out += Array("Connection: upgrade\r\n".utf8)
+        } else if head.status >= 200 {
+            if !self.clientKeepAlive {
+                out += Array("Connection: close\r\n".utf8)
+            } else if self.legacyClient {
+                out += Array("Connection: keep-alive\r\n".utf8)
+            }
+        }
+        out += [13, 10]
+        return out
+    }
+}

@@ -1,0 +1,778 @@
+import CSys
+import EventLoop
+import HTTPProxy
+import Synchronization
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How the proxy runs.
+public struct HTTPOptions: Sendable {
+    public var listeners: [SocketAddress]
+    public var workers: Int
+    public var timeouts = ProxyTimeouts()
+    /// Client connections per worker; at the limit a worker stops accepting (the kernel queues the rest).
+    public var maximumConnections = 8192
+    /// Idle keep-alive connections kept per backend and worker.
+    public var maximumIdlePerBackend = 64
+    /// Milliseconds between active health checks.
+    public var healthInterval: UInt64 = 5_000
+    public var accessLog: AccessLog?
+    /// Bytes queued towards one side before reading from the other side pauses (backpressure).
+    public var queueLimit = 256 * 1024
+
+    public init(listeners: [SocketAddress], workers: Int) {
+        self.listeners = listeners
+        self.workers = workers
+    }
+}
+
+/// The reverse proxy: one epoll loop per core, each with its own listening sockets (SO_REUSEPORT), its own
+/// connections, keep-alive pools and passive health. Active health checks run on one thread and reach the
+/// loops through `HealthBoard`.
+public final class HTTPService: @unchecked Sendable {
+    let workers: [HTTPWorker]
+    let prober: HealthProber
+    var threads: [pthread_t] = []
+    public let boundListeners: [SocketAddress]
+
+    public init(options: HTTPOptions, store: SnapshotStore) throws(SocketError) {
+        var resolved: [SocketAddress] = []
+        var perWorker: [[Int32]] = Array(repeating: [], count: max(1, options.workers))
+        var opened: [Int32] = []
+        do throws(SocketError) {
+            for listener in options.listeners {
+                var address = listener
+                for worker in 0..<perWorker.count {
+                    let fd = try Sockets.tcpListener(address, shared: true, backlog: 4096)
+                    opened.append(fd)
+                    if address.port == 0, let port = Sockets.localPort(fd) {
+                        address = SocketAddress(address: address.address, port: port)
+                    }
+                    perWorker[worker].append(fd)
+                }
+                resolved.append(address)
+            }
+        } catch {
+            for fd in opened { Sockets.close(fd) }
+            throw error
+        }
+        self.boundListeners = resolved
+        let board = HealthBoard()
+        self.prober = HealthProber(store: store, board: board, interval: options.healthInterval)
+        var workers: [HTTPWorker] = []
+        for (index, listeners) in perWorker.enumerated() {
+            workers.append(
+                try HTTPWorker(index: index, options: options, store: store, board: board, listeners: listeners))
+        }
+        self.workers = workers
+    }
+
+    public func start() {
+        for worker in self.workers {
+            if let thread = startThread(name: "http-\(worker.index)", { worker.run() }) { self.threads.append(thread) }
+        }
+        let prober = self.prober
+        if let thread = startThread(name: "http-health", { prober.run() }) { self.threads.append(thread) }
+    }
+
+    /// Stops accepting, lets requests in progress finish for up to `grace` milliseconds, then closes
+    /// everything and waits for the threads.
+    public func drain(grace: UInt64) {
+        let deadline = monotonicMilliseconds() + grace
+        for worker in self.workers { worker.requestDrain(until: deadline) }
+        self.prober.stop()
+        for thread in self.threads { joinThread(thread) }
+        self.threads = []
+    }
+
+    public func stop() { self.drain(grace: 0) }
+
+    /// Requests answered so far (approximate while running).
+    public var requests: Int { self.workers.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) } }
+    /// Client connections open now.
+    public var openConnections: Int { self.workers.reduce(0) { $0 + $1.open.load(ordering: .relaxed) } }
+    /// Backend connections that were taken from a keep-alive pool.
+    public var reusedBackendConnections: Int { self.workers.reduce(0) { $0 + $1.reused.load(ordering: .relaxed) } }
+}
+
+/// Bytes waiting to be written to one socket.
+struct OutQueue {
+    var buffer: [UInt8] = []
+    var offset = 0
+
+    var count: Int { self.buffer.count - self.offset }
+    var isEmpty: Bool { self.offset == self.buffer.count }
+
+    mutating func append(_ bytes: [UInt8]) {
+        if self.isEmpty {
+            self.buffer = bytes
+            self.offset = 0
+        } else {
+            if self.offset > 64 * 1024 {
+                self.buffer.removeFirst(self.offset)
+                self.offset = 0
+            }
+            self.buffer += bytes
+        }
+    }
+
+    /// Writes as much as the socket takes: false on a write error (the peer is gone).
+    mutating func flush(_ fd: Int32) -> Bool {
+        while !self.isEmpty {
+            let offset = self.offset
+            let written = self.buffer.withUnsafeBytes { raw in
+                send(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if written > 0 {
+                self.offset += written
+            } else if written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return true
+            } else if written < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        self.buffer = []
+        self.offset = 0
+        return true
+    }
+}
+
+/// A backend connection in use by one client connection.
+final class BackendLink {
+    let fd: Int32
+    let address: SocketAddress
+    let site: DomainName
+    let index: Int
+    var connected: Bool
+    var out = OutQueue()
+    var interest: UInt32 = 0
+    var closedByPeer = false
+
+    init(fd: Int32, address: SocketAddress, site: DomainName, index: Int, connected: Bool) {
+        self.fd = fd
+        self.address = address
+        self.site = site
+        self.index = index
+        self.connected = connected
+    }
+}
+
+/// One client connection.
+final class ClientConnection {
+    let fd: Int32
+    let slot: Int
+    var session: ProxySession
+    var out = OutQueue()
+    var backend: BackendLink?
+    var interest: UInt32 = 0
+    var deadline: UInt64 = 0
+    var lastPhase: ProxySession.Phase = .idle
+    var tunnel = false
+    var closing = false
+    /// In a tunnel: a side that closed; the other is closed once its queue is written.
+    var halfClosed = false
+
+    init(fd: Int32, slot: Int, session: ProxySession) {
+        self.fd = fd
+        self.slot = slot
+        self.session = session
+    }
+}
+
+/// One proxy loop on its own thread: its listeners, clients, backend connections and idle pools.
+final class HTTPWorker: @unchecked Sendable {
+    enum Kind: UInt64 {
+        case listener = 0
+        case client = 1
+        case backend = 2
+    }
+
+    let index: Int
+    let options: HTTPOptions
+    let store: SnapshotStore
+    let board: HealthBoard
+    let poller: Poller
+    var listeners: [Int32]
+    var listening = true
+    var slots: [ClientConnection?] = []
+    var freeSlots: [Int] = []
+    var openCount = 0
+    let readBuffer: UnsafeMutableRawBufferPointer
+    var actions: [ProxyAction] = []
+    /// Idle keep-alive connections per backend address.
+    var pools: [SocketAddress: [(fd: Int32, since: UInt64)]] = [:]
+    /// Balancers per site, rebuilt when the snapshot changes.
+    var balancers: [DomainName: BackendPool] = [:]
+    var snapshot: Snapshot
+    var snapshotGeneration: Int
+    var boardGeneration = -1
+    var logBuffer: [UInt8] = []
+    var clock = LogClock()
+    let drainDeadline = Atomic<UInt64>(0)
+    var draining = false
+    let requests = Atomic<Int>(0)
+    let open = Atomic<Int>(0)
+    let reused = Atomic<Int>(0)
+    var trusted: [CIDR]
+
+    init(index: Int, options: HTTPOptions, store: SnapshotStore, board: HealthBoard, listeners: [Int32])
+        throws(SocketError)
+    {
+        self.index = index
+        self.options = options
+        self.store = store
+        self.board = board
+        self.listeners = listeners
+        self.poller = try Poller(capacity: 512)
+        self.readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        self.snapshotGeneration = store.generation
+        self.snapshot = store.tables().snapshot
+        self.trusted = self.snapshot.settings.trustedProxies
+        for (position, fd) in listeners.enumerated() {
+            try self.poller.add(fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
+        }
+    }
+
+    deinit {
+        self.readBuffer.deallocate()
+    }
+
+    static func token(_ kind: Kind, _ index: Int) -> UInt64 { UInt64(index) << 2 | kind.rawValue }
+
+    func requestDrain(until deadline: UInt64) {
+        self.drainDeadline.store(deadline, ordering: .releasing)
+        self.poller.wake()
+    }
+
+    func run() {
+        var lastTick: UInt64 = 0
+        while true {
+            self.poller.wait(timeout: 250) { token, events in
+                if token == Poller.wakeToken { return }
+                self.dispatch(token: token, events: events)
+            }
+            let now = monotonicMilliseconds()
+            if now &- lastTick >= 250 {
+                lastTick = now
+                if self.tick(now: now) { break }
+            }
+        }
+        self.flushLog()
+        for slot in self.slots.indices { if let connection = self.slots[slot] { self.destroy(connection) } }
+        for (_, idle) in self.pools { for entry in idle { Sockets.close(entry.fd) } }
+        self.pools = [:]
+        for fd in self.listeners { Sockets.close(fd) }
+        self.listeners = []
+    }
+
+    func refreshSnapshot() {
+        let generation = self.store.generation
+        guard generation != self.snapshotGeneration else { return }
+        self.snapshotGeneration = generation
+        self.snapshot = self.store.tables().snapshot
+        self.trusted = self.snapshot.settings.trustedProxies
+        self.balancers = [:]
+        self.boardGeneration = -1
+    }
+
+    func dispatch(token: UInt64, events: UInt32) {
+        let index = Int(token >> 2)
+        switch Kind(rawValue: token & 3) {
+        case .listener:
+            self.accept(self.listeners[index])
+        case .client:
+            guard index < self.slots.count, let connection = self.slots[index] else { return }
+            self.refreshSnapshot()
+            self.clientEvent(connection, events: events)
+        case .backend:
+            guard index < self.slots.count, let connection = self.slots[index] else { return }
+            self.refreshSnapshot()
+            self.backendEvent(connection, events: events)
+        case nil:
+            break
+        }
+    }
+
+    // MARK: - Accepting
+
+    func accept(_ listener: Int32) {
+        var peer = sockaddr_storage()
+        var length = socklen_t(0)
+        for _ in 0..<64 {
+            guard self.listening, self.openCount < self.options.maximumConnections else { return }
+            let fd = csys_accept(listener, &peer, &length)
+            guard fd >= 0 else { return }
+            _ = csys_set_nodelay(fd)
+            let client = withUnsafePointer(to: &peer) { IPAddress(peer: $0) } ?? .v4(IPv4Address(0))
+            let trusted = self.trusted.contains { $0.contains(client) }
+            let slot: Int
+            if let free = self.freeSlots.popLast() {
+                slot = free
+            } else {
+                slot = self.slots.count
+                self.slots.append(nil)
+            }
+            let connection = ClientConnection(
+                fd: fd, slot: slot, session: ProxySession(client: client, trustedPeer: trusted))
+            connection.deadline = monotonicMilliseconds() + self.options.timeouts.headerRead
+            self.slots[slot] = connection
+            self.openCount += 1
+            self.open.store(self.openCount, ordering: .relaxed)
+            connection.interest = Poller.readable
+            do {
+                try self.poller.add(fd, events: Poller.readable, token: HTTPWorker.token(.client, slot))
+            } catch {
+                self.destroy(connection)
+                continue
+            }
+            if self.openCount >= self.options.maximumConnections { self.pauseAccepting() }
+        }
+    }
+
+    func pauseAccepting() {
+        guard self.listening else { return }
+        self.listening = false
+        for fd in self.listeners { self.poller.remove(fd) }
+    }
+
+    func resumeAccepting() {
+        guard !self.listening, !self.draining else { return }
+        self.listening = true
+        for (position, fd) in self.listeners.enumerated() {
+            try? self.poller.add(fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
+        }
+    }
+
+    // MARK: - Events
+
+    func clientEvent(_ connection: ClientConnection, events: UInt32) {
+        let now = monotonicMilliseconds()
+        if events & Poller.writable != 0 || events & (Poller.readable | Poller.hangup) == 0 {
+            if !connection.out.flush(connection.fd) {
+                self.abort(connection, now: now)
+                return
+            }
+        }
+        if events & (Poller.readable | Poller.hangup) != 0 && connection.interest & Poller.readable != 0 {
+            let got = recv(connection.fd, self.readBuffer.baseAddress, self.readBuffer.count, 0)
+            if got > 0 {
+                let bytes = UnsafeRawBufferPointer(rebasing: self.readBuffer[0..<got])
+                if connection.tunnel {
+                    if let backend = connection.backend {
+                        backend.out.append(Array(bytes))
+                        if !backend.out.flush(backend.fd) {
+                            self.abort(connection, now: now)
+                            return
+                        }
+                    }
+                } else {
+                    connection.session.clientData(Array(bytes), snapshot: self.snapshot, now: now, into: &self.actions)
+                }
+                self.activity(connection, now: now)
+            } else if got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                if connection.tunnel {
+                    self.tunnelSideClosed(connection, now: now)
+                    return
+                }
+                connection.session.clientClosed(into: &self.actions)
+            }
+        } else if events & Poller.hangup != 0 && connection.out.count > 0 && events & Poller.writable == 0 {
+            // The peer is gone and we were only waiting to write.
+            self.abort(connection, now: now)
+            return
+        }
+        self.perform(connection, now: now)
+    }
+
+    func backendEvent(_ connection: ClientConnection, events: UInt32) {
+        guard let backend = connection.backend else { return }
+        let now = monotonicMilliseconds()
+        if !backend.connected {
+            guard events & (Poller.writable | Poller.hangup) != 0 else { return }
+            if csys_socket_error(backend.fd) != 0 {
+                connection.session.backendFailed(
+                    connectFailed: true, snapshot: self.snapshot, now: now, into: &self.actions)
+                self.perform(connection, now: now)
+                return
+            }
+            backend.connected = true
+            _ = csys_set_nodelay(backend.fd)
+            connection.session.backendReady(into: &self.actions)
+            self.perform(connection, now: now)
+            return
+        }
+        if events & Poller.writable != 0 {
+            if !backend.out.flush(backend.fd) {
+                if connection.tunnel {
+                    self.abort(connection, now: now)
+                    return
+                }
+                connection.session.backendFailed(
+                    connectFailed: false, snapshot: self.snapshot, now: now, into: &self.actions)
+                self.perform(connection, now: now)
+                return
+            }
+            self.activity(connection, now: now)
+        }
+        if events & (Poller.readable | Poller.hangup) != 0 && backend.interest & Poller.readable != 0 {
+            let got = recv(backend.fd, self.readBuffer.baseAddress, self.readBuffer.count, 0)
+            if got > 0 {
+                let bytes = UnsafeRawBufferPointer(rebasing: self.readBuffer[0..<got])
+                if connection.tunnel {
+                    connection.out.append(Array(bytes))
+                    if !connection.out.flush(connection.fd) {
+                        self.abort(connection, now: now)
+                        return
+                    }
+                } else {
+                    connection.session.backendData(bytes, snapshot: self.snapshot, now: now, into: &self.actions)
+                }
+                self.activity(connection, now: now)
+            } else if got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                if connection.tunnel {
+                    self.tunnelSideClosed(connection, now: now)
+                    return
+                }
+                backend.closedByPeer = true
+                if got == 0 {
+                    connection.session.backendClosed(snapshot: self.snapshot, now: now, into: &self.actions)
+                } else {
+                    connection.session.backendFailed(
+                        connectFailed: false, snapshot: self.snapshot, now: now, into: &self.actions)
+                }
+            }
+        } else if events & Poller.hangup != 0 && events & Poller.readable == 0
+            && backend.interest & Poller.readable == 0
+        {
+            // Not reading (backpressure) and the backend hung up: its data is still readable later.
+        }
+        self.perform(connection, now: now)
+    }
+
+    /// Traffic moved: push the idle deadline of the body and tunnel phases.
+    func activity(_ connection: ClientConnection, now: UInt64) {
+        let timeouts = self.options.timeouts
+        if connection.tunnel {
+            connection.deadline = now + timeouts.tunnelIdle
+            return
+        }
+        switch connection.session.phase {
+        case .awaitingResponse: connection.deadline = now + timeouts.responseHeader
+        case .streaming: connection.deadline = now + timeouts.bodyIdle
+        default: break
+        }
+    }
+
+    func tunnelSideClosed(_ connection: ClientConnection, now: UInt64) {
+        // Write what is queued towards each side, then close both: a WebSocket closes with a close frame
+        // first, so nothing is lost.
+        if let backend = connection.backend { _ = backend.out.flush(backend.fd) }
+        _ = connection.out.flush(connection.fd)
+        self.destroy(connection)
+    }
+
+    // MARK: - Actions
+
+    /// Carries out the session's actions (which may produce more), then sets deadline and epoll interest.
+    func perform(_ connection: ClientConnection, now: UInt64) {
+        var position = 0
+        while position < self.actions.count {
+            let action = self.actions[position]
+            position += 1
+            switch action {
+            case .writeClient(let bytes):
+                connection.out.append(bytes)
+                if !connection.out.flush(connection.fd) {
+                    self.actions.removeAll(keepingCapacity: true)
+                    self.abort(connection, now: now)
+                    return
+                }
+            case .writeBackend(let bytes):
+                guard let backend = connection.backend else { continue }
+                backend.out.append(bytes)
+                if backend.connected && !backend.out.flush(backend.fd) {
+                    connection.session.backendFailed(
+                        connectFailed: false, snapshot: self.snapshot, now: now, into: &self.actions)
+                }
+            case .connectBackend(let site, let excluding):
+                self.connect(connection, site: site, excluding: excluding, now: now)
+            case .releaseBackend(let reusable, let failed):
+                self.release(connection, reusable: reusable, failed: failed, now: now)
+            case .startTunnel:
+                connection.tunnel = true
+                connection.deadline = now + self.options.timeouts.tunnelIdle
+                let held = connection.session.takeHeldClientBytes()
+                if let backend = connection.backend, !held.isEmpty {
+                    backend.out.append(held)
+                    _ = backend.out.flush(backend.fd)
+                }
+            case .closeClient:
+                connection.closing = true
+                if let backend = connection.backend {
+                    connection.backend = nil
+                    self.closeBackend(backend)
+                }
+            case .log(let record):
+                self.log(record, now: now)
+            }
+        }
+        self.actions.removeAll(keepingCapacity: true)
+        if connection.closing && connection.out.isEmpty {
+            self.destroy(connection)
+            return
+        }
+        let phase = connection.session.phase
+        if phase != connection.lastPhase && !connection.tunnel {
+            connection.lastPhase = phase
+            let timeouts = self.options.timeouts
+            switch phase {
+            case .idle: connection.deadline = now + timeouts.keepAliveIdle
+            case .readingHead: connection.deadline = now + timeouts.headerRead
+            case .connecting: connection.deadline = now + timeouts.connect
+            case .awaitingResponse: connection.deadline = now + timeouts.responseHeader
+            case .streaming: connection.deadline = now + timeouts.bodyIdle
+            case .tunnel: connection.deadline = now + timeouts.tunnelIdle
+            case .closing: connection.deadline = now + timeouts.bodyIdle
+            }
+        }
+        self.updateInterest(connection)
+    }
+
+    func updateInterest(_ connection: ClientConnection) {
+        let limit = self.options.queueLimit
+        let backend = connection.backend
+        var client: UInt32 = 0
+        if connection.closing {
+            client = 0
+        } else if connection.tunnel {
+            if (backend?.out.count ?? 0) < limit { client |= Poller.readable }
+        } else if connection.session.wantsClientData && (backend?.out.count ?? 0) < limit {
+            client |= Poller.readable
+        }
+        if !connection.out.isEmpty { client |= Poller.writable }
+        if client != connection.interest {
+            connection.interest = client
+            self.poller.modify(connection.fd, events: client, token: HTTPWorker.token(.client, connection.slot))
+        }
+        if let backend {
+            var wanted: UInt32 = 0
+            if !backend.connected {
+                wanted = Poller.writable
+            } else {
+                if connection.out.count < limit && !backend.closedByPeer { wanted |= Poller.readable }
+                if !backend.out.isEmpty { wanted |= Poller.writable }
+            }
+            if wanted != backend.interest {
+                backend.interest = wanted
+                self.poller.modify(backend.fd, events: wanted, token: HTTPWorker.token(.backend, connection.slot))
+            }
+        }
+    }
+
+    func balancer(for site: CompiledSite) -> BackendPool {
+        if let pool = self.balancers[site.name] { return pool }
+        var pool = BackendPool(backends: site.backends.count, policy: site.balance)
+        let checks = self.board.results()
+        for (index, backend) in site.backends.enumerated() {
+            if let passed = checks[HealthKey(site: site.name, backend: backend.address)] {
+                pool.checked(index, passed: passed)
+            }
+        }
+        self.balancers[site.name] = pool
+        return pool
+    }
+
+    func connect(_ connection: ClientConnection, site: CompiledSite, excluding: [Int], now: UInt64) {
+        var pool = self.balancer(for: site)
+        defer { self.balancers[site.name] = pool }
+        var excluded = Set(excluding)
+        while let choice = pool.pick(now: now, excluding: excluded) {
+            let address = site.backends[choice].address
+            pool.started(choice)
+            // An idle pooled connection first (checked to be still open and quiet).
+            while var idle = self.pools[address], let entry = idle.popLast() {
+                self.pools[address] = idle
+                guard csys_idle_alive(entry.fd) != 0 else {
+                    Sockets.close(entry.fd)
+                    continue
+                }
+                let link = BackendLink(fd: entry.fd, address: address, site: site.name, index: choice, connected: true)
+                connection.backend = link
+                self.reused.add(1, ordering: .relaxed)
+                do {
+                    try self.poller.add(entry.fd, events: 0, token: HTTPWorker.token(.backend, connection.slot))
+                } catch {
+                    connection.backend = nil
+                    Sockets.close(entry.fd)
+                    continue
+                }
+                connection.session.backendChosen(choice, reused: true)
+                connection.session.backendReady(into: &self.actions)
+                return
+            }
+            let fd: Int32
+            do {
+                fd = try Sockets.tcpClient(address)
+            } catch {
+                pool.finished(choice)
+                pool.failed(choice, now: now)
+                excluded.insert(choice)
+                continue
+            }
+            let link = BackendLink(fd: fd, address: address, site: site.name, index: choice, connected: false)
+            do {
+                try self.poller.add(fd, events: Poller.writable, token: HTTPWorker.token(.backend, connection.slot))
+            } catch {
+                Sockets.close(fd)
+                pool.finished(choice)
+                excluded.insert(choice)
+                continue
+            }
+            link.interest = Poller.writable
+            connection.backend = link
+            connection.session.backendChosen(choice, reused: false)
+            return
+        }
+        connection.session.noBackend(now: now, snapshot: self.snapshot, into: &self.actions)
+    }
+
+    func release(_ connection: ClientConnection, reusable: Bool, failed: Bool, now: UInt64) {
+        guard let backend = connection.backend else { return }
+        connection.backend = nil
+        if var pool = self.balancers[backend.site] {
+            if backend.index < pool.health.count {
+                pool.finished(backend.index)
+                if failed { pool.failed(backend.index, now: now) } else { pool.succeeded(backend.index) }
+            }
+            self.balancers[backend.site] = pool
+        }
+        if reusable && backend.out.isEmpty && !backend.closedByPeer && !self.draining {
+            var idle = self.pools[backend.address] ?? []
+            if idle.count < self.options.maximumIdlePerBackend {
+                self.poller.remove(backend.fd)
+                idle.append((backend.fd, now))
+                self.pools[backend.address] = idle
+                return
+            }
+        }
+        self.closeBackend(backend)
+    }
+
+    func closeBackend(_ backend: BackendLink) {
+        self.poller.remove(backend.fd)
+        Sockets.close(backend.fd)
+    }
+
+    /// A socket error on the client: drop everything of this connection at once.
+    func abort(_ connection: ClientConnection, now: UInt64) {
+        connection.session.clientClosed(into: &self.actions)
+        for action in self.actions {
+            if case .log(let record) = action { self.log(record, now: now) }
+        }
+        self.actions.removeAll(keepingCapacity: true)
+        self.destroy(connection)
+    }
+
+    func destroy(_ connection: ClientConnection) {
+        if let backend = connection.backend {
+            connection.backend = nil
+            if var pool = self.balancers[backend.site], backend.index < pool.health.count {
+                pool.finished(backend.index)
+                self.balancers[backend.site] = pool
+            }
+            self.closeBackend(backend)
+        }
+        self.poller.remove(connection.fd)
+        Sockets.close(connection.fd)
+        guard self.slots[connection.slot] === connection else { return }
+        self.slots[connection.slot] = nil
+        self.freeSlots.append(connection.slot)
+        self.openCount -= 1
+        self.open.store(self.openCount, ordering: .relaxed)
+        if self.openCount < self.options.maximumConnections { self.resumeAccepting() }
+    }
+
+    // MARK: - Timers, health, drain
+
+    /// Runs four times a second: deadlines, health results, idle pools, the access log, draining.
+    /// Returns true when the loop should end.
+    func tick(now: UInt64) -> Bool {
+        self.refreshSnapshot()
+        let generation = self.board.generation
+        if generation != self.boardGeneration {
+            self.boardGeneration = generation
+            let checks = self.board.results()
+            for site in self.snapshot.routes.sites where site.healthPath != nil {
+                var pool = self.balancer(for: site)
+                for (index, backend) in site.backends.enumerated() {
+                    if let passed = checks[HealthKey(site: site.name, backend: backend.address)] {
+                        pool.checked(index, passed: passed)
+                    }
+                }
+                self.balancers[site.name] = pool
+            }
+        }
+        for slot in self.slots.indices {
+            guard let connection = self.slots[slot], connection.deadline <= now else { continue }
+            if connection.closing || connection.tunnel {
+                self.destroy(connection)
+                continue
+            }
+            connection.session.timedOut(snapshot: self.snapshot, now: now, into: &self.actions)
+            self.perform(connection, now: now)
+        }
+        // Idle pooled connections: close those idle for 30 s (backends commonly close at 60–75 s).
+        for (address, idle) in self.pools {
+            let kept = idle.filter { now &- $0.since < 30_000 }
+            if kept.count != idle.count {
+                for entry in idle where now &- entry.since >= 30_000 { Sockets.close(entry.fd) }
+                self.pools[address] = kept
+            }
+        }
+        self.flushLog()
+        let drainDeadline = self.drainDeadline.load(ordering: .acquiring)
+        if drainDeadline != 0 {
+            if !self.draining {
+                self.draining = true
+                self.pauseAccepting()
+                for fd in self.listeners { Sockets.close(fd) }
+                self.listeners = []
+            }
+            for slot in self.slots.indices {
+                guard let connection = self.slots[slot] else { continue }
+                if connection.session.phase == .idle && !connection.tunnel && connection.out.isEmpty {
+                    self.destroy(connection)
+                }
+            }
+            if self.openCount == 0 || now >= drainDeadline { return true }
+        }
+        return false
+    }
+
+    // MARK: - Access log
+
+    func log(_ record: AccessRecord, now: UInt64) {
+        self.requests.add(1, ordering: .relaxed)
+        guard let accessLog = self.options.accessLog else { return }
+        let site = record.site.flatMap { name in self.snapshot.routes.route(host: name) }
+        let backend = record.backend.flatMap { index in
+            site.flatMap { index < $0.backends.count ? $0.backends[index].address.description : nil }
+        }
+        let line = accessLog.format(
+            record, time: self.clock.now(), backend: backend, milliseconds: Int(now &- record.started))
+        self.logBuffer += line.utf8
+        self.logBuffer.append(10)
+        if self.logBuffer.count > 32 * 1024 { self.flushLog() }
+    }
+
+    func flushLog() {
+        guard !self.logBuffer.isEmpty, let accessLog = self.options.accessLog else { return }
+        accessLog.write(self.logBuffer)
+        self.logBuffer.removeAll(keepingCapacity: true)
+    }
+}
