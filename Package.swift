@@ -77,7 +77,9 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "EndToEndTests",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "TestSupport"]
+        dependencies: [
+            "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "HTTPProxy", "TestSupport",
+        ]
     ),
 ]
 

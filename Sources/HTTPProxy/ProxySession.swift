@@ -436,6 +436,8 @@ public struct ProxySession: Sendable {
             case .head(let status, let bytes):
                 actions.append(.writeClient(bytes))
                 if status == 101 {
+                    // Bytes the backend sent right behind its 101 already belong to the tunnel.
+                    for case .body(let early) in events { actions.append(.writeClient(early)) }
                     var record = exchange.record
                     record.status = 101
                     actions.append(.log(record))

@@ -229,7 +229,8 @@ public struct ResponseStream: Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(head.length + 32)
         out += Array("HTTP/1.1".utf8)
-        let statusLineEnd = (head.fields.first?.lowerBound ?? head.length) - 2
+        // The status line ends before the first field, or before the empty line that ends a field-less head.
+        let statusLineEnd = (head.fields.first?.lowerBound ?? head.length - 2) - 2
         out += UnsafeRawBufferPointer(rebasing: buffer[8..<statusLineEnd])
         out += [13, 10]
         var named: [Range<Int>] = []

@@ -35,7 +35,7 @@ public struct HTTPOptions: Sendable {
 public final class HTTPService: @unchecked Sendable {
     let workers: [HTTPWorker]
     let prober: HealthProber
-    var threads: [pthread_t] = []
+    let threads = Mutex<[pthread_t]>([])
     public let boundListeners: [SocketAddress]
 
     public init(options: HTTPOptions, store: SnapshotStore) throws(SocketError) {
@@ -71,21 +71,27 @@ public final class HTTPService: @unchecked Sendable {
     }
 
     public func start() {
+        var started: [pthread_t] = []
         for worker in self.workers {
-            if let thread = startThread(name: "http-\(worker.index)", { worker.run() }) { self.threads.append(thread) }
+            if let thread = startThread(name: "http-\(worker.index)", { worker.run() }) { started.append(thread) }
         }
         let prober = self.prober
-        if let thread = startThread(name: "http-health", { prober.run() }) { self.threads.append(thread) }
+        if let thread = startThread(name: "http-health", { prober.run() }) { started.append(thread) }
+        self.threads.withLock { $0 += started }
     }
 
     /// Stops accepting, lets requests in progress finish for up to `grace` milliseconds, then closes
-    /// everything and waits for the threads.
+    /// everything and waits for the threads. Safe to call again (or from another thread): later calls
+    /// find nothing left to wait for.
     public func drain(grace: UInt64) {
         let deadline = monotonicMilliseconds() + grace
         for worker in self.workers { worker.requestDrain(until: deadline) }
         self.prober.stop()
-        for thread in self.threads { joinThread(thread) }
-        self.threads = []
+        let threads = self.threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        for thread in threads { joinThread(thread) }
     }
 
     public func stop() { self.drain(grace: 0) }
