@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# HTTP proxy benchmark: Frontdoor against nginx and HAProxy as reverse proxies, all on loopback.
+#
+# One nginx backend (one worker, pinned to core 1 with the load generator) serves a tiny file and a 100 KB
+# file. Each proxy runs with one worker pinned to core 0, keeps backend connections alive, and is driven by
+# the same wrk run (pinned to core 1): tiny responses over keep-alive, 100 KB responses over keep-alive,
+# and tiny responses with "Connection: close". Proxies take turns, several rounds; the script prints
+# per-proxy medians of requests/s and CPU microseconds per request (all of the proxy's processes), and
+# Frontdoor's ratios. Then it opens 10,000 idle keep-alive clients on Frontdoor and reports its RSS.
+#   Tests/Benchmarks/http.sh [ROUNDS] [SECONDS] [CONNECTIONS]   (defaults 5, 5, 50)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds="${1:-5}"
+seconds="${2:-5}"
+connections="${3:-50}"
+work="$(mktemp -d)"
+leaders=()
+cleanup() {
+    for pid in "${leaders[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in nginx haproxy wrk taskset python3; do
+    command -v "$tool" >/dev/null || {
+        echo "http.sh needs $tool (apt-get install nginx-light haproxy wrk util-linux python3)"
+        exit 1
+    }
+done
+swift build -c release --product frontdoor >/dev/null
+frontdoor="$PWD/.build/release/frontdoor"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+backend_port=$(free_port)
+nginx_port=$(free_port)
+haproxy_port=$(free_port)
+frontdoor_port=$(free_port)
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user root root;"
+
+mkdir -p "$work/www" "$work/backend" "$work/nginx" "$work/conf"
+printf 'hello, world\n' > "$work/www/tiny.txt"
+head -c 102400 /dev/urandom > "$work/www/100k.bin"
+
+temp_paths() {
+    for kind in client_body proxy fastcgi uwsgi scgi; do echo "  ${kind}_temp_path $1/$kind;"; done
+}
+cat > "$work/backend/nginx.conf" <<EOF
+daemon off;
+$user_line
+worker_processes 1;
+pid $work/backend/nginx.pid;
+error_log $work/backend/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$(temp_paths "$work/backend")
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$backend_port; root $work/www; }
+}
+EOF
+cat > "$work/nginx/nginx.conf" <<EOF
+daemon off;
+$user_line
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 16384; }
+http {
+  access_log off;
+$(temp_paths "$work/nginx")
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$backend_port; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+EOF
+cat > "$work/haproxy.cfg" <<EOF
+global
+  maxconn 8000
+  nbthread 1
+defaults
+  mode http
+  option forwardfor
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend web
+  bind 127.0.0.1:$haproxy_port
+  default_backend app
+backend app
+  http-reuse always
+  server s1 127.0.0.1:$backend_port
+EOF
+cat > "$work/conf/frontdoor.conf" <<EOF
+view lan 127.0.0.0/8 recursion
+view wan *
+upstream 127.0.0.1:9
+EOF
+cat > "$work/conf/example.com.zone" <<EOF
+\$ORIGIN example.com.
+\$TTL 300
+\$PROXY reverseproxy lan=127.0.0.1 wan=203.0.113.1
+\$SITE bench http://127.0.0.1:$backend_port
+EOF
+
+# Starts a command in its own process group; echoes the group leader's pid.
+start() {
+    local core="$1"
+    shift
+    setsid taskset -c "$core" "$@" >"$work/$(basename "$1").out" 2>&1 &
+    echo $!
+}
+wait_port() {
+    for _ in $(seq 100); do
+        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on $1"
+    exit 1
+}
+# CPU ticks (user+system) of every process in a process group.
+ticks() {
+    local total=0
+    for stat in /proc/[0-9]*/stat; do
+        read -r -a fields < "$stat" 2>/dev/null || continue
+        # Fields after the command name: the name may hold spaces, so count from the end of "(...)".
+        local line
+        line=$(cat "$stat" 2>/dev/null) || continue
+        local rest="${line##*) }"
+        read -r -a after <<< "$rest"
+        # after[2] = pgrp, after[11] = utime, after[12] = stime
+        if [ "${after[2]}" = "$1" ]; then total=$((total + after[11] + after[12])); fi
+    done
+    echo "$total"
+}
+
+leaders+=("$(start 1 nginx -c "$work/backend/nginx.conf" -p "$work/backend")")
+wait_port "$backend_port"
+nginx_leader=$(start 0 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx")
+leaders+=("$nginx_leader")
+haproxy_leader=$(start 0 haproxy -f "$work/haproxy.cfg")
+leaders+=("$haproxy_leader")
+frontdoor_leader=$(start 0 "$frontdoor" run --config "$work/conf" --dns "127.0.0.1:$(free_port)" \
+    --http "127.0.0.1:$frontdoor_port" --workers 1)
+leaders+=("$frontdoor_leader")
+for port in "$nginx_port" "$haproxy_port" "$frontdoor_port"; do wait_port "$port"; done
+
+declare -A ports=([nginx]=$nginx_port [haproxy]=$haproxy_port [frontdoor]=$frontdoor_port)
+declare -A groups=([nginx]=$nginx_leader [haproxy]=$haproxy_leader [frontdoor]=$frontdoor_leader)
+hz=$(getconf CLK_TCK)
+: > "$work/results"
+for round in $(seq "$rounds"); do
+    for load in tiny 100k close; do
+        for proxy in nginx haproxy frontdoor; do
+            path=/tiny.txt
+            extra=()
+            [ "$load" = 100k ] && path=/100k.bin
+            [ "$load" = close ] && extra=(-H "Connection: close")
+            before=$(ticks "${groups[$proxy]}")
+            output=$(taskset -c 1 wrk -t1 -c"$connections" -d"${seconds}s" -H "Host: bench.example.com" "${extra[@]}" \
+                "http://127.0.0.1:${ports[$proxy]}$path")
+            after=$(ticks "${groups[$proxy]}")
+            rps=$(awk '/Requests\/sec/ {print $2}' <<< "$output")
+            requests=$(awk '/requests in/ {print $1}' <<< "$output")
+            errors=$(awk '/Non-2xx|Socket errors/ {print}' <<< "$output" | tr '\n' ' ')
+            [ -n "$errors" ] && echo "round $round $load $proxy: $errors"
+            echo "$round $load $proxy $rps $requests $((after - before))" >> "$work/results"
+        done
+    done
+    echo "round $round done"
+done
+
+python3 - "$work/results" "$hz" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+hz = int(sys.argv[2])
+table = {}
+for _, load, proxy, rps, requests, ticks in rows:
+    entry = table.setdefault((load, proxy), {"rps": [], "cpu": []})
+    entry["rps"].append(float(rps))
+    entry["cpu"].append(int(ticks) / hz * 1e6 / max(1, int(requests)))
+print()
+print(f"{'load':<7}{'proxy':<11}{'req/s (median)':>16}{'CPU us/req':>12}")
+for load in ("tiny", "100k", "close"):
+    for proxy in ("nginx", "haproxy", "frontdoor"):
+        entry = table[(load, proxy)]
+        print(f"{load:<7}{proxy:<11}{statistics.median(entry['rps']):>16,.0f}{statistics.median(entry['cpu']):>12.1f}")
+print()
+for load in ("tiny", "100k", "close"):
+    ours = table[(load, "frontdoor")]
+    for rival in ("nginx", "haproxy"):
+        theirs = table[(load, rival)]
+        print(f"{load:<7}frontdoor/{rival:<8} req/s {statistics.median(ours['rps']) / statistics.median(theirs['rps']):.2f}x"
+              f"   CPU per request {statistics.median(ours['cpu']) / statistics.median(theirs['cpu']):.2f}x")
+PY
+
+# 10,000 idle keep-alive clients: each sends one request, reads the answer and stays connected; RSS is read
+# while they are all open.
+python3 - "$frontdoor_port" "$frontdoor_leader" <<'PY'
+import socket, sys, time
+port, pid = int(sys.argv[1]), sys.argv[2]
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+before = rss()
+sockets = []
+request = b"GET /tiny.txt HTTP/1.1\r\nHost: bench.example.com\r\n\r\n"
+for _ in range(10000):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(request)
+    data = b""
+    while not data.endswith(b"hello, world\n"):
+        data += s.recv(4096)
+    sockets.append(s)
+time.sleep(1)
+after = rss()
+print(f"frontdoor RSS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB with 10,000 idle keep-alive clients"
+      f" ({(after - before) / 10000:.1f} KiB each)")
+PY
