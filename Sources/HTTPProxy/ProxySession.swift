@@ -34,19 +34,47 @@ public enum ProxyAction: Sendable {
     case log(AccessRecord)
 }
 
-/// One request as the access log shows it.
+/// One request as the access log shows it. The text fields are cut from the request head only when a line
+/// is written, so a proxy without an access log never builds them.
 public struct AccessRecord: Sendable {
     public var client: IPAddress
-    public var requestLine: String
-    public var host: String?
+    /// The request head as received (empty for a request that never parsed).
+    var head: [UInt8]
+    var method: Range<Int> = 0..<0
+    var target: Range<Int> = 0..<0
+    var minorVersion = 1
+    var hostRange: Range<Int>?
+    var refererRange: Range<Int>?
+    var userAgentRange: Range<Int>?
     public var status: Int
     public var bytes: UInt64
-    public var referer: String?
-    public var userAgent: String?
-    public var site: String?
-    /// Index into the site's backends.
+    /// The site's name (nil when none was found).
+    public var site: DomainName?
+    /// Index into the site's backends, and that backend's address.
     public var backend: Int?
+    public var backendAddress: SocketAddress?
     public var started: UInt64
+
+    init(client: IPAddress, started: UInt64) {
+        self.client = client
+        self.head = []
+        self.status = 0
+        self.bytes = 0
+        self.started = started
+    }
+
+    func text(_ range: Range<Int>?) -> String? {
+        guard let range, range.upperBound <= self.head.count else { return nil }
+        return String(decoding: self.head[range], as: UTF8.self)
+    }
+
+    public var requestLine: String {
+        guard !self.head.isEmpty else { return "-" }
+        return "\(self.text(self.method) ?? "") \(self.text(self.target) ?? "") HTTP/1.\(self.minorVersion)"
+    }
+    public var host: String? { self.text(self.hostRange) }
+    public var referer: String? { self.text(self.refererRange) }
+    public var userAgent: String? { self.text(self.userAgentRange) }
 }
 
 /// One client connection's protocol logic: request events in, actions out, no sockets and no clock of its own
@@ -70,8 +98,8 @@ public struct ProxySession: Sendable {
         case closing
     }
 
-    /// The request in progress.
-    struct Exchange: Sendable {
+    /// The request in progress: a class, so the many updates of a request's life do not copy it.
+    final class Exchange: @unchecked Sendable {
         var site: CompiledSite?
         var upstreamHead: [UInt8] = []
         var chunked = false
@@ -92,6 +120,11 @@ public struct ProxySession: Sendable {
         var bodySent = false
         var response: ResponseStream
         var record: AccessRecord
+
+        init(response: ResponseStream, record: AccessRecord) {
+            self.response = response
+            self.record = record
+        }
     }
 
     public private(set) var phase: Phase = .idle
@@ -100,6 +133,11 @@ public struct ProxySession: Sendable {
     let client: IPAddress
     let trustedPeer: Bool
     let scheme: String
+    static let idempotentMethods: [[UInt8]] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].map {
+        Array($0.utf8)
+    }
+    /// The client address as text, for X-Forwarded-For and X-Real-IP.
+    let clientText: [UInt8]
     /// Body octets kept for a replay, at most.
     static let replayLimit = 64 * 1024
     /// Client octets buffered behind a request in progress before reading stops.
@@ -109,6 +147,7 @@ public struct ProxySession: Sendable {
         self.client = client
         self.trustedPeer = trustedPeer
         self.scheme = scheme
+        self.clientText = Array(client.unmapped.description.utf8)
     }
 
     /// Whether the loop should read from the client now (it also holds back while the backend's send queue
@@ -221,25 +260,25 @@ public struct ProxySession: Sendable {
     ) {
         let (decision, record, upstream, idempotent, headRequest) = bytes.withUnsafeBytes { buffer in
             let decision = RequestRouter.route(head, in: buffer, client: self.client, snapshot: snapshot)
-            func text(_ range: Range<Int>) -> String {
-                String(decoding: UnsafeRawBufferPointer(rebasing: buffer[range]), as: UTF8.self)
+            func field(_ name: StaticString) -> Range<Int>? {
+                head.fields.first { HTTPRequestParser.equalsIgnoringCase(buffer, $0.name, name) }?.value
             }
-            func field(_ name: StaticString) -> String? {
-                head.fields.first { HTTPRequestParser.equalsIgnoringCase(buffer, $0.name, name) }.map { text($0.value) }
-            }
-            let method = text(head.method)
-            let record = AccessRecord(
-                client: self.client,
-                requestLine: "\(method) \(text(head.target)) HTTP/1.\(head.minorVersion)",
-                host: RequestRouter.host(head, in: buffer).map(text), status: 0, bytes: 0, referer: field("referer"),
-                userAgent: field("user-agent"), site: nil, backend: nil, started: now)
+            var record = AccessRecord(client: self.client, started: now)
+            record.head = bytes
+            record.method = head.method
+            record.target = head.target
+            record.minorVersion = head.minorVersion
+            record.hostRange = RequestRouter.host(head, in: buffer)
+            record.refererRange = field("referer")
+            record.userAgentRange = field("user-agent")
             var upstream: [UInt8] = []
             if case .forward = decision {
                 upstream = RequestRewriter.upstreamHead(
-                    head, in: buffer, client: self.client, trustedPeer: self.trustedPeer, scheme: self.scheme)
+                    head, in: buffer, clientText: self.clientText, trustedPeer: self.trustedPeer, scheme: self.scheme)
             }
-            let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(method)
-            return (decision, record, upstream, idempotent, method == "HEAD")
+            let method = UnsafeRawBufferPointer(rebasing: buffer[head.method])
+            let idempotent = ProxySession.idempotentMethods.contains { method.elementsEqual($0) }
+            return (decision, record, upstream, idempotent, method.elementsEqual("HEAD".utf8))
         }
         var exchange = Exchange(
             response: ResponseStream(
@@ -261,7 +300,7 @@ public struct ProxySession: Sendable {
             self.answer(status, close: !keepAlive, now: now, into: &actions)
         case .forward(let site):
             exchange.site = site
-            exchange.record.site = site.name.hostDescription
+            exchange.record.site = site.name
             exchange.upstreamHead = upstream
             self.exchange = exchange
             self.phase = .connecting
@@ -273,11 +312,7 @@ public struct ProxySession: Sendable {
     mutating func answer(_ status: Int, close: Bool, now: UInt64, into actions: inout [ProxyAction]) {
         let page = ProxyResponses.errorPage(status, close: close, headRequest: self.exchange?.headRequest ?? false)
         actions.append(.writeClient(page))
-        var record =
-            self.exchange?.record
-            ?? AccessRecord(
-                client: self.client, requestLine: "-", host: nil, status: 0, bytes: 0, referer: nil, userAgent: nil,
-                site: nil, backend: nil, started: now)
+        var record = self.exchange?.record ?? AccessRecord(client: self.client, started: now)
         record.status = status
         record.bytes = UInt64(page.count)
         record.backend = self.exchange?.backend
@@ -316,6 +351,9 @@ public struct ProxySession: Sendable {
         self.exchange?.backend = index
         self.exchange?.reused = reused
         self.exchange?.record.backend = index
+        if let site = self.exchange?.site, index < site.backends.count {
+            self.exchange?.record.backendAddress = site.backends[index].address
+        }
     }
 
     /// The connection to the chosen backend is open: the request goes out.

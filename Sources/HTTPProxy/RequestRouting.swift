@@ -63,10 +63,20 @@ public enum RequestRewriter {
         _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, client: IPAddress, trustedPeer: Bool,
         scheme: String = "http"
     ) -> [UInt8] {
+        RequestRewriter.upstreamHead(
+            head, in: buffer, clientText: Array(client.unmapped.description.utf8), trustedPeer: trustedPeer,
+            scheme: scheme)
+    }
+
+    /// The same, with the client address already as text (a connection computes it once).
+    public static func upstreamHead(
+        _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, clientText: [UInt8], trustedPeer: Bool,
+        scheme: String = "http"
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(head.length + 160)
         func append(_ range: Range<Int>) { out += UnsafeRawBufferPointer(rebasing: buffer[range]) }
-        func append(_ text: String) { out += Array(text.utf8) }
+        func append(_ text: String) { out.append(contentsOf: text.utf8) }
 
         // Request line, always HTTP/1.1 to the backend; absolute-form becomes origin-form.
         append(head.method)
@@ -124,7 +134,6 @@ public enum RequestRewriter {
             append(host)
             append("\r\n")
         }
-        let clientText = client.unmapped.description
         // X-Forwarded-For: a trusted peer's list is extended; anyone else's is dropped as unverifiable.
         append("X-Forwarded-For: ")
         if trustedPeer && !forwardedFor.isEmpty {
@@ -133,21 +142,22 @@ public enum RequestRewriter {
                 append(", ")
             }
         }
-        append(clientText)
-        append("\r\n")
-        let realIP: String
+        out += clientText
+        append("\r\nX-Real-IP: ")
         if trustedPeer, let first = forwardedFor.first.flatMap({ HTTPRequestParser.list(buffer, $0).first }) {
-            realIP = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[first]), as: UTF8.self)
+            append(first)
         } else {
-            realIP = clientText
+            out += clientText
         }
-        append("X-Real-IP: \(realIP)\r\nX-Forwarded-Proto: \(scheme)\r\n")
+        append("\r\nX-Forwarded-Proto: ")
+        append(scheme)
+        append("\r\n")
         if let host {
             append("X-Forwarded-Host: ")
             append(host)
             append("\r\n")
         }
-        append("Via: 1.\(head.minorVersion) frontdoor\r\n")
+        append(head.minorVersion == 0 ? "Via: 1.0 frontdoor\r\n" : "Via: 1.1 frontdoor\r\n")
         append(head.upgrade ? "Connection: upgrade\r\n" : "Connection: keep-alive\r\n")
         append("\r\n")
         return out

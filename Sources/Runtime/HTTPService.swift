@@ -175,6 +175,10 @@ final class ClientConnection {
     var session: ProxySession
     var out = OutQueue()
     var backend: BackendLink?
+    /// The backend connection of the previous request, kept on this client connection while idle: the next
+    /// request that goes to the same backend uses it without touching the pool or epoll. Never set while
+    /// `backend` is (both share the backend token).
+    var parked: BackendLink?
     var interest: UInt32 = 0
     var deadline: UInt64 = 0
     var lastPhase: ProxySession.Phase = .idle
@@ -396,7 +400,14 @@ final class HTTPWorker: @unchecked Sendable {
     }
 
     func backendEvent(_ connection: ClientConnection, events: UInt32) {
-        guard let backend = connection.backend else { return }
+        guard let backend = connection.backend else {
+            // A parked connection has nothing to say between requests: data or a close means it is unusable.
+            if let parked = connection.parked {
+                connection.parked = nil
+                self.closeBackend(parked)
+            }
+            return
+        }
         let now = monotonicMilliseconds()
         if !backend.connected {
             guard events & (Poller.writable | Poller.hangup) != 0 else { return }
@@ -486,25 +497,40 @@ final class HTTPWorker: @unchecked Sendable {
 
     /// Carries out the session's actions (which may produce more), then sets deadline and epoll interest.
     func perform(_ connection: ClientConnection, now: UInt64) {
+        // Writes are queued and flushed together after the actions, so a head and a small body leave in one
+        // system call (and one segment); backend writes are flushed before anything that depends on them.
         var position = 0
-        while position < self.actions.count {
+        var backendDirty = false
+        func flushBackend() {
+            guard backendDirty, let backend = connection.backend else { return }
+            backendDirty = false
+            if backend.connected && !backend.out.flush(backend.fd) {
+                connection.session.backendFailed(
+                    connectFailed: false, snapshot: self.snapshot, now: now, into: &self.actions)
+            }
+        }
+        while true {
+            if position == self.actions.count {
+                flushBackend()
+                if position == self.actions.count { break }
+            }
             let action = self.actions[position]
             position += 1
             switch action {
             case .writeClient(let bytes):
                 connection.out.append(bytes)
-                if !connection.out.flush(connection.fd) {
-                    self.actions.removeAll(keepingCapacity: true)
-                    self.abort(connection, now: now)
-                    return
-                }
+                continue
             case .writeBackend(let bytes):
                 guard let backend = connection.backend else { continue }
                 backend.out.append(bytes)
-                if backend.connected && !backend.out.flush(backend.fd) {
-                    connection.session.backendFailed(
-                        connectFailed: false, snapshot: self.snapshot, now: now, into: &self.actions)
-                }
+                backendDirty = true
+                continue
+            default:
+                flushBackend()
+            }
+            switch action {
+            case .writeClient, .writeBackend:
+                break
             case .connectBackend(let site, let excluding):
                 self.connect(connection, site: site, excluding: excluding, now: now)
             case .releaseBackend(let reusable, let failed):
@@ -519,6 +545,10 @@ final class HTTPWorker: @unchecked Sendable {
                 }
             case .closeClient:
                 connection.closing = true
+                if let parked = connection.parked {
+                    connection.parked = nil
+                    self.pool(parked, now: now)
+                }
                 if let backend = connection.backend {
                     connection.backend = nil
                     self.closeBackend(backend)
@@ -528,6 +558,10 @@ final class HTTPWorker: @unchecked Sendable {
             }
         }
         self.actions.removeAll(keepingCapacity: true)
+        if !connection.out.isEmpty && !connection.out.flush(connection.fd) {
+            self.abort(connection, now: now)
+            return
+        }
         if connection.closing && connection.out.isEmpty {
             self.destroy(connection)
             return
@@ -600,6 +634,17 @@ final class HTTPWorker: @unchecked Sendable {
         while let choice = pool.pick(now: now, excluding: excluded) {
             let address = site.backends[choice].address
             pool.started(choice)
+            if let parked = connection.parked {
+                connection.parked = nil
+                if parked.index == choice && parked.site == site.name && parked.address == address {
+                    connection.backend = parked
+                    self.reused.add(1, ordering: .relaxed)
+                    connection.session.backendChosen(choice, reused: true)
+                    connection.session.backendReady(into: &self.actions)
+                    return
+                }
+                self.pool(parked, now: now)
+            }
             // An idle pooled connection first (checked to be still open and quiet).
             while var idle = self.pools[address], let entry = idle.popLast() {
                 self.pools[address] = idle
@@ -658,15 +703,31 @@ final class HTTPWorker: @unchecked Sendable {
             self.balancers[backend.site] = pool
         }
         if reusable && backend.out.isEmpty && !backend.closedByPeer && !self.draining {
-            var idle = self.pools[backend.address] ?? []
-            if idle.count < self.options.maximumIdlePerBackend {
-                self.poller.remove(backend.fd)
-                idle.append((backend.fd, now))
-                self.pools[backend.address] = idle
+            if !connection.closing && connection.parked == nil {
+                connection.parked = backend
+                if backend.interest != Poller.readable {
+                    backend.interest = Poller.readable
+                    self.poller.modify(
+                        backend.fd, events: Poller.readable, token: HTTPWorker.token(.backend, connection.slot))
+                }
                 return
             }
+            self.pool(backend, now: now)
+            return
         }
         self.closeBackend(backend)
+    }
+
+    /// Puts a reusable backend connection into the worker's idle pool (or closes it when the pool is full).
+    func pool(_ backend: BackendLink, now: UInt64) {
+        var idle = self.pools[backend.address] ?? []
+        guard idle.count < self.options.maximumIdlePerBackend, !self.draining else {
+            self.closeBackend(backend)
+            return
+        }
+        self.poller.remove(backend.fd)
+        idle.append((backend.fd, now))
+        self.pools[backend.address] = idle
     }
 
     func closeBackend(_ backend: BackendLink) {
@@ -685,6 +746,14 @@ final class HTTPWorker: @unchecked Sendable {
     }
 
     func destroy(_ connection: ClientConnection) {
+        if let parked = connection.parked {
+            connection.parked = nil
+            if connection.closing || self.draining {
+                self.closeBackend(parked)
+            } else {
+                self.pool(parked, now: monotonicMilliseconds())
+            }
+        }
         if let backend = connection.backend {
             connection.backend = nil
             if var pool = self.balancers[backend.site], backend.index < pool.health.count {
@@ -765,12 +834,8 @@ final class HTTPWorker: @unchecked Sendable {
     func log(_ record: AccessRecord, now: UInt64) {
         self.requests.add(1, ordering: .relaxed)
         guard let accessLog = self.options.accessLog else { return }
-        let site = record.site.flatMap { name in self.snapshot.routes.route(host: name) }
-        let backend = record.backend.flatMap { index in
-            site.flatMap { index < $0.backends.count ? $0.backends[index].address.description : nil }
-        }
         let line = accessLog.format(
-            record, time: self.clock.now(), backend: backend, milliseconds: Int(now &- record.started))
+            record, time: self.clock.now(), milliseconds: Int(now &- record.started))
         self.logBuffer += line.utf8
         self.logBuffer.append(10)
         if self.logBuffer.count > 32 * 1024 { self.flushLog() }

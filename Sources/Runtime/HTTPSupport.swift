@@ -150,13 +150,15 @@ public final class AccessLog: Sendable {
         }
     }
 
-    func format(_ record: AccessRecord, time: LogClock.Stamp, backend: String?, milliseconds: Int) -> String {
+    func format(_ record: AccessRecord, time: LogClock.Stamp, milliseconds: Int) -> String {
         let client = record.client.unmapped.description
+        let backend = record.backendAddress?.description
+        let site = record.site?.hostDescription
         switch self.format {
         case .combined:
             return ProxyResponses.accessLogLine(
                 client: client, time: time.common, requestLine: record.requestLine, status: record.status,
-                bytes: Int(record.bytes), referer: record.referer, userAgent: record.userAgent, site: record.site,
+                bytes: Int(record.bytes), referer: record.referer, userAgent: record.userAgent, site: site,
                 backend: backend, milliseconds: milliseconds)
         case .json:
             func string(_ value: String?) -> String {
@@ -177,7 +179,7 @@ public final class AccessLog: Sendable {
                 "{\"time\":\(string(time.iso)),\"client\":\(string(client)),\"request\":\(string(record.requestLine)),"
                 + "\"host\":\(string(record.host)),\"status\":\(record.status),\"bytes\":\(record.bytes),"
                 + "\"referer\":\(string(record.referer)),\"user_agent\":\(string(record.userAgent)),"
-                + "\"site\":\(string(record.site)),\"backend\":\(string(backend)),\"duration_ms\":\(milliseconds)}"
+                + "\"site\":\(string(site)),\"backend\":\(string(backend)),\"duration_ms\":\(milliseconds)}"
         }
     }
 }

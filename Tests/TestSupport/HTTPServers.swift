@@ -17,19 +17,40 @@ package final class NginxServer {
     package let directory: String
     package var pid: pid_t?
 
-    /// nil when nginx is not installed (the test prints why and returns).
+    /// nil when nginx is not installed (the test prints why and returns). Without a fixed `port` it retries
+    /// on another when the one picked was taken meanwhile.
     package init?(port: UInt16? = nil) throws {
         guard let nginx = Tool.find("nginx") else {
             Tool.skip("nginx", package: "nginx-light")
             return nil
         }
         self.directory = try Tool.temporaryDirectory()
-        self.port = try port ?? freePort()
         let root = "\(self.directory)/www"
         try FileManager.default.createDirectory(atPath: "\(root)/dav", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "\(root)/slow", withIntermediateDirectories: true)
         try "hello from nginx\n".write(toFile: "\(root)/index.html", atomically: true, encoding: .utf8)
         try "ok\n".write(toFile: "\(root)/healthz", atomically: true, encoding: .utf8)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let candidate = try port ?? freePort()
+            try NginxServer.writeConfig(directory: self.directory, port: candidate)
+            let pid = try Tool.spawn(nginx, ["-c", "\(self.directory)/nginx.conf", "-p", self.directory])
+            if waitForPort(candidate) {
+                self.port = candidate
+                self.pid = pid
+                return
+            }
+            Tool.stop(pid)
+            let log = Fixtures.textAt("\(self.directory)/error.log")
+            guard port == nil, attempt < 5, log.contains("Address already in use") else {
+                throw FixtureError(message: "nginx did not start: \(log)")
+            }
+        }
+    }
+
+    static func writeConfig(directory: String, port: UInt16) throws {
+        let root = "\(directory)/www"
         let echoModule = ["/usr/lib/nginx/modules/ngx_http_echo_module.so"].first {
             FileManager.default.fileExists(atPath: $0)
         }
@@ -41,20 +62,20 @@ package final class NginxServer {
             daemon off;
             \(geteuid() == 0 ? "user root root;" : "")
             worker_processes 1;
-            pid \(self.directory)/nginx.pid;
-            error_log \(self.directory)/error.log;
+            pid \(directory)/nginx.pid;
+            error_log \(directory)/error.log;
             \(echoModule.map { "load_module \($0);" } ?? "")
             events { worker_connections 1024; }
             http {
               access_log off;
-              client_body_temp_path \(self.directory)/body;
-              proxy_temp_path \(self.directory)/proxy;
-              fastcgi_temp_path \(self.directory)/fastcgi;
-              uwsgi_temp_path \(self.directory)/uwsgi;
-              scgi_temp_path \(self.directory)/scgi;
+              client_body_temp_path \(directory)/body;
+              proxy_temp_path \(directory)/proxy;
+              fastcgi_temp_path \(directory)/fastcgi;
+              uwsgi_temp_path \(directory)/uwsgi;
+              scgi_temp_path \(directory)/scgi;
               keepalive_requests 100000;
               server {
-                listen 127.0.0.1:\(self.port);
+                listen 127.0.0.1:\(port);
                 root \(root);
                 client_max_body_size 0;
                 location /echo {
@@ -66,11 +87,7 @@ package final class NginxServer {
               }
             }
             """
-        try config.write(toFile: "\(self.directory)/nginx.conf", atomically: true, encoding: .utf8)
-        self.pid = try Tool.spawn(nginx, ["-c", "\(self.directory)/nginx.conf", "-p", self.directory])
-        guard waitForPort(self.port) else {
-            throw FixtureError(message: "nginx did not start: \(Fixtures.textAt("\(self.directory)/error.log"))")
-        }
+        try config.write(toFile: "\(directory)/nginx.conf", atomically: true, encoding: .utf8)
     }
 
     package var root: String { "\(self.directory)/www" }
