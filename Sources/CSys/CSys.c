@@ -146,6 +146,10 @@ int csys_set_nodelay(int fd) {
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+int csys_set_defer_accept(int fd, int seconds) {
+    return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &seconds, sizeof seconds);
+}
+
 int csys_idle_alive(int fd) {
     char byte;
     ssize_t got = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);

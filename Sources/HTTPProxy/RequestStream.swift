@@ -79,7 +79,11 @@ public struct RequestStream: Sendable {
             case .head:
                 if input.isEmpty { return events }
                 let mayComplete = input.contains(10)
-                self.pending += input
+                if self.pending.isEmpty {
+                    self.pending = Array(input)
+                } else {
+                    self.pending += input
+                }
                 input = []
                 // A head can only complete with a line feed: do not re-parse for bytes that carry none, so a
                 // client trickling a byte at a time costs nothing (a re-parse per line is bounded by the
@@ -103,7 +107,8 @@ public struct RequestStream: Sendable {
                 case .success(nil):
                     return events
                 case .success(let head?):
-                    events.append(.head(head, bytes: Array(self.pending[0..<head.length])))
+                    let bytes = head.length == self.pending.count ? self.pending : Array(self.pending[0..<head.length])
+                    events.append(.head(head, bytes: bytes))
                     input = self.pending[head.length...]
                     self.pending = []
                     switch head.framing {

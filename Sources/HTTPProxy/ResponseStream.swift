@@ -76,43 +76,33 @@ public struct ResponseStream: Sendable {
                 self.backendKeepAlive = false
                 return
             case .head:
-                self.pending += input
-                input = UnsafeRawBufferPointer(start: nil, count: 0)
-                let result = self.pending.withUnsafeBytes { buffer in
-                    Result { () throws(HTTPRequestError) in
-                        try HTTPResponseParser.parse(buffer, headRequest: self.headRequest)
-                    }
+                // Usually the whole head arrives in one read: parse it where it lies, copying only a partial one.
+                let used: Int?
+                var held: [UInt8] = []
+                if self.pending.isEmpty {
+                    used = self.takeHead(input, into: &events)
+                    if used == nil { self.pending = Array(input) }
+                } else {
+                    self.pending += input
+                    held = self.pending
+                    used = held.withUnsafeBytes { self.takeHead($0, into: &events) }
+                    if used != nil { self.pending = [] }
                 }
-                switch result {
-                case .failure(let error):
-                    self.fail("bad response head: \(error)", into: &events)
-                    return
-                case .success(nil):
-                    return
-                case .success(let head?):
-                    let rest = Array(self.pending[head.length...])
-                    let bytes = self.pending
-                    self.pending = []
-                    if head.status < 200 && head.status != 101 {
-                        // 100 Continue, 103 Early Hints: pass on (HTTP/1.1 clients only), keep waiting.
-                        if !self.legacyClient {
-                            bytes.withUnsafeBytes { events.append(.interim(self.clientHead(head, in: $0))) }
-                        }
+                guard let used, used >= 0 else { return }
+                if !held.isEmpty {
+                    let rest = Array(held[used...])
+                    if rest.isEmpty { return }
+                    if self.status == 101 {
+                        events.append(.body(rest))
                     } else {
-                        if head.status == 101 && !self.upgradeRequested {
-                            self.fail("101 for a request that did not ask to upgrade", into: &events)
-                            return
-                        }
-                        self.start(head, bytes: bytes, into: &events)
-                        if head.status == 101 {
-                            // Whatever followed the 101 already belongs to the tunnel.
-                            if !rest.isEmpty { events.append(.body(rest)) }
-                            return
-                        }
-                    }
-                    if !rest.isEmpty {
                         rest.withUnsafeBytes { self.feed($0, into: &events) }
                     }
+                    return
+                }
+                input = UnsafeRawBufferPointer(rebasing: input[used...])
+                if self.status == 101 {
+                    // Whatever followed the 101 already belongs to the tunnel.
+                    if !input.isEmpty { events.append(.body(Array(input))) }
                     return
                 }
             case .fixed(let remaining):
@@ -159,6 +149,33 @@ public struct ResponseStream: Sendable {
         }
     }
 
+    /// Parses a head at the start of `buffer`: nil when incomplete, -1 after an error, else the octets used.
+    /// Interim (1xx) heads are passed on and leave the stream waiting for the final one.
+    mutating func takeHead(_ buffer: UnsafeRawBufferPointer, into events: inout [Event]) -> Int? {
+        let result = Result { () throws(HTTPRequestError) in
+            try HTTPResponseParser.parse(buffer, headRequest: self.headRequest)
+        }
+        switch result {
+        case .failure(let error):
+            self.fail("bad response head: \(error)", into: &events)
+            return -1
+        case .success(nil):
+            return nil
+        case .success(let head?):
+            if head.status < 200 && head.status != 101 {
+                // 100 Continue, 103 Early Hints: pass on (HTTP/1.1 clients only), keep waiting.
+                if !self.legacyClient { events.append(.interim(self.clientHead(head, in: buffer))) }
+                return head.length
+            }
+            if head.status == 101 && !self.upgradeRequested {
+                self.fail("101 for a request that did not ask to upgrade", into: &events)
+                return -1
+            }
+            self.start(head, in: buffer, into: &events)
+            return head.length
+        }
+    }
+
     /// The backend closed its side.
     public mutating func closed(into events: inout [Event]) {
         switch self.state {
@@ -182,7 +199,7 @@ public struct ResponseStream: Sendable {
         events.append(.end(reusable: self.backendKeepAlive))
     }
 
-    mutating func start(_ head: HTTPResponseHead, bytes: [UInt8], into events: inout [Event]) {
+    mutating func start(_ head: HTTPResponseHead, in buffer: UnsafeRawBufferPointer, into events: inout [Event]) {
         self.status = head.status
         self.backendKeepAlive = head.keepAlive && head.status != 101
         switch head.framing {
@@ -201,7 +218,7 @@ public struct ResponseStream: Sendable {
             self.clientKeepAlive = false
         }
         if head.status == 101 { self.clientKeepAlive = false }
-        let rewritten = bytes.withUnsafeBytes { self.clientHead(head, in: $0) }
+        let rewritten = self.clientHead(head, in: buffer)
         self.headSent = true
         events.append(.head(status: head.status, bytes: rewritten))
         switch head.framing {
@@ -228,7 +245,7 @@ public struct ResponseStream: Sendable {
     func clientHead(_ head: HTTPResponseHead, in buffer: UnsafeRawBufferPointer) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(head.length + 32)
-        out += Array("HTTP/1.1".utf8)
+        out.append(contentsOf: "HTTP/1.1".utf8)
         // The status line ends before the first field, or before the empty line that ends a field-less head.
         let statusLineEnd = (head.fields.first?.lowerBound ?? head.length - 2) - 2
         out += UnsafeRawBufferPointer(rebasing: buffer[8..<statusLineEnd])
@@ -259,12 +276,12 @@ public struct ResponseStream: Sendable {
             out += [13, 10]
         }
         if head.status == 101 {
-            out += Array("Connection: upgrade\r\n".utf8)
+            out.append(contentsOf: "Connection: upgrade\r\n".utf8)
         } else if head.status >= 200 {
             if !self.clientKeepAlive {
-                out += Array("Connection: close\r\n".utf8)
+                out.append(contentsOf: "Connection: close\r\n".utf8)
             } else if self.legacyClient {
-                out += Array("Connection: keep-alive\r\n".utf8)
+                out.append(contentsOf: "Connection: keep-alive\r\n".utf8)
             }
         }
         out += [13, 10]

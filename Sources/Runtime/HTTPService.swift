@@ -48,6 +48,8 @@ public final class HTTPService: @unchecked Sendable {
                 for worker in 0..<perWorker.count {
                     let fd = try Sockets.tcpListener(address, shared: true, backlog: 4096)
                     opened.append(fd)
+                    // Clients speak first: accept them once their request is there, and read it at once.
+                    _ = csys_set_defer_accept(fd, 5)
                     if address.port == 0, let port = Sockets.localPort(fd) {
                         address = SocketAddress(address: address.address, port: port)
                     }
@@ -200,6 +202,8 @@ final class HTTPWorker: @unchecked Sendable {
         case listener = 0
         case client = 1
         case backend = 2
+        /// An idle pooled backend connection; the index is its descriptor.
+        case idle = 3
     }
 
     let index: Int
@@ -211,11 +215,17 @@ final class HTTPWorker: @unchecked Sendable {
     var listening = true
     var slots: [ClientConnection?] = []
     var freeSlots: [Int] = []
+    /// Slots freed during the current epoll batch: reused only after it, so a stale event of the batch can
+    /// never reach a new connection in the same slot.
+    var releasedSlots: [Int] = []
     var openCount = 0
     let readBuffer: UnsafeMutableRawBufferPointer
     var actions: [ProxyAction] = []
     /// Idle keep-alive connections per backend address.
     var pools: [SocketAddress: [(fd: Int32, since: UInt64)]] = [:]
+    /// Pooled descriptors stay registered with epoll (read interest): a backend that closes an idle
+    /// connection is noticed at once, and taking one from the pool costs one epoll_ctl and no probe.
+    var idleAddresses: [Int32: SocketAddress] = [:]
     /// Balancers per site, rebuilt when the snapshot changes.
     var balancers: [DomainName: BackendPool] = [:]
     var snapshot: Snapshot
@@ -266,6 +276,10 @@ final class HTTPWorker: @unchecked Sendable {
                 if token == Poller.wakeToken { return }
                 self.dispatch(token: token, events: events)
             }
+            if !self.releasedSlots.isEmpty {
+                self.freeSlots += self.releasedSlots
+                self.releasedSlots.removeAll(keepingCapacity: true)
+            }
             let now = monotonicMilliseconds()
             if now &- lastTick >= 250 {
                 lastTick = now
@@ -276,6 +290,7 @@ final class HTTPWorker: @unchecked Sendable {
         for slot in self.slots.indices { if let connection = self.slots[slot] { self.destroy(connection) } }
         for (_, idle) in self.pools { for entry in idle { Sockets.close(entry.fd) } }
         self.pools = [:]
+        self.idleAddresses = [:]
         for fd in self.listeners { Sockets.close(fd) }
         self.listeners = []
     }
@@ -303,6 +318,12 @@ final class HTTPWorker: @unchecked Sendable {
             guard index < self.slots.count, let connection = self.slots[index] else { return }
             self.refreshSnapshot()
             self.backendEvent(connection, events: events)
+        case .idle:
+            // An idle backend connection spoke or closed: it is no longer usable.
+            let fd = Int32(index)
+            guard let address = self.idleAddresses.removeValue(forKey: fd) else { return }
+            self.pools[address]?.removeAll { $0.fd == fd }
+            Sockets.close(fd)
         case nil:
             break
         }
@@ -341,6 +362,8 @@ final class HTTPWorker: @unchecked Sendable {
                 continue
             }
             if self.openCount >= self.options.maximumConnections { self.pauseAccepting() }
+            // With TCP_DEFER_ACCEPT the request is usually already there: no need to wait for epoll.
+            self.clientEvent(connection, events: Poller.readable)
         }
     }
 
@@ -645,23 +668,16 @@ final class HTTPWorker: @unchecked Sendable {
                 }
                 self.pool(parked, now: now)
             }
-            // An idle pooled connection first (checked to be still open and quiet).
-            while var idle = self.pools[address], let entry = idle.popLast() {
+            // An idle pooled connection first (the most recently used: the least likely to have been closed).
+            if var idle = self.pools[address], let entry = idle.popLast() {
                 self.pools[address] = idle
-                guard csys_idle_alive(entry.fd) != 0 else {
-                    Sockets.close(entry.fd)
-                    continue
-                }
+                self.idleAddresses[entry.fd] = nil
                 let link = BackendLink(fd: entry.fd, address: address, site: site.name, index: choice, connected: true)
+                link.interest = Poller.readable
+                self.poller.modify(
+                    entry.fd, events: Poller.readable, token: HTTPWorker.token(.backend, connection.slot))
                 connection.backend = link
                 self.reused.add(1, ordering: .relaxed)
-                do {
-                    try self.poller.add(entry.fd, events: 0, token: HTTPWorker.token(.backend, connection.slot))
-                } catch {
-                    connection.backend = nil
-                    Sockets.close(entry.fd)
-                    continue
-                }
                 connection.session.backendChosen(choice, reused: true)
                 connection.session.backendReady(into: &self.actions)
                 return
@@ -725,13 +741,14 @@ final class HTTPWorker: @unchecked Sendable {
             self.closeBackend(backend)
             return
         }
-        self.poller.remove(backend.fd)
+        self.poller.modify(backend.fd, events: Poller.readable, token: HTTPWorker.token(.idle, Int(backend.fd)))
         idle.append((backend.fd, now))
         self.pools[backend.address] = idle
+        self.idleAddresses[backend.fd] = backend.address
     }
 
     func closeBackend(_ backend: BackendLink) {
-        self.poller.remove(backend.fd)
+        // close() takes the descriptor out of epoll too (it is never duplicated).
         Sockets.close(backend.fd)
     }
 
@@ -762,11 +779,10 @@ final class HTTPWorker: @unchecked Sendable {
             }
             self.closeBackend(backend)
         }
-        self.poller.remove(connection.fd)
         Sockets.close(connection.fd)
         guard self.slots[connection.slot] === connection else { return }
         self.slots[connection.slot] = nil
-        self.freeSlots.append(connection.slot)
+        self.releasedSlots.append(connection.slot)
         self.openCount -= 1
         self.open.store(self.openCount, ordering: .relaxed)
         if self.openCount < self.options.maximumConnections { self.resumeAccepting() }
@@ -805,7 +821,10 @@ final class HTTPWorker: @unchecked Sendable {
         for (address, idle) in self.pools {
             let kept = idle.filter { now &- $0.since < 30_000 }
             if kept.count != idle.count {
-                for entry in idle where now &- entry.since >= 30_000 { Sockets.close(entry.fd) }
+                for entry in idle where now &- entry.since >= 30_000 {
+                    self.idleAddresses[entry.fd] = nil
+                    Sockets.close(entry.fd)
+                }
                 self.pools[address] = kept
             }
         }

@@ -47,6 +47,8 @@ int csys_connect_tcp(const struct sockaddr *address, socklen_t length);
 int csys_local_port(int fd);
 int csys_errno(void);
 int csys_set_nodelay(int fd);
+/// TCP_DEFER_ACCEPT: accept returns a connection only once its first data arrived (HTTP listeners).
+int csys_set_defer_accept(int fd, int seconds);
 /// 1 when an idle pooled connection is still usable: open, and nothing unread (a backend that sent bytes or
 /// closed while idle is out of step or gone).
 int csys_idle_alive(int fd);
