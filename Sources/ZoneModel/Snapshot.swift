@@ -1,5 +1,6 @@
-/// The compiled model: immutable, shared by every worker, replaced whole on reload.
-public struct Snapshot: Sendable {
+/// The compiled model: immutable, shared by every worker, replaced whole on reload. A class, so handing it to
+/// the per-request code costs one reference count, not one per table.
+public final class Snapshot: Sendable {
     /// In match order; the first whose networks contain the client serves it.
     public let views: [CompiledView]
     public let routes: RouteTable
