@@ -40,9 +40,19 @@ var targets: [Target] = [
         dependencies: ["CSys", "ZoneModel"],
         exclude: ["README.md"]
     ),
+    .systemLibrary(
+        name: "COpenSSL",
+        pkgConfig: "openssl",
+        providers: [.apt(["libssl-dev"])]
+    ),
+    .target(
+        name: "DynDNS",
+        dependencies: ["ZoneModel", "DNSWire", "EventLoop", "CSys", "COpenSSL", "HTTPProxy"],
+        exclude: ["README.md"]
+    ),
     .target(
         name: "Runtime",
-        dependencies: ["CSys", "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPProxy"],
+        dependencies: ["CSys", "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPProxy", "DynDNS"],
         exclude: ["README.md"]
     ),
     .executableTarget(
@@ -70,6 +80,10 @@ var targets: [Target] = [
     .testTarget(
         name: "DNSServerTests",
         dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "TestSupport"]
+    ),
+    .testTarget(
+        name: "DynDNSTests",
+        dependencies: ["DynDNS", "ZoneModel", "DNSWire", "TestSupport"]
     ),
     .testTarget(
         name: "HTTPProxyTests",

@@ -336,3 +336,65 @@ package func hexDigitValue(_ byte: UInt8) -> UInt8? {
     default: nil
     }
 }
+
+extension IPAddress {
+    /// From 4 or 16 bytes in network order.
+    public init?(bytes: [UInt8]) {
+        switch bytes.count {
+        case 4:
+            self = .v4(IPv4Address(bytes.reduce(0) { $0 << 8 | UInt32($1) }))
+        case 16:
+            let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            self = .v6(IPv6Address(high: high, low: low))
+        default:
+            return nil
+        }
+    }
+
+    public var isV4: Bool {
+        if case .v4 = self { return true }
+        return false
+    }
+
+    /// What kind of address a WAN detector reported: only `global` can be published.
+    public enum Scope: Equatable, Sendable {
+        case global
+        /// RFC 6598 shared address space (100.64.0.0/10): the ISP's carrier-grade NAT.
+        case carrierGradeNAT
+        /// RFC 1918 private, or IPv6 unique local (fc00::/7).
+        case privateNetwork
+        /// RFC 5737 / RFC 3849 documentation ranges: never real, but what test networks use.
+        case documentation
+        /// Loopback, link-local, unspecified, multicast, benchmarking, reserved and the like.
+        case special
+    }
+
+    public var scope: Scope {
+        switch self {
+        case .v4(let address):
+            let value = address.value
+            func within(_ base: UInt32, _ bits: UInt32) -> Bool {
+                bits == 0 || value >> (32 - bits) == base >> (32 - bits)
+            }
+            if within(0x6440_0000, 10) { return .carrierGradeNAT }
+            if within(0x0A00_0000, 8) || within(0xAC10_0000, 12) || within(0xC0A8_0000, 16) { return .privateNetwork }
+            if within(0xC000_0200, 24) || within(0xC633_6400, 24) || within(0xCB00_7100, 24) { return .documentation }
+            let special: [(UInt32, UInt32)] = [
+                (0x0000_0000, 8), (0x7F00_0000, 8), (0xA9FE_0000, 16), (0xC000_0000, 24), (0xC612_0000, 15),
+                (0xE000_0000, 4), (0xF000_0000, 4),
+            ]
+            return special.contains { within($0.0, $0.1) } ? .special : .global
+        case .v6(let address):
+            let top = address.high >> 48
+            if address.high == 0 && address.low >> 32 == 0xFFFF {
+                return self.unmapped.scope
+            }
+            if top & 0xFE00 == 0xFC00 { return .privateNetwork }
+            // Global unicast is 2000::/3, less documentation (2001:db8::/32).
+            guard top & 0xE000 == 0x2000 else { return .special }
+            if address.high >> 32 == 0x2001_0DB8 { return .documentation }
+            return .global
+        }
+    }
+}

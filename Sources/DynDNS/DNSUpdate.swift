@@ -1,0 +1,87 @@
+import DNSWire
+import EventLoop
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// RFC 2136 dynamic updates: replace the address records of one name, signed with TSIG.
+public enum DNSUpdate {
+    static let opcodeUpdate: UInt16 = 5 << 11
+
+    /// An UPDATE for `zone` that deletes every record of `record`'s type and adds `address` with `ttl`.
+    public static func message(id: UInt16, zone: DomainName, record: DomainName, address: IPAddress, ttl: UInt32)
+        -> [UInt8]
+    {
+        let type: UInt16 = address.isV4 ? 1 : 28
+        var out = be16(id) + be16(DNSUpdate.opcodeUpdate) + be16(1) + be16(0) + be16(2) + be16(0)
+        // Zone section: the zone's SOA, class IN.
+        out += zone.wire + be16(6) + be16(1)
+        // Delete the RRset (class ANY, TTL 0, no data), then add the new record (RFC 2136 §2.5.2, §2.5.1).
+        out += record.wire + be16(type) + be16(255) + be32(0) + be16(0)
+        let data = address.bytes
+        out += record.wire + be16(type) + be16(1) + be32(ttl) + be16(UInt16(data.count)) + data
+        return out
+    }
+
+    /// Sends the signed update to the primary and checks the reply: its ID, its TSIG, its RCODE.
+    public static func push(
+        server: SocketAddress, zone: DomainName, record: DomainName, address: IPAddress, ttl: UInt32, key: TSIGKey,
+        timeout: UInt64 = 5_000
+    ) throws(DynDNSError) {
+        let id = UInt16(truncatingIfNeeded: randomUInt32())
+        let now = UInt64(time(nil))
+        let (signed, mac) = TSIG.sign(
+            DNSUpdate.message(id: id, zone: zone, record: record, address: address, ttl: ttl), key: key, time: now)
+        let reply = try BlockingSocket.dnsExchange(signed, server: server, timeout: timeout)
+        guard reply.count >= 12, reply[0] == signed[0], reply[1] == signed[1] else {
+            throw .badReply("the reply does not match the update (ID)")
+        }
+        let rcode = UInt16(reply[3] & 0x0F)
+        let verdict = TSIG.verify(reply, requestMAC: mac, key: key, now: UInt64(time(nil)))
+        switch verdict {
+        case .serverError(let code):
+            throw .refused("the server rejected the TSIG key '\(key.name.hostDescription)': \(TSIG.errorName(code))")
+        case .badMAC:
+            throw .badReply("the reply's TSIG does not verify (wrong key, or a forged reply)")
+        case .malformed:
+            throw .badReply("the reply is malformed")
+        case .unsigned:
+            // NOTAUTH without a TSIG: the server does not know the key.
+            if rcode == 9 { throw .refused("the server does not accept key '\(key.name.hostDescription)' (NOTAUTH)") }
+            throw .badReply("the reply is not signed")
+        case .valid:
+            break
+        }
+        guard rcode == 0 else { throw .refused("the server answered \(DNSUpdate.rcodeName(rcode))") }
+    }
+
+    /// The addresses `record` has now on `server` (type A or AAAA), asked over TCP: the provider's own view,
+    /// so an update is sent only when it differs.
+    public static func current(server: SocketAddress, record: DomainName, v4: Bool, timeout: UInt64 = 5_000)
+        throws(DynDNSError) -> [IPAddress]
+    {
+        let id = UInt16(truncatingIfNeeded: randomUInt32())
+        let query = QueryBuilder.query(
+            id: id, name: record, type: v4 ? 1 : 28, recursionDesired: false, udpSize: nil)
+        let reply = try BlockingSocket.dnsExchange(query, server: server, timeout: timeout)
+        guard let message = try? DNSMessage.decode(reply), message.id == id else {
+            throw .badReply("cannot read the answer for \(record.hostDescription)")
+        }
+        return message.answers.compactMap { answer in
+            guard answer.owner == record else { return nil }
+            if answer.type == 1 && answer.data.count == 4 { return IPAddress(bytes: answer.data) }
+            if answer.type == 28 && answer.data.count == 16 { return IPAddress(bytes: answer.data) }
+            return nil
+        }
+    }
+
+    static func rcodeName(_ code: UInt16) -> String {
+        let names = [
+            0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN",
+            7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE",
+        ]
+        return names[Int(code)] ?? "RCODE \(code)"
+    }
+}
