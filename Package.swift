@@ -83,7 +83,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "DynDNSTests",
-        dependencies: ["DynDNS", "ZoneModel", "DNSWire", "TestSupport"]
+        dependencies: ["DynDNS", "ZoneModel", "DNSWire", "EventLoop", "TestSupport"]
     ),
     .testTarget(
         name: "HTTPProxyTests",
