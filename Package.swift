@@ -47,7 +47,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "DynDNS",
-        dependencies: ["ZoneModel", "DNSWire", "EventLoop", "CSys", "COpenSSL", "HTTPProxy"],
+        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "EventLoop", "CSys", "COpenSSL", "HTTPProxy"],
         exclude: ["README.md"]
     ),
     .target(
@@ -57,7 +57,7 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "frontdoor",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy"],
+        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy", "DynDNS"],
         exclude: ["README.md"]
     ),
     .target(

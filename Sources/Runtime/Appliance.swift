@@ -1,4 +1,5 @@
 import DNSServer
+import Synchronization
 import ZoneFile
 import ZoneModel
 
@@ -12,6 +13,10 @@ public final class Appliance: @unchecked Sendable {
     public var wan: WANAddresses
     public private(set) var store: SnapshotStore?
     var serials = SerialBook()
+    /// The last model that compiled, kept so a WAN change recompiles it without rereading the directory (a
+    /// half-saved edit on disk must not block a WAN update).
+    var model: Model?
+    let lock = Mutex<Void>(())
 
     public init(directory: String, wan: WANAddresses) {
         self.directory = directory
@@ -21,13 +26,31 @@ public final class Appliance: @unchecked Sendable {
     /// Compiles the directory. On success publishes it (or creates the store) and returns nil; on failure
     /// returns the diagnostics and leaves the published snapshot alone.
     public func load(dateSerial: UInt32) -> Diagnostics? {
-        var (model, diagnostics) = ModelLoader.load(directory: self.directory)
+        self.lock.withLock { _ in
+            let (model, diagnostics) = ModelLoader.load(directory: self.directory)
+            return self.compile(model, diagnostics: diagnostics, dateSerial: dateSerial)
+        }
+    }
+
+    /// Recompiles the last good model with a new WAN address and publishes it: the views that use
+    /// `wan=auto` change (and their serials bump); the others compile to the same data and keep theirs.
+    public func setWAN(_ wan: WANAddresses, dateSerial: UInt32) -> Diagnostics? {
+        self.lock.withLock { _ in
+            self.wan = wan
+            guard let model = self.model else { return nil }
+            return self.compile(model, diagnostics: Diagnostics(), dateSerial: dateSerial)
+        }
+    }
+
+    func compile(_ original: Model, diagnostics: Diagnostics, dateSerial: UInt32) -> Diagnostics? {
+        var model = original
         if self.store == nil { self.serials = Appliance.readSerials(model.settings) }
         let result = Pipeline.finish(
             &model, diagnostics: diagnostics,
             inputs: CompileInputs(wan: self.wan, serials: self.serials, dateSerial: dateSerial))
         for warning in result.diagnostics.warnings { Log.warning(warning.description) }
         guard let snapshot = result.snapshot else { return result.diagnostics }
+        self.model = original
         self.serials = snapshot.serials
         Appliance.writeSerials(snapshot.serials, settings: snapshot.settings)
         let tables = DNSTables(snapshot: snapshot)
@@ -53,4 +76,13 @@ public final class Appliance: @unchecked Sendable {
             Log.warning("cannot save serials in state-dir \(directory): \(problem); they restart from today's date")
         }
     }
+}
+
+/// Today's date as the serial `YYYYMMDD00` (UTC).
+public func todaySerial() -> UInt32 {
+    var now = time(nil)
+    var parts = tm()
+    gmtime_r(&now, &parts)
+    let date = (Int(parts.tm_year) + 1900) * 10000 + (Int(parts.tm_mon) + 1) * 100 + Int(parts.tm_mday)
+    return UInt32(date) * 100
 }

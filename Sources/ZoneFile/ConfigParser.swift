@@ -220,15 +220,27 @@ package struct ConfigParser {
             }
         case "interval":
             guard let value = self.single(kind, rest, file: file, what: "a duration") else { return }
-            guard let seconds = TTLText.parse(value), seconds >= 10 else {
+            guard let seconds = TTLText.parse(value), seconds >= 2 else {
                 return self.error(
-                    .badSetting, "bad WAN poll interval \(value.quotedForMessage) (at least 10s)", value, file)
+                    .badSetting, "bad WAN poll interval \(value.quotedForMessage) (at least 2s)", value, file)
             }
             settings.wanInterval = seconds
+        case "confirm":
+            guard let value = self.single(kind, rest, file: file, what: "a duration") else { return }
+            guard let seconds = TTLText.parse(value) else {
+                return self.error(.badSetting, "bad WAN confirmation time \(value.quotedForMessage)", value, file)
+            }
+            settings.wanConfirmation = seconds
+        case "test-addresses":
+            guard rest.isEmpty else {
+                return self.error(.badSetting, "'wan test-addresses' takes no value", rest[0], file)
+            }
+            settings.wanAcceptDocumentation = true
         default:
             self.error(
                 .badSetting,
-                "unknown WAN setting \(kind.quotedForMessage) (interface, natpmp, dns, http, policy, interval)", kind,
+                "unknown WAN setting \(kind.quotedForMessage) (interface, natpmp, dns, http, policy, interval, confirm, test-addresses)",
+                kind,
                 file)
         }
     }

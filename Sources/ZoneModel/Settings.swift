@@ -13,6 +13,10 @@ public struct Settings: Sendable {
     public var wanPolicy: WANPolicy = .firstAnswer
     /// Seconds between WAN polls.
     public var wanInterval: UInt32 = 300
+    /// Seconds a new WAN address must hold before it is published (no flapping).
+    public var wanConfirmation: UInt32 = 60
+    /// Accept documentation addresses (192.0.2.0/24, 2001:db8::/32...) as WAN addresses: test networks only.
+    public var wanAcceptDocumentation = false
     public var providers: [Provider] = []
     /// Where each setting was written, for diagnostics that concern the settings as a whole.
     public var location: SourceLocation?

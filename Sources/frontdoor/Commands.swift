@@ -1,3 +1,4 @@
+import Runtime
 import ZoneFile
 import ZoneModel
 
@@ -69,15 +70,6 @@ func printError(_ text: String) {
     var line = text
     if !line.hasSuffix("\n") { line += "\n" }
     _ = line.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
-}
-
-/// Today's date as the serial `YYYYMMDD00` (UTC).
-func todaySerial() -> UInt32 {
-    var now = time(nil)
-    var parts = tm()
-    gmtime_r(&now, &parts)
-    let date = (Int(parts.tm_year) + 1900) * 10000 + (Int(parts.tm_mon) + 1) * 100 + Int(parts.tm_mday)
-    return UInt32(date) * 100
 }
 
 /// The serials a running Frontdoor persisted, so `export` prints what `run` serves.

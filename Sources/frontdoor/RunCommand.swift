@@ -108,6 +108,17 @@ enum RunCommand {
         }
         service.start()
         http?.start()
+        // DynDNS: on when the config names WAN sources or providers and --wan did not fix the address.
+        var updater: WANUpdater? = nil
+        var updaterThread: pthread_t? = nil
+        if arguments.values["--wan"] == nil && (!settings.wanSources.isEmpty || !settings.providers.isEmpty) {
+            let started = WANUpdater(appliance: appliance)
+            updater = started
+            updaterThread = startThread(name: "dyndns") { started.run() }
+            Log.info(
+                "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
+                    + "\(settings.providers.count) provider(s)")
+        }
         let views = store.tables().views.map(\.name).joined(separator: ", ")
         Log.info(
             "serving dns on \(service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")) with \(workers) worker(s); views \(views); model \(directory)"
@@ -130,6 +141,8 @@ enum RunCommand {
                 continue
             }
             Log.info("stopping (signal \(received)); finishing requests in progress for up to 10 s")
+            updater?.stop()
+            if let updaterThread { joinThread(updaterThread) }
             http?.drain(grace: 10_000)
             service.stop()
             Log.info("stopped")

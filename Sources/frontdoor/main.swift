@@ -10,10 +10,11 @@ let usage = """
     Split-horizon DNS, dynamic DNS and a Host-routing reverse proxy from one model.
 
     commands:
-      run [--config DIR] [--dns ADDRESS:PORT]    serve DNS from the model (see 'frontdoor run --help')
+      run [--config DIR] [--dns|--http ADDR:PORT] serve DNS, the proxy and DynDNS from the model (see 'frontdoor run --help')
       check [DIR]                                check the model in DIR (default /etc/frontdoor)
       export --view VIEW [--zone ZONE] [DIR]     print a zone as VIEW sees it (RFC 1035 text)
       explain NAME [TYPE] --from ADDRESS [DIR]   show what a client gets for NAME, and the route
+      status [DIR]                               the WAN address and each DynDNS provider's state
       help [COMMAND]                             show help for a command
 
     Run 'frontdoor COMMAND --help' for a command's options.
@@ -24,6 +25,7 @@ let commands: [String: (help: String, run: ([String]) throws(UsageError) -> Exit
     "check": (CheckCommand.help, CheckCommand.run),
     "export": (ExportCommand.help, ExportCommand.run),
     "explain": (ExplainCommand.help, ExplainCommand.run),
+    "status": (StatusCommand.help, StatusCommand.run),
 ]
 
 @MainActor

@@ -1,0 +1,121 @@
+import Foundation
+import ZoneFile
+
+/// Everything the updater must not forget across restarts, persisted as JSON in the state directory and
+/// written atomically (temporary file, fsync, rename): a kill at any moment leaves the old or the new file.
+public struct UpdaterState: Codable, Equatable, Sendable {
+    /// One WAN address change.
+    public struct Change: Codable, Equatable, Sendable {
+        public var address: String
+        /// Seconds since 1970.
+        public var time: Double
+
+        public init(address: String, time: Double) {
+            self.address = address
+            self.time = time
+        }
+    }
+
+    /// What a source said at the last poll.
+    public struct SourceReport: Codable, Equatable, Sendable {
+        public var source: String
+        public var said: String
+
+        public init(source: String, said: String) {
+            self.source = source
+            self.said = said
+        }
+    }
+
+    /// One provider's bookkeeping.
+    public struct ProviderRecord: Codable, Equatable, Sendable {
+        /// The address the provider is known to have.
+        public var lastPushed: String?
+        public var lastResult: String = "never pushed"
+        public var lastAttempt: Double?
+        /// Not before this time (seconds since 1970).
+        public var nextAttempt: Double = 0
+        public var failures = 0
+        /// The provider refused for good; no more pushes until its configuration changes.
+        public var stopped = false
+        /// The provider's configuration when it stopped (a changed configuration is tried again).
+        public var configuration = ""
+
+        public init() {}
+    }
+
+    public var address: String?
+    public var history: [Change] = []
+    public var sources: [SourceReport] = []
+    public var lastPoll: Double?
+    public var note: String?
+    public var providers: [String: ProviderRecord] = [:]
+
+    public init() {}
+
+    public static func load(path: String) -> UpdaterState {
+        guard case .success(let bytes) = DiskFiles().read(path),
+            let state = try? JSONDecoder().decode(UpdaterState.self, from: Data(bytes))
+        else { return UpdaterState() }
+        return state
+    }
+
+    /// Writes the state; returns a problem to log, or nil.
+    public func save(path: String) -> String? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? encoder.encode(self) else { return "cannot encode state" }
+        return DiskFiles().writeAtomically(Array(data), to: path).map { "\($0)" }
+    }
+
+    public mutating func recordChange(_ address: String, time: Double) {
+        self.address = address
+        self.history.append(Change(address: address, time: time))
+        if self.history.count > 20 { self.history.removeFirst(self.history.count - 20) }
+    }
+}
+
+/// When to push to a provider, and what to remember afterwards: never the same address twice, at most one
+/// push per `minimumInterval`, exponential backoff with jitter after failures, and a stop after a refusal.
+public enum PushSchedule {
+    public static let minimumInterval: Double = 60
+    public static let firstBackoff: Double = 60
+    public static let maximumBackoff: Double = 3600
+
+    /// Whether to push `address` now.
+    public static func due(_ record: UpdaterState.ProviderRecord, address: String, configuration: String, now: Double)
+        -> Bool
+    {
+        if record.stopped && record.configuration == configuration { return false }
+        if record.lastPushed == address && !record.stopped { return false }
+        return now >= record.nextAttempt
+    }
+
+    /// The record after a push at `now`; `random` in 0..<1 spreads retries.
+    public static func after(
+        _ outcome: PushOutcome, record: UpdaterState.ProviderRecord, address: String, configuration: String,
+        now: Double, random: Double
+    ) -> UpdaterState.ProviderRecord {
+        var record = record
+        record.lastAttempt = now
+        record.lastResult = outcome.summary
+        record.configuration = configuration
+        switch outcome {
+        case .updated, .unchanged:
+            record.lastPushed = address
+            record.failures = 0
+            record.stopped = false
+            record.nextAttempt = now + PushSchedule.minimumInterval
+        case .failed(_, let retryAfter):
+            record.failures += 1
+            let backoff = min(
+                PushSchedule.maximumBackoff, PushSchedule.firstBackoff * pow(2, Double(record.failures - 1)))
+            let wait = max(backoff * (0.75 + 0.5 * random), Double(retryAfter ?? 0) / 1000)
+            record.nextAttempt = now + wait
+        case .fatal:
+            record.stopped = true
+            record.nextAttempt = now
+        }
+        return record
+    }
+}

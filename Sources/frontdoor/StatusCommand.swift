@@ -1,0 +1,89 @@
+import DynDNS
+import Runtime
+import ZoneFile
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `frontdoor status`: what the DynDNS updater knows, read from its state file.
+enum StatusCommand {
+    static let help = """
+        usage: frontdoor status [DIR]
+
+        Shows the WAN address the DynDNS updater publishes, what each source said at the last poll, the
+        address history, and for each provider the last result and the next attempt. Reads the state file
+        (state-dir/dyndns.json) of the model in DIR (default /etc/frontdoor); a running Frontdoor keeps it.
+        """
+
+    static func run(_ words: [String]) throws(UsageError) -> ExitCode {
+        let arguments = try Arguments(words, valued: [], boolean: [])
+        guard arguments.positional.count <= 1 else { throw UsageError(message: "status takes one directory") }
+        let directory = arguments.positional.first ?? defaultDirectory
+        let (model, diagnostics) = ModelLoader.load(directory: directory)
+        if !diagnostics.errors.isEmpty {
+            for diagnostic in diagnostics.sorted { printError(diagnostic.description) }
+            return .badConfig
+        }
+        guard let stateDirectory = model.settings.stateDirectory else {
+            print("no state-dir in \(directory)/frontdoor.conf: the updater keeps no state to show")
+            return .ok
+        }
+        let path = joinPath(stateDirectory, "dyndns.json")
+        guard case .success = DiskFiles().read(path) else {
+            print("no DynDNS state yet (\(path)): Frontdoor has not polled the WAN address")
+            return .ok
+        }
+        let state = UpdaterState.load(path: path)
+        print(StatusCommand.render(state, providers: model.settings.providers.map(\.name)))
+        return .ok
+    }
+
+    static func render(_ state: UpdaterState, providers: [String]) -> String {
+        var lines: [String] = []
+        lines.append("WAN address: \(state.address ?? "unknown")")
+        if let note = state.note { lines.append("  note: \(note)") }
+        if let poll = state.lastPoll { lines.append("last poll: \(StatusCommand.time(poll))") }
+        if !state.sources.isEmpty {
+            lines.append("sources:")
+            for report in state.sources { lines.append("  \(report.source): \(report.said)") }
+        }
+        if !state.history.isEmpty {
+            lines.append("changes:")
+            for change in state.history.suffix(10) {
+                lines.append("  \(StatusCommand.time(change.time))  \(change.address)")
+            }
+        }
+        let names = Set(providers).union(state.providers.keys).sorted()
+        if !names.isEmpty {
+            lines.append("providers:")
+            for name in names {
+                guard let record = state.providers[name] else {
+                    lines.append("  \(name): never pushed")
+                    continue
+                }
+                var line = "  \(name): \(record.lastResult)"
+                if let pushed = record.lastPushed { line += "; has \(pushed)" }
+                if let attempt = record.lastAttempt { line += "; last attempt \(StatusCommand.time(attempt))" }
+                if record.stopped {
+                    line += "; stopped until its settings change"
+                } else if record.nextAttempt > (record.lastAttempt ?? 0) {
+                    line += "; next attempt not before \(StatusCommand.time(record.nextAttempt))"
+                }
+                lines.append(line)
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `2026-11-26 18:11:42 UTC`
+    static func time(_ seconds: Double) -> String {
+        var value = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&value, &parts)
+        func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
+        return "\(Int(parts.tm_year) + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) UTC"
+    }
+}
