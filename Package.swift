@@ -81,6 +81,11 @@ var targets: [Target] = [
         name: "DNSServerTests",
         dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "TestSupport"]
     ),
+    .executableTarget(
+        name: "StateWriter",
+        dependencies: ["DynDNS"],
+        path: "Tests/StateWriter"
+    ),
     .testTarget(
         name: "DynDNSTests",
         dependencies: ["DynDNS", "ZoneModel", "DNSWire", "EventLoop", "TestSupport"]

@@ -1,5 +1,6 @@
 import Foundation
 import ZoneFile
+import ZoneModel
 
 /// Everything the updater must not forget across restarts, persisted as JSON in the state directory and
 /// written atomically (temporary file, fsync, rename): a kill at any moment leaves the old or the new file.
@@ -78,7 +79,14 @@ public struct UpdaterState: Codable, Equatable, Sendable {
 /// When to push to a provider, and what to remember afterwards: never the same address twice, at most one
 /// push per `minimumInterval`, exponential backoff with jitter after failures, and a stop after a refusal.
 public enum PushSchedule {
+    /// Seconds between pushes to a commercial service (dyndns2, Cloudflare): they ban clients that push
+    /// too often. An RFC 2136 primary is the user's own; pushes to it are limited by the judgement alone.
     public static let minimumInterval: Double = 60
+
+    public static func minimumInterval(for kind: Provider.Kind) -> Double {
+        if case .rfc2136 = kind { return 0 }
+        return PushSchedule.minimumInterval
+    }
     public static let firstBackoff: Double = 60
     public static let maximumBackoff: Double = 3600
 
@@ -94,7 +102,7 @@ public enum PushSchedule {
     /// The record after a push at `now`; `random` in 0..<1 spreads retries.
     public static func after(
         _ outcome: PushOutcome, record: UpdaterState.ProviderRecord, address: String, configuration: String,
-        now: Double, random: Double
+        now: Double, random: Double, minimumInterval: Double = PushSchedule.minimumInterval
     ) -> UpdaterState.ProviderRecord {
         var record = record
         record.lastAttempt = now
@@ -105,7 +113,7 @@ public enum PushSchedule {
             record.lastPushed = address
             record.failures = 0
             record.stopped = false
-            record.nextAttempt = now + PushSchedule.minimumInterval
+            record.nextAttempt = now + minimumInterval
         case .failed(_, let retryAfter):
             record.failures += 1
             let backoff = min(

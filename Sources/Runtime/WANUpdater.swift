@@ -131,7 +131,8 @@ public final class WANUpdater: @unchecked Sendable {
             let outcome = self.client.push(provider, address: address)
             let updated = PushSchedule.after(
                 outcome, record: record, address: address.description, configuration: configuration, now: now,
-                random: Double(randomUInt32()) / Double(UInt32.max))
+                random: Double(randomUInt32()) / Double(UInt32.max),
+                minimumInterval: PushSchedule.minimumInterval(for: provider.kind))
             self.state.providers[provider.name] = updated
             switch outcome {
             case .updated: Log.info("dyndns: \(provider.name) now has \(address)")

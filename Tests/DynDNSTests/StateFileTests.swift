@@ -1,0 +1,42 @@
+import DynDNS
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// The state file survives a kill -9 at any moment: a reader finds the old version or the new one, whole.
+@Suite struct StateFileTests {
+    @Test func killedWritersLeaveAWholeFile() throws {
+        let writer = URL(fileURLWithPath: Tool.frontdoor).deletingLastPathComponent().path + "/StateWriter"
+        guard FileManager.default.isExecutableFile(atPath: writer) else {
+            print("SKIP: \(writer) not built (swift build --build-tests builds it)")
+            return
+        }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/dyndns.json"
+        var seen = Set<Int>()
+        for attempt in 0..<40 {
+            let pid = try Tool.spawn(writer, [path])
+            usleep(UInt32(5_000 + (attempt * 7919) % 45_000))
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let state = try JSONDecoder().decode(UpdaterState.self, from: data)
+            #expect(state.address != nil)
+            seen.insert(state.history.count)
+            // No temporary files left behind that a later write would trip over... or that grow without bound.
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
+                $0 != "dyndns.json"
+            }
+            #expect(leftovers.count <= 1, "\(leftovers)")
+            for leftover in leftovers { try? FileManager.default.removeItem(atPath: directory + "/" + leftover) }
+        }
+        #expect(seen.count > 1, "the writer got to write several versions")
+        // A corrupt or missing file reads as a fresh state, never a crash.
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(UpdaterState.load(path: path) == UpdaterState())
+    }
+}

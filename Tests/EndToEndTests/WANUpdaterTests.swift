@@ -1,0 +1,104 @@
+import DynDNS
+import Foundation
+import Runtime
+import TestSupport
+import Testing
+import ZoneFile
+import ZoneModel
+
+/// The DynDNS updater end to end: an HTTP echo source whose answer the test changes, the appliance's wan
+/// view following at once, a real BIND primary receiving the RFC 2136 push, state surviving a restart, and
+/// `frontdoor status` showing it.
+@Suite(.serialized) struct WANUpdaterTests {
+    static let secret = "q5c8TqIqv5CtcWw5XJ0fS2oFvHS3UQmx8aD7Xlh1Y8s="
+
+    @Test func addressChangesReachTheWanViewAndTheProviderOnceEach() throws {
+        guard let echo = try ProviderServer(tls: false) else { return }
+        let zoneText = """
+            $TTL 300
+            @    IN SOA ns.example.org. admin.example.org. 1 3600 600 86400 60
+            @    IN NS  ns.example.org.
+            ns   IN A   192.0.2.53
+            home IN A   192.0.2.1
+            """
+        guard
+            let named = try BINDServer(
+                zone: "example.org", zoneText: zoneText, keyName: "frontdoor-key", algorithm: "hmac-sha256",
+                secret: Self.secret)
+        else { return }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try """
+        view lan 127.0.0.1/32 recursion
+        view wan *
+        upstream 127.0.0.1:9
+        state-dir \(directory)/state
+        wan http \(echo.base)/ip
+        wan interval 2s
+        wan confirm 0
+        wan test-addresses
+        provider primary rfc2136 server=127.0.0.1:\(named.port) zone=example.org record=home.example.org key=\(named.keyFile)
+        """.write(toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        try """
+        $ORIGIN example.com.
+        $TTL 300
+        $PROXY reverseproxy lan=192.0.2.42 wan=auto
+        $SITE www http://127.0.0.1:9
+        """.write(toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+
+        let appliance = Appliance(directory: directory, wan: WANAddresses())
+        #expect(appliance.load(dateSerial: 2_026_112_600) == nil)
+        let store = try #require(appliance.store)
+        let proxyName = try DomainName("reverseproxy.example.com.")
+        func wanAnswer() -> [String] {
+            guard let view = store.tables().snapshot.view(named: "wan") else { return [] }
+            return Fixtures.answerLines(view.lookup(proxyName, .a))
+        }
+        func serial(_ view: String) -> UInt32? {
+            store.tables().snapshot.serials.entries[SerialBook.key(view: view, apex: try! DomainName("example.com."))]?
+                .serial
+        }
+        let lanSerial = serial("lan")
+        #expect(wanAnswer().first == "NODATA", "no WAN address known yet")
+
+        try echo.setEcho("203.0.113.10")
+        let updater = WANUpdater(appliance: appliance)
+        updater.poll()
+        #expect(wanAnswer() == ["NOERROR", "reverseproxy.example.com. 300 IN A 203.0.113.10"])
+        let primary = SocketAddress(address: IPAddress("127.0.0.1")!, port: named.port)
+        let home = try DomainName("home.example.org.")
+        #expect(try DNSUpdate.current(server: primary, record: home, v4: true) == [IPAddress("203.0.113.10")!])
+        let wanSerialBefore = serial("wan")
+
+        // The router's address moves: the wan view follows at once, LAN data (and serial) stay as they were.
+        try echo.setEcho("203.0.113.11")
+        updater.poll()
+        #expect(wanAnswer() == ["NOERROR", "reverseproxy.example.com. 300 IN A 203.0.113.11"])
+        #expect(try DNSUpdate.current(server: primary, record: home, v4: true) == [IPAddress("203.0.113.11")!])
+        #expect(serial("lan") == lanSerial)
+        #expect(serial("wan") ?? 0 > wanSerialBefore ?? 0)
+        let statePath = "\(directory)/state/dyndns.json"
+        let afterChange = UpdaterState.load(path: statePath)
+        #expect(afterChange.address == "203.0.113.11")
+        #expect(afterChange.history.map(\.address) == ["203.0.113.10", "203.0.113.11"])
+        let pushed = try #require(afterChange.providers["primary"])
+        #expect(pushed.lastPushed == "203.0.113.11" && pushed.lastResult == "updated")
+
+        // Nothing new: no push. A restart neither pushes again nor forgets.
+        updater.poll()
+        #expect(UpdaterState.load(path: statePath).providers["primary"]?.lastAttempt == pushed.lastAttempt)
+        let restarted = WANUpdater(appliance: appliance)
+        restarted.poll()
+        let afterRestart = UpdaterState.load(path: statePath)
+        #expect(afterRestart.providers["primary"]?.lastAttempt == pushed.lastAttempt)
+        #expect(afterRestart.history.count == 2)
+
+        // frontdoor status shows it.
+        let status = try Tool.run(Tool.frontdoor, ["status", directory])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("WAN address: 203.0.113.11"), "\(status.stdout)")
+        #expect(status.stdout.contains("http \(echo.base)/ip: 203.0.113.11"), "\(status.stdout)")
+        #expect(status.stdout.contains("primary: updated; has 203.0.113.11"), "\(status.stdout)")
+    }
+}
