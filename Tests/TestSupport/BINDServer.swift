@@ -14,7 +14,12 @@ package final class BINDServer {
     package let keyFile: String
 
     /// nil when named is not installed.
-    package init?(zone: String, zoneText: String, keyName: String, algorithm: String, secret: String) throws {
+    /// Listens on 127.0.0.1 and a free port, or on `address`:`fixedPort` when given (peers that can only
+    /// talk to port 53).
+    package init?(
+        zone: String, zoneText: String, keyName: String, algorithm: String, secret: String,
+        address: String = "127.0.0.1", fixedPort: UInt16? = nil
+    ) throws {
         guard let named = Tool.find("named") else {
             Tool.skip("named", package: "bind9")
             return nil
@@ -28,11 +33,11 @@ package final class BINDServer {
         var attempt = 0
         while true {
             attempt += 1
-            let port = try freePort()
+            let port = try fixedPort ?? freePort()
             let config = """
                 options {
                   directory "\(self.directory)";
-                  listen-on port \(port) { 127.0.0.1; };
+                  listen-on port \(port) { \(address); };
                   listen-on-v6 { none; };
                   pid-file "\(self.directory)/named.pid";
                   session-keyfile "\(self.directory)/session.key";
@@ -63,7 +68,7 @@ package final class BINDServer {
             }
             Tool.stop(pid)
             let text = Fixtures.textAt("\(self.directory)/named.log")
-            guard attempt < 5, text.contains("address in use") else {
+            guard fixedPort == nil, attempt < 5, text.contains("address in use") else {
                 throw FixtureError(message: "named did not start: \(text)")
             }
         }
