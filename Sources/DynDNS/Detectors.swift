@@ -31,7 +31,7 @@ public enum Detectors {
         guard sawInterface else { return .failure(DetectError("no interface named \(name)")) }
         // Prefer a global address; else report what there is (the judge explains why it is not usable).
         if let global = found.first(where: { $0.scope == .global }) { return .success(global) }
-        if let any = found.first(where: { $0.scope != .special }) { return .success(any) }
+        if let any = found.first { return .success(any) }
         return .failure(DetectError("\(name) has no \(v6 ? "IPv6" : "IPv4") address"))
     }
 

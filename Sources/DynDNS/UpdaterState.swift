@@ -45,7 +45,9 @@ public struct UpdaterState: Codable, Equatable, Sendable {
         public init() {}
     }
 
+    /// The published IPv4 and IPv6 WAN addresses.
     public var address: String?
+    public var address6: String?
     public var history: [Change] = []
     public var sources: [SourceReport] = []
     public var lastPoll: Double?

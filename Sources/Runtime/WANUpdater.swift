@@ -16,7 +16,9 @@ public final class WANUpdater: @unchecked Sendable {
     let appliance: Appliance
     let statePath: String?
     var client: ProviderClient
+    /// One judgement per address family: IPv4 and IPv6 addresses change independently.
     var judge: WANJudge
+    var judge6: WANJudge
     var state: UpdaterState
     let stopped = Atomic<Bool>(false)
     let wake: Poller?
@@ -34,6 +36,11 @@ public final class WANUpdater: @unchecked Sendable {
         self.judge = WANJudge(
             policy: settings.wanPolicy, confirmation: UInt64(settings.wanConfirmation) * 1000,
             acceptDocumentation: settings.wanAcceptDocumentation, published: known)
+        self.judge6 = WANJudge(
+            policy: settings.wanPolicy, confirmation: UInt64(settings.wanConfirmation) * 1000,
+            acceptDocumentation: settings.wanAcceptDocumentation,
+            published: self.state.address6.flatMap { IPAddress($0) })
+        self.client.caFile = settings.caFile
         self.wake = try? Poller(capacity: 4)
         self.published.withLock { $0 = self.state }
     }
@@ -50,6 +57,7 @@ public final class WANUpdater: @unchecked Sendable {
     public func run() {
         // An address known from the last run is published before the first poll.
         if let known = self.judge.published { self.publish(known, announce: false) }
+        if let known = self.judge6.published { self.publish(known, announce: false) }
         while !self.stopped.load(ordering: .acquiring) {
             let wait = self.poll()
             self.wake?.wait(timeout: Int32(clamping: wait)) { _, _ in }
@@ -60,41 +68,59 @@ public final class WANUpdater: @unchecked Sendable {
     @discardableResult
     public func poll() -> UInt64 {
         let settings = self.settings
+        self.client.caFile = settings.caFile
         let now = monotonicMilliseconds()
-        var observations: [WANObservation] = []
+        var observations: [(v6: Bool, observation: WANObservation)] = []
         for source in settings.wanSources {
-            observations.append(WANObservation(source: WANUpdater.name(source), result: WANUpdater.detect(source)))
+            let result = WANUpdater.detect(source, caFile: settings.caFile)
+            // An answer counts for its own family; a failure for the family the source usually reports.
+            let v6: Bool
+            switch result {
+            case .success(let address): v6 = !address.isV4
+            case .failure: v6 = WANUpdater.reportsIPv6(source)
+            }
+            observations.append((v6, WANObservation(source: WANUpdater.name(source), result: result)))
         }
-        self.judge.policy = settings.wanPolicy
-        self.judge.confirmation = UInt64(settings.wanConfirmation) * 1000
-        self.judge.acceptDocumentation = settings.wanAcceptDocumentation
-        let decision = self.judge.judge(observations, now: now)
-        for warning in self.judge.warnings { Log.warning("wan: \(warning)") }
         self.state.lastPoll = WANUpdater.wallClock()
-        self.state.sources = observations.map { observation in
-            switch observation.result {
-            case .success(let address): UpdaterState.SourceReport(source: observation.source, said: address.description)
-            case .failure(let error): UpdaterState.SourceReport(source: observation.source, said: "no answer: \(error)")
+        self.state.sources = observations.map { entry in
+            switch entry.observation.result {
+            case .success(let address):
+                UpdaterState.SourceReport(source: entry.observation.source, said: address.description)
+            case .failure(let error):
+                UpdaterState.SourceReport(source: entry.observation.source, said: "no answer: \(error)")
             }
         }
         var next = UInt64(settings.wanInterval) * 1000
-        switch decision {
-        case .publish(let address):
-            self.state.note = nil
-            self.publish(address, announce: true)
-        case .pending(let address):
-            self.state.note = "\(address) seen; published if it still holds after \(settings.wanConfirmation)s"
-            Log.info("wan: \(self.state.note ?? "")")
-            next = min(next, max(1000, self.judge.confirmation / 2))
-        case .unchanged:
-            self.state.note = nil
-        case .noAddress(let reason):
-            self.state.note = reason
-            Log.warning("wan: no usable address: \(reason)")
+        var notes: [String] = []
+        for v6 in [false, true] {
+            let family = observations.filter { $0.v6 == v6 }.map(\.observation)
+            guard !family.isEmpty else { continue }
+            var judge = v6 ? self.judge6 : self.judge
+            judge.policy = settings.wanPolicy
+            judge.confirmation = UInt64(settings.wanConfirmation) * 1000
+            judge.acceptDocumentation = settings.wanAcceptDocumentation
+            let decision = judge.judge(family, now: now)
+            for warning in judge.warnings { Log.warning("wan: \(warning)") }
+            if v6 { self.judge6 = judge } else { self.judge = judge }
+            switch decision {
+            case .publish(let address):
+                self.publish(address, announce: true)
+            case .pending(let address):
+                let note = "\(address) seen; published if it still holds after \(settings.wanConfirmation)s"
+                notes.append(note)
+                Log.info("wan: \(note)")
+                next = min(next, max(1000, judge.confirmation / 2))
+            case .unchanged:
+                break
+            case .noAddress(let reason):
+                notes.append(reason)
+                Log.warning("wan: no usable \(v6 ? "IPv6" : "IPv4") address: \(reason)")
+            }
         }
-        if let address = self.judge.published {
-            let retry = self.pushAll(address, settings: settings)
-            if let retry { next = min(next, retry) }
+        self.state.note = notes.isEmpty ? nil : notes.joined(separator: "; ")
+        for published in [self.judge.published, self.judge6.published] {
+            guard let address = published else { continue }
+            if let retry = self.pushAll(address, settings: settings) { next = min(next, retry) }
         }
         self.save()
         return WANJudge.nextPoll(after: 0, interval: max(1000, next), random: randomUInt32())
@@ -107,7 +133,13 @@ public final class WANUpdater: @unchecked Sendable {
         case .v6(let v6): wan.v6 = v6
         }
         if announce {
-            self.state.recordChange(address.description, time: WANUpdater.wallClock())
+            if address.isV4 {
+                self.state.recordChange(address.description, time: WANUpdater.wallClock())
+            } else {
+                self.state.address6 = address.description
+                self.state.history.append(
+                    UpdaterState.Change(address: address.description, time: WANUpdater.wallClock()))
+            }
             Log.info("wan: address is now \(address); the wan view follows")
         }
         if let diagnostics = self.appliance.setWAN(wan, dateSerial: todaySerial()) {
@@ -121,7 +153,9 @@ public final class WANUpdater: @unchecked Sendable {
         var earliest: Double?
         for provider in settings.providers {
             let configuration = "\(provider.kind)"
-            let record = self.state.providers[provider.name] ?? UpdaterState.ProviderRecord()
+            // IPv4 and IPv6 are kept apart: each family's record has its own push history.
+            let key = address.isV4 ? provider.name : provider.name + " (IPv6)"
+            let record = self.state.providers[key] ?? UpdaterState.ProviderRecord()
             guard PushSchedule.due(record, address: address.description, configuration: configuration, now: now) else {
                 if record.lastPushed != address.description && !record.stopped {
                     earliest = min(earliest ?? record.nextAttempt, record.nextAttempt)
@@ -133,7 +167,7 @@ public final class WANUpdater: @unchecked Sendable {
                 outcome, record: record, address: address.description, configuration: configuration, now: now,
                 random: Double(randomUInt32()) / Double(UInt32.max),
                 minimumInterval: PushSchedule.minimumInterval(for: provider.kind))
-            self.state.providers[provider.name] = updated
+            self.state.providers[key] = updated
             switch outcome {
             case .updated: Log.info("dyndns: \(provider.name) now has \(address)")
             case .unchanged: Log.info("dyndns: \(provider.name) already had \(address)")
@@ -158,19 +192,33 @@ public final class WANUpdater: @unchecked Sendable {
     static func name(_ source: WANSource) -> String {
         switch source.kind {
         case .interface(let name): "interface \(name)"
+        case .interface6(let name, let suffix): "interface6 \(name)\(suffix.map { " \($0)" } ?? "")"
         case .natPMP(let gateway): "natpmp \(gateway)"
         case .dns(let name, let type, let server): "dns \(name.hostDescription) \(type) @\(server)"
         case .http(let url): "http \(url)"
         }
     }
 
-    static func detect(_ source: WANSource) -> Result<IPAddress, DetectError> {
+    static func reportsIPv6(_ source: WANSource) -> Bool {
+        switch source.kind {
+        case .interface6: true
+        case .dns(_, let type, _): type == .aaaa
+        default: false
+        }
+    }
+
+    static func detect(_ source: WANSource, caFile: String?) -> Result<IPAddress, DetectError> {
         switch source.kind {
         case .interface(let name): Detectors.interface(name)
+        case .interface6(let name, let suffix):
+            Detectors.interface(name, v6: true).map { address in
+                guard let suffix, case .v6(let global) = address else { return address }
+                return .v6(IPv6Address(high: global.high, low: suffix.low))
+            }
         case .natPMP(let gateway): Detectors.natPMP(SocketAddress(address: gateway, port: 5351))
         case .dns(let name, let type, let server):
             Detectors.dns(name: name, type: type, server: server, chaos: name.hostDescription == "whoami.cloudflare")
-        case .http(let url): Detectors.http(url)
+        case .http(let url): Detectors.http(url, caFile: caFile)
         }
     }
 

@@ -53,6 +53,11 @@ package struct ConfigParser {
             case "state-dir":
                 guard let path = self.single(head, arguments, file: file, what: "a directory") else { continue }
                 settings.stateDirectory = joinPath(self.directory, path.string)
+            case "ca-file":
+                guard let path = self.single(head, arguments, file: file, what: "a PEM file of trusted CAs") else {
+                    continue
+                }
+                settings.caFile = joinPath(self.directory, path.string)
             case "wan":
                 self.wan(head, arguments, file: file, into: &settings)
             case "provider":
@@ -60,7 +65,7 @@ package struct ConfigParser {
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, state-dir, wan, provider)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, state-dir, ca-file, wan, provider)",
                     head, file)
             }
         }
@@ -179,6 +184,23 @@ package struct ConfigParser {
         case "interface":
             guard let name = self.single(kind, rest, file: file, what: "an interface name") else { return }
             settings.wanSources.append(WANSource(kind: .interface(name: name.string), location: location))
+        case "interface6":
+            // `wan interface6 NAME [::IID]`: the interface's global IPv6 address, or its /64 prefix with a
+            // fixed interface ID (the proxy's stable address when the ISP's prefix changes).
+            guard let name = rest.first, rest.count <= 2 else {
+                return self.error(
+                    .missingField, "'wan interface6' needs NAME and optionally ::INTERFACE-ID", kind, file)
+            }
+            var suffix: IPv6Address? = nil
+            if rest.count == 2 {
+                guard let parsed = IPv6Address(rest[1].string), parsed.high == 0 else {
+                    return self.error(
+                        .badAddress, "bad interface ID \(rest[1].quotedForMessage) (like ::1234:5678)", rest[1], file)
+                }
+                suffix = parsed
+            }
+            settings.wanSources.append(
+                WANSource(kind: .interface6(name: name.string, interfaceID: suffix), location: location))
         case "natpmp":
             guard let gateway = self.single(kind, rest, file: file, what: "the router's address") else { return }
             guard let address = IPAddress(gateway.string) else {
@@ -239,7 +261,7 @@ package struct ConfigParser {
         default:
             self.error(
                 .badSetting,
-                "unknown WAN setting \(kind.quotedForMessage) (interface, natpmp, dns, http, policy, interval, confirm, test-addresses)",
+                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, natpmp, dns, http, policy, interval, confirm, test-addresses)",
                 kind,
                 file)
         }

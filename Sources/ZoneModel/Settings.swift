@@ -7,6 +7,8 @@ public struct Settings: Sendable {
     public var upstreams: [SocketAddress] = []
     /// Peers whose X-Forwarded-For the proxy believes.
     public var trustedProxies: [CIDR] = []
+    /// Trusted CAs for HTTPS to providers and echo URLs (PEM); nil uses the system's store.
+    public var caFile: String?
     /// Where serials and DynDNS state persist; nil keeps nothing across restarts.
     public var stateDirectory: String?
     public var wanSources: [WANSource] = []
@@ -30,6 +32,8 @@ public struct WANSource: Hashable, Sendable {
     public enum Kind: Hashable, Sendable {
         /// A local interface's global address (`interface eth0`).
         case interface(name: String)
+        /// A local interface's global IPv6 address, or its /64 prefix with `interfaceID` as the low bits.
+        case interface6(name: String, interfaceID: IPv6Address?)
         /// The router's NAT-PMP external address (RFC 6886).
         case natPMP(gateway: IPAddress)
         /// A DNS question whose answer is the asker's address, asked of `server`.

@@ -43,6 +43,7 @@ enum StatusCommand {
     static func render(_ state: UpdaterState, providers: [String]) -> String {
         var lines: [String] = []
         lines.append("WAN address: \(state.address ?? "unknown")")
+        if let address6 = state.address6 { lines.append("WAN IPv6 address: \(address6)") }
         if let note = state.note { lines.append("  note: \(note)") }
         if let poll = state.lastPoll { lines.append("last poll: \(StatusCommand.time(poll))") }
         if !state.sources.isEmpty {

@@ -110,4 +110,13 @@ import ZoneModel
         let missing = Detectors.dns(name: try DomainName("nope.whoami.test."), type: .a, server: server)
         #expect(missing == .failure(DetectError("127.0.0.1:\(nsd.port) answered rcode 3 for nope.whoami.test")))
     }
+
+    @Test func interfaceAddressesFromGetifaddrs() {
+        // Loopback has 127.0.0.1: found, and the judge rejects it as not public.
+        #expect(Detectors.interface("lo") == .success(IPAddress("127.0.0.1")!))
+        var judge = WANJudge(policy: .firstAnswer, confirmation: 0)
+        let decision = judge.judge([WANObservation(source: "interface lo", result: Detectors.interface("lo"))], now: 0)
+        #expect(decision == .noAddress("interface lo reports 127.0.0.1, which is not a public address; ignored"))
+        #expect(Detectors.interface("no-such-if0") == .failure(DetectError("no interface named no-such-if0")))
+    }
 }

@@ -42,7 +42,7 @@ import ZoneModel
         try """
         $ORIGIN example.com.
         $TTL 300
-        $PROXY reverseproxy lan=192.0.2.42 wan=auto
+        $PROXY reverseproxy lan=192.0.2.42 wan=auto,auto6
         $SITE www http://127.0.0.1:9
         """.write(toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
@@ -94,11 +94,21 @@ import ZoneModel
         #expect(afterRestart.providers["primary"]?.lastAttempt == pushed.lastAttempt)
         #expect(afterRestart.history.count == 2)
 
+        // An IPv6 answer is judged on its own: the AAAA follows, the A stays, the primary gets both.
+        try echo.setEcho("2001:db8::10")
+        restarted.poll()
+        let aaaa = store.tables().snapshot.view(named: "wan").map { Fixtures.answerLines($0.lookup(proxyName, .aaaa)) }
+        #expect(aaaa == ["NOERROR", "reverseproxy.example.com. 300 IN AAAA 2001:db8::10"])
+        #expect(wanAnswer() == ["NOERROR", "reverseproxy.example.com. 300 IN A 203.0.113.11"])
+        #expect(try DNSUpdate.current(server: primary, record: home, v4: false) == [IPAddress("2001:db8::10")!])
+        #expect(try DNSUpdate.current(server: primary, record: home, v4: true) == [IPAddress("203.0.113.11")!])
         // frontdoor status shows it.
         let status = try Tool.run(Tool.frontdoor, ["status", directory])
         #expect(status.status == 0, "\(status.stderr)")
         #expect(status.stdout.contains("WAN address: 203.0.113.11"), "\(status.stdout)")
-        #expect(status.stdout.contains("http \(echo.base)/ip: 203.0.113.11"), "\(status.stdout)")
+        #expect(status.stdout.contains("http \(echo.base)/ip: 2001:db8::10"), "\(status.stdout)")
         #expect(status.stdout.contains("primary: updated; has 203.0.113.11"), "\(status.stdout)")
+        #expect(status.stdout.contains("WAN IPv6 address: 2001:db8::10"), "\(status.stdout)")
+        #expect(status.stdout.contains("primary (IPv6): updated; has 2001:db8::10"), "\(status.stdout)")
     }
 }
