@@ -429,6 +429,12 @@ public struct ProxySession: Sendable {
             return
         }
         self.exchange = exchange
+        self.backendBroke(exchange, now: now, into: &actions)
+    }
+
+    /// The backend failed mid-exchange: a client that already has part of the response can only be cut off
+    /// (and the request logged as it went); one that has nothing yet gets a 502 page.
+    mutating func backendBroke(_ exchange: Exchange, now: UInt64, into actions: inout [ProxyAction]) {
         if exchange.response.headSent {
             var record = exchange.record
             record.status = exchange.response.status
@@ -504,20 +510,11 @@ public struct ProxySession: Sendable {
                     self.close(into: &actions)
                 }
                 return
-            case .error(let reason):
-                _ = reason
+            case .error:
                 actions.append(.releaseBackend(reusable: false, failed: true))
                 exchange.backend = nil
                 self.exchange = exchange
-                if exchange.response.headSent {
-                    var record = exchange.record
-                    record.status = exchange.response.status
-                    record.bytes = exchange.response.bodyBytes
-                    actions.append(.log(record))
-                    self.close(into: &actions)
-                } else {
-                    self.answer(502, close: true, now: now, into: &actions)
-                }
+                self.backendBroke(exchange, now: now, into: &actions)
                 return
             }
         }
