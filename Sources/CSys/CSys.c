@@ -10,6 +10,10 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/un.h>
+#include <sys/inotify.h>
+#include <poll.h>
+#include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,6 +148,61 @@ int csys_errno(void) { return errno; }
 int csys_set_nodelay(int fd) {
     int one = 1;
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int csys_inotify_watch(const char *directory) {
+    int fd = inotify_init1(IN_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (inotify_add_watch(fd, directory, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int csys_inotify_read(int fd, char *names, int size, int timeout_ms) {
+    struct pollfd entry = {.fd = fd, .events = POLLIN};
+    int ready = poll(&entry, 1, timeout_ms);
+    if (ready <= 0) return ready < 0 ? -errno : 0;
+    char buffer[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t got = read(fd, buffer, sizeof buffer);
+    if (got <= 0) return got < 0 ? -errno : 0;
+    int used = 0;
+    for (char *cursor = buffer; cursor < buffer + got;) {
+        struct inotify_event *event = (struct inotify_event *)cursor;
+        if (event->len > 0) {
+            size_t length = strlen(event->name);
+            if (used + (int)length + 1 < size) {
+                memcpy(names + used, event->name, length);
+                used += (int)length;
+                names[used++] = '\n';
+            }
+        }
+        cursor += sizeof(struct inotify_event) + event->len;
+    }
+    names[used] = 0;
+    return used;
+}
+
+int csys_sd_notify(const char *state) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || path[0] == 0) return 0;
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    size_t length = strlen(path);
+    if (length >= sizeof address.sun_path) return -EINVAL;
+    memcpy(address.sun_path, path, length);
+    // '@' stands for the abstract namespace (a leading NUL byte).
+    if (path[0] == '@') address.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    socklen_t size = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + length);
+    ssize_t sent = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&address, size);
+    int error = errno;
+    close(fd);
+    return sent < 0 ? -error : 1;
 }
 
 int csys_set_defer_accept(int fd, int seconds) {

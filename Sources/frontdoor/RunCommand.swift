@@ -128,10 +128,17 @@ enum RunCommand {
             Log.info(
                 "serving http on \(http.boundListeners.map(\.description).joined(separator: ", ")); \(sites) site(s)")
         }
+        // Edits under the config directory reload it, as SIGHUP does.
+        let watcher = ConfigWatcher(directory: directory)
+        var watcherThread: pthread_t? = nil
+        if let watcher { watcherThread = startThread(name: "config-watch") { watcher.run() } }
+        ServiceManager.ready("serving \(store.tables().snapshot.routes.sites.count) site(s)")
         while true {
             var received: Int32 = 0
             guard sigwait(&signals, &received) == 0 else { continue }
             if received == SIGHUP {
+                ServiceManager.reloading()
+                defer { ServiceManager.ready("serving \(store.tables().snapshot.routes.sites.count) site(s)") }
                 if let diagnostics = appliance.load(dateSerial: todaySerial()) {
                     for diagnostic in diagnostics.errors { Log.error(diagnostic.description) }
                     Log.error("reload failed: \(diagnostics.errors.count) error(s); still serving the previous model")
@@ -141,6 +148,9 @@ enum RunCommand {
                 continue
             }
             Log.info("stopping (signal \(received)); finishing requests in progress for up to 10 s")
+            ServiceManager.stopping()
+            watcher?.stop()
+            if let watcherThread { joinThread(watcherThread) }
             updater?.stop()
             if let updaterThread { joinThread(updaterThread) }
             http?.drain(grace: 10_000)

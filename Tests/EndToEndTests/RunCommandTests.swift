@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// `frontdoor run` as a process: the start-up line, answers, SIGHUP reloads (good and bad), SIGTERM.
-@Suite struct RunCommandTests {
+@Suite(.serialized) struct RunCommandTests {
     @Test func runServesReloadsAndStopsCleanly() throws {
         let directory = try Tool.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -55,6 +55,65 @@ import Testing
         stopped = true
         #expect(status == 0, "exit status 0 after SIGTERM")
         #expect(Fixtures.textAt(logPath).contains("frontdoor: info: stopped"))
+    }
+
+    /// Type=notify: READY=1 once serving, RELOADING=1 then READY=1 around a reload, STOPPING=1 on SIGTERM; and
+    /// an edit under the config directory reloads without any signal (inotify).
+    @Test func notifiesSystemdAndReloadsOnEdits() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Fixtures.config.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let zone = "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n"
+        try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        // The notification socket systemd would hold.
+        let socketPath = directory + "/notify"
+        let listener = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in socketPath.utf8.enumerated() where index < raw.count - 1 { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        #expect(bound == 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func message() -> String {
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let got = recv(listener, &buffer, buffer.count, 0)
+            return got > 0 ? String(decoding: buffer[0..<got], as: UTF8.self) : ""
+        }
+        let port = try freePort()
+        let logPath = directory + "/log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { close(logFD) }
+        setenv("NOTIFY_SOCKET", socketPath, 1)
+        let pid = try Tool.spawn(
+            Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--workers", "1"],
+            stderr: logFD)
+        unsetenv("NOTIFY_SOCKET")
+        var stopped = false
+        defer { if !stopped { Tool.stop(pid) } }
+        #expect(message().hasPrefix("READY=1"), "\(Fixtures.textAt(logPath))")
+
+        // An edit, no signal: the watcher reloads.
+        try (zone + "$SITE edited http://192.0.2.70:80\n").write(
+            toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        #expect(message().hasPrefix("RELOADING=1\nMONOTONIC_USEC="))
+        #expect(message().hasPrefix("READY=1"))
+        guard let edited = try Dig.ask(port: port, ["edited.example.com"], source: "127.0.0.2") else { return }
+        #expect(edited.status == "NOERROR" && edited.answer.count == 2, "\(edited.output)")
+
+        kill(pid, SIGTERM)
+        #expect(message() == "STOPPING=1")
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        stopped = true
+        #expect(status == 0)
     }
 
     @Test func runRefusesABrokenModelWithExit65AndABusyPortWithExit1() throws {

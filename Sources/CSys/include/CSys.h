@@ -47,6 +47,14 @@ int csys_connect_tcp(const struct sockaddr *address, socklen_t length);
 int csys_local_port(int fd);
 int csys_errno(void);
 int csys_set_nodelay(int fd);
+/// An inotify descriptor watching `directory` for files written, moved, created or deleted; -errno on failure.
+int csys_inotify_watch(const char *directory);
+/// Waits up to `timeout_ms` for events and writes the names they concern into `names`, one per line;
+/// returns the bytes written (0 on timeout), -errno on failure.
+int csys_inotify_read(int fd, char *names, int size, int timeout_ms);
+/// sd_notify(3) without libsystemd: sends `state` ("READY=1", "RELOADING=1\nMONOTONIC_USEC=...", "STOPPING=1")
+/// to $NOTIFY_SOCKET. 0 when not run by systemd, 1 when sent, -errno on failure.
+int csys_sd_notify(const char *state);
 /// TCP_DEFER_ACCEPT: accept returns a connection only once its first data arrived (HTTP listeners).
 int csys_set_defer_accept(int fd, int seconds);
 /// 1 when an idle pooled connection is still usable: open, and nothing unread (a backend that sent bytes or
