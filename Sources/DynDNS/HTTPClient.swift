@@ -250,7 +250,10 @@ final class TLSChannel: Channel {
             }
             var text = [CChar](repeating: 0, count: 256)
             let code = frontdoor_tls_error_text(&text, text.count)
-            let reason = code == 0 ? "connection failed" : String(cString: text)
+            let reason =
+                code == 0
+                ? "connection failed"
+                : String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw .unreachable("TLS \(what): \(reason)")
         }
     }

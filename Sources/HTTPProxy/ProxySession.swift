@@ -185,7 +185,7 @@ public struct ProxySession: Sendable {
     /// The client closed its side (or the connection broke).
     public mutating func clientClosed(into actions: inout [ProxyAction]) {
         guard self.phase != .closing else { return }
-        if var exchange = self.exchange, exchange.backend != nil {
+        if let exchange = self.exchange, exchange.backend != nil {
             exchange.backend = nil
             self.exchange = exchange
             actions.append(.releaseBackend(reusable: false, failed: false))
@@ -228,7 +228,7 @@ public struct ProxySession: Sendable {
                 if exchange.chunked { self.sendBody(Array("0\r\n\r\n".utf8), exchange: &exchange, into: &actions) }
                 self.exchange = exchange
             case .error(let error):
-                if var exchange = self.exchange, exchange.backend != nil {
+                if let exchange = self.exchange, exchange.backend != nil {
                     // A broken body: the backend got part of a request and cannot be reused.
                     exchange.backend = nil
                     self.exchange = exchange
@@ -280,7 +280,7 @@ public struct ProxySession: Sendable {
             let idempotent = ProxySession.idempotentMethods.contains { method.elementsEqual($0) }
             return (decision, record, upstream, idempotent, method.elementsEqual("HEAD".utf8))
         }
-        var exchange = Exchange(
+        let exchange = Exchange(
             response: ResponseStream(
                 headRequest: headRequest, legacyClient: head.minorVersion == 0, clientKeepAlive: head.keepAlive,
                 upgradeRequested: head.upgrade),
@@ -358,7 +358,7 @@ public struct ProxySession: Sendable {
 
     /// The connection to the chosen backend is open: the request goes out.
     public mutating func backendReady(into actions: inout [ProxyAction]) {
-        guard var exchange = self.exchange, exchange.backend != nil, self.phase == .connecting else {
+        guard let exchange = self.exchange, exchange.backend != nil, self.phase == .connecting else {
             actions.append(.releaseBackend(reusable: false, failed: false))
             return
         }
@@ -388,7 +388,7 @@ public struct ProxySession: Sendable {
     public mutating func backendData(
         _ bytes: UnsafeRawBufferPointer, snapshot: Snapshot, now: UInt64, into actions: inout [ProxyAction]
     ) {
-        guard var exchange = self.exchange, exchange.backend != nil else { return }
+        guard let exchange = self.exchange, exchange.backend != nil else { return }
         var events: [ResponseStream.Event] = []
         exchange.response.feed(bytes, into: &events)
         self.exchange = exchange
@@ -397,7 +397,7 @@ public struct ProxySession: Sendable {
 
     /// The backend closed the connection (EOF).
     public mutating func backendClosed(snapshot: Snapshot, now: UInt64, into actions: inout [ProxyAction]) {
-        guard var exchange = self.exchange, exchange.backend != nil else { return }
+        guard let exchange = self.exchange, exchange.backend != nil else { return }
         if !exchange.response.receivedAny {
             self.backendFailed(connectFailed: false, snapshot: snapshot, now: now, into: &actions)
             return
@@ -412,7 +412,7 @@ public struct ProxySession: Sendable {
     public mutating func backendFailed(
         connectFailed: Bool, snapshot: Snapshot, now: UInt64, into actions: inout [ProxyAction]
     ) {
-        guard var exchange = self.exchange, let site = exchange.site else { return }
+        guard let exchange = self.exchange, let site = exchange.site else { return }
         let backend = exchange.backend
         exchange.backend = nil
         actions.append(.releaseBackend(reusable: false, failed: connectFailed || !exchange.reused))
@@ -473,7 +473,7 @@ public struct ProxySession: Sendable {
         _ events: [ResponseStream.Event], snapshot: Snapshot, now: UInt64, into actions: inout [ProxyAction]
     ) {
         for event in events {
-            guard var exchange = self.exchange else { return }
+            guard let exchange = self.exchange else { return }
             switch event {
             case .interim(let bytes):
                 actions.append(.writeClient(bytes))

@@ -28,18 +28,22 @@ public final class ConfigWatcher: Sendable {
         return true
     }
 
+    static func text(_ names: [CChar]) -> String {
+        String(decoding: names.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     public func run() {
         var names = [CChar](repeating: 0, count: 8192)
         while !self.stopped.load(ordering: .acquiring) {
             let got = csys_inotify_read(self.fd, &names, Int32(names.count), 250)
             guard got > 0 else { continue }
-            var relevant = String(cString: names).split(separator: "\n").contains(where: ConfigWatcher.matters)
+            var relevant = ConfigWatcher.text(names).split(separator: "\n").contains(where: ConfigWatcher.matters)
             // Let the burst settle (an editor writes, renames, deletes).
             while !self.stopped.load(ordering: .acquiring) {
                 let more = csys_inotify_read(self.fd, &names, Int32(names.count), 300)
                 if more <= 0 { break }
                 relevant =
-                    relevant || String(cString: names).split(separator: "\n").contains(where: ConfigWatcher.matters)
+                    relevant || ConfigWatcher.text(names).split(separator: "\n").contains(where: ConfigWatcher.matters)
             }
             if relevant && !self.stopped.load(ordering: .acquiring) { kill(getpid(), SIGHUP) }
         }
