@@ -20,6 +20,8 @@ public final class WANUpdater: @unchecked Sendable {
     var judge: WANJudge
     var judge6: WANJudge
     var state: UpdaterState
+    /// The last "no usable address" reason logged per family, so a lasting problem is logged once.
+    var lastWarning = ["", ""]
     let stopped = Atomic<Bool>(false)
     let wake: Poller?
     /// What `status` shows; updated after each poll.
@@ -100,8 +102,14 @@ public final class WANUpdater: @unchecked Sendable {
             judge.confirmation = UInt64(settings.wanConfirmation) * 1000
             judge.acceptDocumentation = settings.wanAcceptDocumentation
             let decision = judge.judge(family, now: now)
-            for warning in judge.warnings { Log.warning("wan: \(warning)") }
             if v6 { self.judge6 = judge } else { self.judge = judge }
+            if case .noAddress = decision {
+            } else {
+                // Warnings beside a usable answer (one source behind CGNAT, say): also once each.
+                let text = judge.warnings.joined(separator: "; ")
+                if !text.isEmpty && self.lastWarning[v6 ? 1 : 0] != text { Log.warning("wan: \(text)") }
+                self.lastWarning[v6 ? 1 : 0] = text
+            }
             switch decision {
             case .publish(let address):
                 self.publish(address, announce: true)
@@ -114,7 +122,12 @@ public final class WANUpdater: @unchecked Sendable {
                 break
             case .noAddress(let reason):
                 notes.append(reason)
-                Log.warning("wan: no usable \(v6 ? "IPv6" : "IPv4") address: \(reason)")
+                // Said once per new reason, not at every poll.
+                if self.lastWarning[v6 ? 1 : 0] != reason {
+                    Log.warning("wan: no usable \(v6 ? "IPv6" : "IPv4") address: \(reason)")
+                }
+                self.lastWarning[v6 ? 1 : 0] = reason
+                continue
             }
         }
         self.state.note = notes.isEmpty ? nil : notes.joined(separator: "; ")

@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# The whole story in a network of namespaces (root; iproute2, nftables, nsd, bind9, python3, dig, curl):
+#
+#   wan client 203.0.113.100 ─┐                         ┌─ Frontdoor  192.0.2.42
+#   upstream   203.0.113.53  ─┼─ brw ─ router ─ brl ────┼─ backend   192.0.2.69
+#   primary    203.0.113.54  ─┘   203.0.113.1  192.0.2.1 ├─ backend   192.0.2.70
+#   (BIND + address echo)                                └─ lan client 192.0.2.100
+#
+# The router forwards WAN :53 (udp+tcp) and :80 to Frontdoor (DNAT) and masquerades the LAN, as a home
+# router with port forwards does. Frontdoor learns its WAN address from an echo service on the WAN side and
+# pushes it to the BIND primary with RFC 2136. Each check prints PASS or FAIL; the script exits 1 on a FAIL.
+#   Tests/EndToEnd/netns.sh [FRONTDOOR-BINARY]
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root="$PWD"
+frontdoor="${1:-$root/.build/debug/frontdoor}"
+if [ "$(id -u)" != 0 ]; then echo "SKIP: netns.sh needs root (ip netns)"; exit 0; fi
+for tool in ip nft nsd named python3 dig curl; do
+    command -v "$tool" >/dev/null || { echo "SKIP: netns.sh needs $tool"; exit 0; }
+done
+[ -x "$frontdoor" ] || swift build --product frontdoor >/dev/null
+work="$(mktemp -d)"
+prefix="fd$$"
+namespaces=(wan up prim router front b1 b2 lan)
+failures=0
+pids=()
+
+ns() { local name="$1"; shift; ip netns exec "$prefix-$name" "$@"; }
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+    sleep 0.3
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    for name in "${namespaces[@]}"; do ip netns del "$prefix-$name" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+check() {
+    local what="$1" expected="$2" got="$3"
+    if [[ "$got" == *"$expected"* ]]; then
+        echo "PASS: $what"
+    else
+        echo "FAIL: $what: expected '$expected', got '$got'"
+        failures=$((failures + 1))
+    fi
+}
+# Runs a command in a namespace in the background and remembers it.
+daemon() {
+    local name="$1"
+    shift
+    ip netns exec "$prefix-$name" "$@" &
+    pids+=($!)
+    disown $!
+}
+
+# --- The network ----------------------------------------------------------------------------------------
+for name in "${namespaces[@]}"; do ip netns add "$prefix-$name"; ns "$name" ip link set lo up; done
+ns router ip link add brw type bridge
+ns router ip link add brl type bridge
+ns router ip link set brw up
+ns router ip link set brl up
+ns router ip addr add 203.0.113.1/24 dev brw
+ns router ip addr add 192.0.2.1/24 dev brl
+ns router sysctl -qw net.ipv4.ip_forward=1
+attach() { # namespace bridge address gateway
+    local name="$1" bridge="$2" address="$3" gateway="$4"
+    ip link add "v-$prefix-$name" type veth peer name eth0 netns "$prefix-$name"
+    ip link set "v-$prefix-$name" netns "$prefix-router"
+    ns router ip link set "v-$prefix-$name" master "$bridge" up
+    ns "$name" ip addr add "$address" dev eth0
+    ns "$name" ip link set eth0 up
+    ns "$name" ip route add default via "$gateway"
+}
+attach wan brw 203.0.113.100/24 203.0.113.1
+attach up brw 203.0.113.53/24 203.0.113.1
+attach prim brw 203.0.113.54/24 203.0.113.1
+attach front brl 192.0.2.42/24 192.0.2.1
+attach b1 brl 192.0.2.69/24 192.0.2.1
+attach b2 brl 192.0.2.70/24 192.0.2.1
+attach lan brl 192.0.2.100/24 192.0.2.1
+# The home router: port forwards to Frontdoor, masquerade for the LAN. Only traffic to the router's own
+# address is forwarded ("fib daddr type local"): where br_netfilter is loaded, bridged WAN-to-WAN traffic
+# passes these hooks too.
+ns router nft -f - <<'NFT'
+table ip nat {
+    chain prerouting {
+        type nat hook prerouting priority -100;
+        iifname "brw" fib daddr type local udp dport 53 dnat to 192.0.2.42
+        iifname "brw" fib daddr type local tcp dport { 53, 80 } dnat to 192.0.2.42
+    }
+    chain postrouting {
+        type nat hook postrouting priority 100;
+        oifname "brw" ip saddr 192.0.2.0/24 masquerade
+    }
+}
+NFT
+
+# --- The peers ------------------------------------------------------------------------------------------
+# Upstream resolver (for names outside Frontdoor's zones): NSD with outside.test.
+mkdir -p "$work/up"
+cat > "$work/up/outside.test.zone" <<'ZONE'
+$ORIGIN outside.test.
+$TTL 60
+@   SOA ns hostmaster 1 3600 600 86400 60
+@   NS  ns
+ns  A   203.0.113.53
+www A   198.51.100.80
+ZONE
+cat > "$work/up/nsd.conf" <<CONF
+server:
+  ip-address: 203.0.113.53
+  zonesdir: "$work/up"
+  pidfile: "$work/up/nsd.pid"
+  database: ""
+  username: ""
+  chroot: ""
+  logfile: "$work/up/nsd.log"
+  xfrdfile: "$work/up/xfrd.state"
+  zonelistfile: "$work/up/zone.list"
+remote-control:
+  control-enable: no
+zone:
+  name: "outside.test"
+  zonefile: "outside.test.zone"
+CONF
+daemon up nsd -d -c "$work/up/nsd.conf"
+
+# The outside primary that takes RFC 2136 updates, and a "what is my address" echo beside it.
+mkdir -p "$work/prim"
+secret="q5c8TqIqv5CtcWw5XJ0fS2oFvHS3UQmx8aD7Xlh1Y8s="
+printf 'key "frontdoor-key" {\n\talgorithm hmac-sha256;\n\tsecret "%s";\n};\n' "$secret" > "$work/prim/update.key"
+chmod 600 "$work/prim/update.key"
+cat > "$work/prim/example.net.zone" <<'ZONE'
+$TTL 60
+@    SOA ns.example.net. admin.example.net. 1 3600 600 86400 60
+@    NS  ns.example.net.
+ns   A   203.0.113.54
+home A   192.0.2.1
+ZONE
+cat > "$work/prim/named.conf" <<CONF
+options {
+  directory "$work/prim";
+  listen-on port 53 { 203.0.113.54; };
+  listen-on-v6 { none; };
+  pid-file "$work/prim/named.pid";
+  session-keyfile "$work/prim/session.key";
+  allow-query { any; };
+  recursion no;
+  dnssec-validation no;
+  notify no;
+};
+controls { };
+include "$work/prim/update.key";
+zone "example.net" { type primary; file "$work/prim/example.net.zone"; allow-update { key "frontdoor-key"; }; };
+CONF
+daemon prim named -g -c "$work/prim/named.conf" >"$work/prim/named.log" 2>&1
+cat > "$work/prim/echo.py" <<'PY'
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Echo(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (self.client_address[0] + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+HTTPServer(("203.0.113.54", 8080), Echo).serve_forever()
+PY
+daemon prim python3 "$work/prim/echo.py"
+
+# Two small HTTP backends.
+for host in b1:69 b2:70; do
+    name="${host%%:*}"
+    mkdir -p "$work/$name"
+    echo "page from backend 192.0.2.${host##*:}" > "$work/$name/index.html"
+    daemon "$name" python3 -m http.server 80 --bind "192.0.2.${host##*:}" --directory "$work/$name" \
+        >"$work/$name.log" 2>&1
+    [ "$name" = b1 ] && backend69=${pids[-1]}
+done
+
+# Wait until every peer answers.
+for _ in $(seq 100); do
+    ns lan curl -s --max-time 1 -o /dev/null http://192.0.2.69/ && ns lan curl -s --max-time 1 -o /dev/null http://192.0.2.70/ \
+        && ns wan curl -s --max-time 1 -o /dev/null http://203.0.113.54:8080/ \
+        && [ -n "$(ns wan dig @203.0.113.54 +short +time=1 +tries=1 home.example.net A)" ] \
+        && [ -n "$(ns wan dig @203.0.113.53 +short +time=1 +tries=1 www.outside.test A)" ] && break
+    sleep 0.1
+done
+
+# --- Frontdoor ------------------------------------------------------------------------------------------
+mkdir -p "$work/front/state"
+cat > "$work/front/frontdoor.conf" <<CONF
+view lan 192.0.2.0/24 recursion
+view wan *
+listen dns 192.0.2.42:53
+listen http 192.0.2.42:80
+upstream 203.0.113.53
+state-dir $work/front/state
+wan http http://203.0.113.54:8080/
+wan interval 2s
+wan confirm 2s
+wan test-addresses
+provider primary rfc2136 server=203.0.113.54 zone=example.net record=home.example.net key=$work/prim/update.key
+CONF
+cat > "$work/front/example.com.zone" <<'ZONE'
+$ORIGIN example.com.
+$TTL 60
+$PROXY reverseproxy lan=192.0.2.42 wan=auto ttl=5
+$SITE myserver http://192.0.2.69:80 http://192.0.2.70:80 health=/
+$SITE nas      http://192.0.2.69:80 views=lan
+ZONE
+daemon front "$frontdoor" run --config "$work/front" --workers 2 2>"$work/front/log"
+for _ in $(seq 100); do grep -q "serving http" "$work/front/log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do
+    ns lan dig @192.0.2.42 +short +time=1 +tries=1 reverseproxy.example.com >/dev/null 2>&1 && break
+    sleep 0.1
+done
+# Until the first WAN poll the wan view has no address; wait for it.
+for _ in $(seq 100); do
+    [ -n "$(ns wan dig @203.0.113.1 +short +time=1 +tries=1 reverseproxy.example.com A)" ] && break
+    sleep 0.1
+done
+
+# --- The story ------------------------------------------------------------------------------------------
+lan_chain=$(ns lan dig @192.0.2.42 +short +time=2 +tries=1 myserver.example.com A | tr '\n' ' ')
+check "LAN client: myserver.example.com is a CNAME chain ending at the proxy's LAN address" \
+    "reverseproxy.example.com. 192.0.2.42" "$lan_chain"
+check "LAN client gets the page through Frontdoor" "page from backend" \
+    "$(ns lan curl -s --max-time 5 -H 'Host: myserver.example.com' http://192.0.2.42/)"
+wan_chain=$(ns wan dig @203.0.113.1 +short +time=2 +tries=1 myserver.example.com A | tr '\n' ' ')
+check "WAN client (through the router's DNAT) gets the chain to the WAN address" \
+    "reverseproxy.example.com. 203.0.113.1" "$wan_chain"
+check "WAN client gets the same page through the router's DNAT" "page from backend" \
+    "$(ns wan curl -s --max-time 5 -H 'Host: myserver.example.com' http://203.0.113.1/)"
+check "the LAN-only site is NXDOMAIN from the WAN" "status: NXDOMAIN" \
+    "$(ns wan dig @203.0.113.1 +time=2 +tries=1 nas.example.com A)"
+check "the LAN-only site answers 403 to the WAN" "403" \
+    "$(ns wan curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Host: nas.example.com' http://203.0.113.1/)"
+check "the LAN-only site works on the LAN" "page from backend 192.0.2.69" \
+    "$(ns lan curl -s --max-time 5 -H 'Host: nas.example.com' http://192.0.2.42/)"
+check "a LAN query for a name outside the zone is forwarded and answered" "198.51.100.80" \
+    "$(ns lan dig @192.0.2.42 +short +time=3 +tries=1 www.outside.test A)"
+check "the same query from the WAN is REFUSED (never an open resolver)" "status: REFUSED" \
+    "$(ns wan dig @203.0.113.1 +time=2 +tries=1 www.outside.test A)"
+check "the primary got the WAN address by RFC 2136" "203.0.113.1" \
+    "$(ns wan dig @203.0.113.54 +short +time=2 +tries=1 home.example.net A)"
+
+# The ISP moves the router's WAN address: the wan answer and the primary follow within 10 s.
+ns router ip addr del 203.0.113.1/24 dev brw
+ns router ip addr add 203.0.113.2/24 dev brw
+ns wan ip route replace default via 203.0.113.2
+ns up ip route replace default via 203.0.113.2
+ns prim ip route replace default via 203.0.113.2
+ns router conntrack -F >/dev/null 2>&1 || true
+moved_at=$(date +%s)
+followed=""
+for _ in $(seq 100); do
+    followed=$(ns wan dig @203.0.113.2 +short +time=1 +tries=1 reverseproxy.example.com A)
+    [ "$followed" = "203.0.113.2" ] && break
+    sleep 0.1
+done
+took=$(( $(date +%s) - moved_at ))
+check "after the WAN address moved, the wan answer followed (in ${took}s)" "203.0.113.2" "$followed"
+[ "$took" -le 10 ] || { echo "FAIL: it took ${took}s (more than 10)"; failures=$((failures + 1)); }
+check "the primary followed too" "203.0.113.2" \
+    "$(ns wan dig @203.0.113.54 +short +time=2 +tries=1 home.example.net A)"
+check "the LAN answer did not move" "192.0.2.42" \
+    "$(ns lan dig @192.0.2.42 +short +time=2 +tries=1 reverseproxy.example.com A)"
+
+# A backend dies: traffic goes to the other, and Frontdoor reports it down.
+kill "$backend69" 2>/dev/null
+all_70=yes
+for _ in $(seq 6); do
+    page=$(ns lan curl -s --max-time 5 -H 'Host: myserver.example.com' http://192.0.2.42/)
+    [ "$page" = "page from backend 192.0.2.70" ] || all_70="no ($page)"
+done
+check "with 192.0.2.69 killed every request is served by 192.0.2.70" "yes" "$all_70"
+for _ in $(seq 60); do grep -q "backend 192.0.2.69:80 is down" "$work/front/log" && break; sleep 0.1; done
+check "Frontdoor reports the dead backend down" "myserver.example.com backend 192.0.2.69:80 is down" \
+    "$(grep 'is down' "$work/front/log")"
+check "frontdoor status shows the WAN history and the push" "primary: updated; has 203.0.113.2" \
+    "$("$frontdoor" status "$work/front")"
+
+if [ "$failures" -gt 0 ]; then
+    echo "netns.sh: $failures check(s) failed; Frontdoor's log:"
+    cat "$work/front/log"
+    echo "--- named:"
+    tail -20 "$work/prim/named.log"
+    ns wan dig @203.0.113.54 +time=2 +tries=1 home.example.net A
+    exit 1
+fi
+echo "netns.sh: all checks passed"
