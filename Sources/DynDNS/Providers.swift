@@ -1,4 +1,3 @@
-import Foundation
 import ZoneFile
 import ZoneModel
 
@@ -140,8 +139,8 @@ public struct ProviderClient: Sendable {
         let type = address.isV4 ? "A" : "AAAA"
         let headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
         let base = "\(self.cloudflareAPI)/zones/\(ProviderClient.escape(zoneID))/dns_records"
-        func call(_ method: String, _ url: String, _ body: [String: Any]?) -> Result<[String: Any], PushOutcome> {
-            let bytes = body.flatMap { try? JSONSerialization.data(withJSONObject: $0) }.map { Array($0) } ?? []
+        func call(_ method: String, _ url: String, _ body: JSON?) -> Result<JSON, PushOutcome> {
+            let bytes = body.map { Array($0.text().utf8) } ?? []
             let response: HTTPClient.Response
             do {
                 response = try HTTPClient.request(
@@ -150,7 +149,7 @@ public struct ProviderClient: Sendable {
             } catch {
                 return .failure(.failed("\(error)", retryAfter: nil))
             }
-            let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
+            let json = JSON.parse(response.body)
             if response.status == 401 || response.status == 403 {
                 return .failure(.fatal("HTTP \(response.status): the API token is not valid for this zone"))
             }
@@ -158,8 +157,8 @@ public struct ProviderClient: Sendable {
             guard let json else {
                 return .failure(.failed("unreadable reply (HTTP \(response.status))", retryAfter: nil))
             }
-            guard json["success"] as? Bool == true else {
-                let errors = (json["errors"] as? [[String: Any]])?.compactMap { $0["message"] as? String } ?? []
+            guard json["success"]?.bool == true else {
+                let errors = (json["errors"]?.array ?? []).compactMap { $0["message"]?.string }
                 let text = errors.isEmpty ? "HTTP \(response.status)" : errors.joined(separator: "; ")
                 return .failure(response.status >= 500 ? .failed(text, retryAfter: nil) : .fatal(text))
             }
@@ -170,15 +169,20 @@ public struct ProviderClient: Sendable {
             if case .failure(let outcome) = listed { return outcome }
             return .failed("no reply", retryAfter: nil)
         }
-        let records = list["result"] as? [[String: Any]] ?? []
-        if let existing = records.first, let id = existing["id"] as? String {
-            if existing["content"] as? String == address.description { return .unchanged }
-            let changed = call("PATCH", "\(base)/\(ProviderClient.escape(id))", ["content": address.description])
+        let records = list["result"]?.array ?? []
+        if let existing = records.first, let id = existing["id"]?.string {
+            if existing["content"]?.string == address.description { return .unchanged }
+            let changed = call(
+                "PATCH", "\(base)/\(ProviderClient.escape(id))", .object([("content", .string(address.description))]))
             if case .failure(let outcome) = changed { return outcome }
             return .updated
         }
         let created = call(
-            "POST", base, ["type": type, "name": record, "content": address.description, "ttl": 1, "proxied": false])
+            "POST", base,
+            .object([
+                ("type", .string(type)), ("name", .string(record)), ("content", .string(address.description)),
+                ("ttl", .number(1)), ("proxied", .bool(false)),
+            ]))
         if case .failure(let outcome) = created { return outcome }
         return .updated
     }

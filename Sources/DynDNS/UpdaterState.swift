@@ -1,12 +1,11 @@
-import Foundation
 import ZoneFile
 import ZoneModel
 
 /// Everything the updater must not forget across restarts, persisted as JSON in the state directory and
 /// written atomically (temporary file, fsync, rename): a kill at any moment leaves the old or the new file.
-public struct UpdaterState: Codable, Equatable, Sendable {
+public struct UpdaterState: Equatable, Sendable {
     /// One WAN address change.
-    public struct Change: Codable, Equatable, Sendable {
+    public struct Change: Equatable, Sendable {
         public var address: String
         /// Seconds since 1970.
         public var time: Double
@@ -18,7 +17,7 @@ public struct UpdaterState: Codable, Equatable, Sendable {
     }
 
     /// What a source said at the last poll.
-    public struct SourceReport: Codable, Equatable, Sendable {
+    public struct SourceReport: Equatable, Sendable {
         public var source: String
         public var said: String
 
@@ -29,7 +28,7 @@ public struct UpdaterState: Codable, Equatable, Sendable {
     }
 
     /// One provider's bookkeeping.
-    public struct ProviderRecord: Codable, Equatable, Sendable {
+    public struct ProviderRecord: Equatable, Sendable {
         /// The address the provider is known to have.
         public var lastPushed: String?
         public var lastResult: String = "never pushed"
@@ -56,19 +55,81 @@ public struct UpdaterState: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The state in `path`; a fresh one when the file is missing or unreadable (never a crash).
     public static func load(path: String) -> UpdaterState {
-        guard case .success(let bytes) = DiskFiles().read(path),
-            let state = try? JSONDecoder().decode(UpdaterState.self, from: Data(bytes))
-        else { return UpdaterState() }
-        return state
+        guard case .success(let bytes) = DiskFiles().read(path), let json = JSON.parse(bytes) else {
+            return UpdaterState()
+        }
+        return UpdaterState(json: json)
     }
 
     /// Writes the state; returns a problem to log, or nil.
     public func save(path: String) -> String? {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(self) else { return "cannot encode state" }
-        return DiskFiles().writeAtomically(Array(data), to: path).map { "\($0)" }
+        DiskFiles().writeAtomically(Array((self.json.text(pretty: true) + "\n").utf8), to: path).map { "\($0)" }
+    }
+
+    public var json: JSON {
+        func optional(_ text: String?) -> JSON { text.map(JSON.string) ?? .null }
+        return .object([
+            ("address", optional(self.address)),
+            ("address6", optional(self.address6)),
+            (
+                "history",
+                .array(self.history.map { .object([("address", .string($0.address)), ("time", .number($0.time))]) })
+            ),
+            (
+                "sources",
+                .array(self.sources.map { .object([("source", .string($0.source)), ("said", .string($0.said))]) })
+            ),
+            ("lastPoll", self.lastPoll.map(JSON.number) ?? .null),
+            ("note", optional(self.note)),
+            (
+                "providers",
+                .object(
+                    self.providers.sorted { $0.key < $1.key }.map { name, record in
+                        (
+                            name,
+                            .object([
+                                ("lastPushed", optional(record.lastPushed)),
+                                ("lastResult", .string(record.lastResult)),
+                                ("lastAttempt", record.lastAttempt.map(JSON.number) ?? .null),
+                                ("nextAttempt", .number(record.nextAttempt)),
+                                ("failures", .number(Double(record.failures))),
+                                ("stopped", .bool(record.stopped)),
+                                ("configuration", .string(record.configuration)),
+                            ])
+                        )
+                    })
+            ),
+        ])
+    }
+
+    public init(json: JSON) {
+        self.address = json["address"]?.string
+        self.address6 = json["address6"]?.string
+        self.history = (json["history"]?.array ?? []).compactMap { item in
+            guard let address = item["address"]?.string, let time = item["time"]?.number else { return nil }
+            return Change(address: address, time: time)
+        }
+        self.sources = (json["sources"]?.array ?? []).compactMap { item in
+            guard let source = item["source"]?.string, let said = item["said"]?.string else { return nil }
+            return SourceReport(source: source, said: said)
+        }
+        self.lastPoll = json["lastPoll"]?.number
+        self.note = json["note"]?.string
+        if case .object(let members)? = json["providers"] {
+            for (name, item) in members {
+                var record = ProviderRecord()
+                record.lastPushed = item["lastPushed"]?.string
+                record.lastResult = item["lastResult"]?.string ?? record.lastResult
+                record.lastAttempt = item["lastAttempt"]?.number
+                record.nextAttempt = item["nextAttempt"]?.number ?? 0
+                record.failures = Int(item["failures"]?.number ?? 0)
+                record.stopped = item["stopped"]?.bool ?? false
+                record.configuration = item["configuration"]?.string ?? ""
+                self.providers[name] = record
+            }
+        }
     }
 
     public mutating func recordChange(_ address: String, time: Double) {
@@ -119,7 +180,8 @@ public enum PushSchedule {
         case .failed(_, let retryAfter):
             record.failures += 1
             let backoff = min(
-                PushSchedule.maximumBackoff, PushSchedule.firstBackoff * pow(2, Double(record.failures - 1)))
+                PushSchedule.maximumBackoff,
+                PushSchedule.firstBackoff * Double(1 << min(record.failures - 1, 20)))
             let wait = max(backoff * (0.75 + 0.5 * random), Double(retryAfter ?? 0) / 1000)
             record.nextAttempt = now + wait
         case .fatal:

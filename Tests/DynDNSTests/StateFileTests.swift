@@ -24,7 +24,8 @@ import Testing
             waitpid(pid, &status, 0)
             guard FileManager.default.fileExists(atPath: path) else { continue }
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            let state = try JSONDecoder().decode(UpdaterState.self, from: data)
+            let json = try #require(JSON.parse(Array(data)), "the file is whole JSON")
+            let state = UpdaterState(json: json)
             #expect(state.address != nil)
             seen.insert(state.history.count)
             // No temporary files left behind that a later write would trip over... or that grow without bound.
@@ -38,5 +39,31 @@ import Testing
         // A corrupt or missing file reads as a fresh state, never a crash.
         try Data("{ not json".utf8).write(to: URL(fileURLWithPath: path))
         #expect(UpdaterState.load(path: path) == UpdaterState())
+    }
+
+    @Test func jsonRoundTripsAndRefusesGarbage() throws {
+        var state = UpdaterState()
+        state.recordChange("198.51.100.7", time: 1_764_000_000.5)
+        state.address6 = "2001:db8::7"
+        state.note = "quote \" backslash \\ newline \n tab \t bell \u{7} é 😀"
+        state.sources = [UpdaterState.SourceReport(source: "http", said: "198.51.100.7")]
+        var record = UpdaterState.ProviderRecord()
+        record.lastPushed = "198.51.100.7"
+        record.failures = 3
+        record.stopped = true
+        state.providers["dyn"] = record
+        let text = state.json.text(pretty: true)
+        #expect(UpdaterState(json: try #require(JSON.parse(Array(text.utf8)))) == state)
+        #expect(
+            JSON.parse(Array("{\"a\": [1, 2.5, -3e2, true, null, \"\\u00e9\\ud83d\\ude00\"]}".utf8))
+                == .object([
+                    ("a", .array([.number(1), .number(2.5), .number(-300), .bool(true), .null, .string("é😀")]))
+                ]))
+        for bad in [
+            "", "{", "{\"a\" 1}", "[1,]", "\"\u{1}\"", "tru", "{} x",
+            String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
+        ] {
+            #expect(JSON.parse(Array(bad.utf8)) == nil, "\(bad.debugDescription)")
+        }
     }
 }
