@@ -22,18 +22,18 @@ import Testing
             kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
+            // A killed writer leaves at most its one temporary file (named by its pid), never more.
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
+                $0 != "dyndns.json"
+            }
+            #expect(leftovers.count <= 1, "\(leftovers)")
+            for leftover in leftovers { try? FileManager.default.removeItem(atPath: directory + "/" + leftover) }
             guard FileManager.default.fileExists(atPath: path) else { continue }
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             let json = try #require(JSON.parse(Array(data)), "the file is whole JSON")
             let state = UpdaterState(json: json)
             #expect(state.address != nil)
             seen.insert(state.history.count)
-            // No temporary files left behind that a later write would trip over... or that grow without bound.
-            let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter {
-                $0 != "dyndns.json"
-            }
-            #expect(leftovers.count <= 1, "\(leftovers)")
-            for leftover in leftovers { try? FileManager.default.removeItem(atPath: directory + "/" + leftover) }
         }
         #expect(seen.count > 1, "the writer got to write several versions")
         // A corrupt or missing file reads as a fresh state, never a crash.
