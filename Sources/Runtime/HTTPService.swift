@@ -35,6 +35,7 @@ public struct HTTPOptions: Sendable {
 public final class HTTPService: @unchecked Sendable {
     let workers: [HTTPWorker]
     let prober: HealthProber
+    let board: HealthBoard
     let threads = Mutex<[pthread_t]>([])
     public let boundListeners: [SocketAddress]
 
@@ -63,6 +64,7 @@ public final class HTTPService: @unchecked Sendable {
         }
         self.boundListeners = resolved
         let board = HealthBoard()
+        self.board = board
         self.prober = HealthProber(store: store, board: board, interval: options.healthInterval)
         var workers: [HTTPWorker] = []
         for (index, listeners) in perWorker.enumerated() {
@@ -102,8 +104,28 @@ public final class HTTPService: @unchecked Sendable {
     public var requests: Int { self.workers.reduce(0) { $0 + $1.requests.load(ordering: .relaxed) } }
     /// Client connections open now.
     public var openConnections: Int { self.workers.reduce(0) { $0 + $1.open.load(ordering: .relaxed) } }
+    /// Requests answered by site and status (as of each loop's last tick, four times a second).
+    public var requestCounts: [RequestKey: Int] {
+        var total: [RequestKey: Int] = [:]
+        for worker in self.workers {
+            for (key, count) in worker.publishedCounts.withLock({ $0 }) { total[key, default: 0] += count }
+        }
+        return total
+    }
+
+    /// Active health-check results: site, backend, passed.
+    public var healthChecks: [(site: String, backend: String, up: Bool)] {
+        self.board.results().map { ($0.key.site.hostDescription, $0.key.backend.description, $0.value) }
+    }
+
     /// Backend connections that were taken from a keep-alive pool.
     public var reusedBackendConnections: Int { self.workers.reduce(0) { $0 + $1.reused.load(ordering: .relaxed) } }
+}
+
+/// A site and a status, for request counts.
+public struct RequestKey: Hashable, Sendable {
+    public var site: String
+    public var status: Int
 }
 
 /// Bytes waiting to be written to one socket.
@@ -236,6 +258,9 @@ final class HTTPWorker: @unchecked Sendable {
     let drainDeadline = Atomic<UInt64>(0)
     var draining = false
     let requests = Atomic<Int>(0)
+    /// Requests by site and status, counted on the loop; published for the admin listener each tick.
+    var counts: [RequestKey: Int] = [:]
+    let publishedCounts = Mutex<[RequestKey: Int]>([:])
     let open = Atomic<Int>(0)
     let reused = Atomic<Int>(0)
     var trusted: [CIDR]
@@ -829,6 +854,8 @@ final class HTTPWorker: @unchecked Sendable {
             }
         }
         self.flushLog()
+        let counts = self.counts
+        self.publishedCounts.withLock { $0 = counts }
         let drainDeadline = self.drainDeadline.load(ordering: .acquiring)
         if drainDeadline != 0 {
             if !self.draining {
@@ -852,6 +879,7 @@ final class HTTPWorker: @unchecked Sendable {
 
     func log(_ record: AccessRecord, now: UInt64) {
         self.requests.add(1, ordering: .relaxed)
+        self.counts[RequestKey(site: record.site?.hostDescription ?? "-", status: record.status), default: 0] += 1
         guard let accessLog = self.options.accessLog else { return }
         let line = accessLog.format(
             record, time: self.clock.now(), milliseconds: Int(now &- record.started))

@@ -10,14 +10,16 @@ import ZoneModel
 
 enum RunCommand {
     static let help = """
-        usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT]... [--http ADDRESS:PORT]... [--workers N]
+        usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT]... [--http ADDRESS:PORT]...
+                             [--admin ADDRESS:PORT|off]... [--workers N]
                              [--wan ADDRESS]... [--rate-limit N] [--access-log PATH|-]
                              [--access-log-format combined|json]
 
         Serves the model in DIR (default /etc/frontdoor): split-horizon DNS over UDP and TCP, forwarding
         other names for views with recursion, and the Host-routing HTTP reverse proxy. --dns and --http
         replace the config's listeners (repeatable), e.g. --dns 127.0.0.1:5353 --http 127.0.0.1:8080 to try
-        it without root. --access-log appends one line per request to PATH ('-': standard output), in nginx's
+        it without root. --admin moves the admin listener (/metrics, /status, a status page; default
+        127.0.0.1:9053) or turns it off. --access-log appends one line per request to PATH ('-': standard output), in nginx's
         combined format plus site, backend and duration, or as JSON. --workers sets the threads (default: one per core).
         --wan gives the address 'auto' stands for until DynDNS finds one. --rate-limit sets responses per
         second per client /24 (or /56) for views without recursion (default 200, 0 turns it off).
@@ -28,7 +30,7 @@ enum RunCommand {
         let arguments = try Arguments(
             words,
             valued: [
-                "--config", "--dns", "--http", "--workers", "--wan", "--rate-limit", "--access-log",
+                "--config", "--dns", "--http", "--admin", "--workers", "--wan", "--rate-limit", "--access-log",
                 "--access-log-format",
             ], boolean: [])
         guard arguments.positional.isEmpty else { throw UsageError(message: "run takes no positional arguments") }
@@ -46,6 +48,17 @@ enum RunCommand {
                 throw UsageError(message: "--http: '\(text)' is not ADDRESS:PORT")
             }
             httpListeners.append(address)
+        }
+        var adminListeners: [SocketAddress]? = nil
+        for text in arguments.values["--admin"] ?? [] {
+            if text == "off" {
+                adminListeners = []
+                continue
+            }
+            guard let address = SocketAddress(text) else {
+                throw UsageError(message: "--admin: '\(text)' is not ADDRESS:PORT (or 'off')")
+            }
+            adminListeners = (adminListeners ?? []) + [address]
         }
         var accessLogFormat = AccessLog.Format.combined
         switch arguments.value("--access-log-format") {
@@ -123,6 +136,23 @@ enum RunCommand {
         Log.info(
             "serving dns on \(service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")) with \(workers) worker(s); views \(views); model \(directory)"
         )
+        // The admin listener: /metrics, /status, and a status page.
+        var admin: AdminServer? = nil
+        var adminThread: pthread_t? = nil
+        let adminAddresses = adminListeners ?? settings.adminListeners
+        if !adminAddresses.isEmpty {
+            do {
+                let context = AdminContext(
+                    store: store, dns: service, http: http, updater: updater, started: Double(time(nil)))
+                let server = try AdminServer(listeners: adminAddresses, context: context)
+                admin = server
+                adminThread = startThread(name: "admin") { server.run() }
+                Log.info("admin on \(server.boundListeners.map { "http://\($0)/" }.joined(separator: ", "))")
+            } catch {
+                Log.error("\(error.description) (the admin listener; --admin ADDRESS:PORT or --admin off)")
+                return .failure
+            }
+        }
         if let http {
             let sites = store.tables().snapshot.routes.sites.count
             Log.info(
@@ -153,6 +183,8 @@ enum RunCommand {
             if let watcherThread { joinThread(watcherThread) }
             updater?.stop()
             if let updaterThread { joinThread(updaterThread) }
+            admin?.stop()
+            if let adminThread { joinThread(adminThread) }
             http?.drain(grace: 10_000)
             service.stop()
             Log.info("stopped")

@@ -278,6 +278,12 @@ check "with 192.0.2.69 killed every request is served by 192.0.2.70" "yes" "$all
 for _ in $(seq 60); do grep -q "backend 192.0.2.69:80 is down" "$work/front/log" && break; sleep 0.1; done
 check "Frontdoor reports the dead backend down" "myserver.example.com backend 192.0.2.69:80 is down" \
     "$(grep 'is down' "$work/front/log")"
+check "the admin status page shows the dead backend down" '192.0.2.69:80 <span class="down">down</span>' \
+    "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/)"
+check "the admin status page shows the other backend up" '192.0.2.70:80 <span class="up">up</span>' \
+    "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/)"
+check "/metrics counts the requests by site and status" 'frontdoor_http_requests_total{site="myserver.example.com",status="200"}' \
+    "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/metrics)"
 check "frontdoor status shows the WAN history and the push" "primary: updated; has 203.0.113.2" \
     "$("$frontdoor" status "$work/front")"
 

@@ -15,12 +15,19 @@ import Testing
         let logPath = directory + "/log"
         let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { close(logFD) }
+        let httpPort = try freePort()
+        let adminPort = try freePort()
         let pid = try Tool.spawn(
-            Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--workers", "1"],
+            Tool.frontdoor,
+            [
+                "run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(httpPort)",
+                "--admin",
+                "127.0.0.1:\(adminPort)", "--workers", "1",
+            ],
             stderr: logFD)
         var stopped = false
         defer { if !stopped { Tool.stop(pid) } }
-        for _ in 0..<100 where !Fixtures.textAt(logPath).contains("serving dns") { usleep(20_000) }
+        for _ in 0..<100 where !Fixtures.textAt(logPath).contains("serving http") { usleep(20_000) }
         let log = Fixtures.textAt(logPath)
         #expect(
             log.contains(
@@ -31,6 +38,34 @@ import Testing
             return
         }
         #expect(first.output.contains("203.0.113.1"))
+
+        // The admin listener: Prometheus metrics, JSON status, the HTML page; only GET.
+        let metrics = try TestSocket(port: adminPort)
+        metrics.send("GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+        let text = try #require(metrics.readResponse()).text
+        #expect(text.contains("# TYPE frontdoor_dns_responses_total counter"), "\(text)")
+        #expect(text.contains("frontdoor_sites 1"), "\(text)")
+        let proxied = try TestSocket(port: httpPort)
+        proxied.send("GET / HTTP/1.1\r\nHost: nope.example.com\r\n\r\n")
+        #expect(try #require(proxied.readResponse()).status == 421)
+        usleep(300_000)  // request counts are published four times a second
+        let again = try TestSocket(port: adminPort)
+        again.send("GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+        #expect(
+            try #require(again.readResponse()).text.contains(
+                "frontdoor_http_requests_total{site=\"-\",status=\"421\"} 1"))
+        let statusSocket = try TestSocket(port: adminPort)
+        statusSocket.send("GET /status HTTP/1.1\r\nHost: admin\r\n\r\n")
+        let json = try #require(statusSocket.readResponse())
+        #expect(json.field("Content-Type") == "application/json")
+        #expect(json.text.contains("\"name\": \"myserver.example.com\""), "\(json.text)")
+        let page = try TestSocket(port: adminPort)
+        page.send("GET / HTTP/1.1\r\nHost: admin\r\n\r\n")
+        let html = try #require(page.readResponse())
+        #expect(html.text.contains("<td>myserver.example.com</td>") && html.text.contains("<h2>Views</h2>"))
+        let post = try TestSocket(port: adminPort)
+        post.send("POST /metrics HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n")
+        #expect(try #require(post.readResponse()).status == 405)
 
         // A good edit is picked up on SIGHUP.
         try (zone + "$SITE newsite http://192.0.2.70:80\n").write(
@@ -93,8 +128,11 @@ import Testing
         defer { close(logFD) }
         setenv("NOTIFY_SOCKET", socketPath, 1)
         let pid = try Tool.spawn(
-            Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--workers", "1"],
-            stderr: logFD)
+            Tool.frontdoor,
+            [
+                "run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(try freePort())",
+                "--admin", "off", "--workers", "1",
+            ], stderr: logFD)
         unsetenv("NOTIFY_SOCKET")
         var stopped = false
         defer { if !stopped { Tool.stop(pid) } }
@@ -122,7 +160,8 @@ import Testing
         try "view all *\n".write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
         try "$TTL 60\n@ NS ns\nns AAA 1\n".write(
             toFile: directory + "/home.arpa.zone", atomically: true, encoding: .utf8)
-        let broken = try Tool.run(Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:1"])
+        let broken = try Tool.run(
+            Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:1", "--admin", "off"])
         #expect(broken.status == 65 && broken.stderr.contains("nothing started"))
 
         try "$TTL 60\n@ NS ns\nns A 192.0.2.53\n".write(
@@ -136,7 +175,12 @@ import Testing
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(holder, $0, &length) }
         }
         let busyPort = UInt16(bigEndian: address.sin_port)
-        let busy = try Tool.run(Tool.frontdoor, ["run", "--config", directory, "--dns", "127.0.0.1:\(busyPort)"])
+        let busy = try Tool.run(
+            Tool.frontdoor,
+            [
+                "run", "--config", directory, "--dns", "127.0.0.1:\(busyPort)", "--http", "127.0.0.1:\(try freePort())",
+                "--admin", "off",
+            ])
         #expect(busy.status == 1)
         #expect(
             busy.stderr.contains("cannot listen on udp 127.0.0.1:\(busyPort): Address already in use"), "\(busy.stderr)"

@@ -1,0 +1,333 @@
+import CSys
+import DynDNS
+import EventLoop
+import HTTPProxy
+import Synchronization
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What the admin listener reports on: the running services (any may be off).
+public struct AdminContext: Sendable {
+    public var store: SnapshotStore
+    public var dns: DNSService?
+    public var http: HTTPService?
+    public var updater: WANUpdater?
+    /// Wall-clock seconds at start.
+    public var started: Double
+
+    public init(store: SnapshotStore, dns: DNSService?, http: HTTPService?, updater: WANUpdater?, started: Double) {
+        self.store = store
+        self.dns = dns
+        self.http = http
+        self.updater = updater
+        self.started = started
+    }
+}
+
+/// The admin listener (127.0.0.1:9053 by default): `/metrics` in Prometheus text format, `/status` as JSON,
+/// and `/` a small HTML status page. One thread, one request per connection: control plane only.
+public final class AdminServer: @unchecked Sendable {
+    let listeners: [Int32]
+    public let boundListeners: [SocketAddress]
+    let context: AdminContext
+    let stopped = Atomic<Bool>(false)
+
+    public init(listeners: [SocketAddress], context: AdminContext) throws(SocketError) {
+        var fds: [Int32] = []
+        var bound: [SocketAddress] = []
+        do throws(SocketError) {
+            for address in listeners {
+                let fd = try Sockets.tcpListener(address, shared: false, backlog: 64)
+                fds.append(fd)
+                bound.append(SocketAddress(address: address.address, port: Sockets.localPort(fd) ?? address.port))
+            }
+        } catch {
+            for fd in fds { Sockets.close(fd) }
+            throw error
+        }
+        self.listeners = fds
+        self.boundListeners = bound
+        self.context = context
+    }
+
+    public func stop() { self.stopped.store(true, ordering: .releasing) }
+
+    public func run() {
+        var entries = self.listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while !self.stopped.load(ordering: .acquiring) {
+            guard poll(&entries, nfds_t(entries.count), 250) > 0 else { continue }
+            for entry in entries where entry.revents & Int16(POLLIN) != 0 {
+                var peer = sockaddr_storage()
+                var length = socklen_t(0)
+                let fd = csys_accept(entry.fd, &peer, &length)
+                guard fd >= 0 else { continue }
+                self.serve(fd)
+                Sockets.close(fd)
+            }
+        }
+        for fd in self.listeners { Sockets.close(fd) }
+    }
+
+    /// Reads one request (two seconds at most) and answers it.
+    func serve(_ fd: Int32) {
+        var buffer: [UInt8] = []
+        let deadline = monotonicMilliseconds() + 2_000
+        var head: HTTPRequestHead?
+        while head == nil && buffer.count < 16384 {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = Int64(deadline) - Int64(monotonicMilliseconds())
+            guard left > 0, poll(&entry, 1, Int32(left)) == 1 else { return }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard got > 0 else { return }
+            buffer += chunk[0..<got]
+            do {
+                head = try buffer.withUnsafeBytes { raw throws(HTTPRequestError) in try HTTPRequestParser.parse(raw) }
+            } catch {
+                AdminServer.send(fd, status: 400, type: "text/plain", body: "bad request\n")
+                return
+            }
+        }
+        guard let head else { return }
+        let method = String(decoding: buffer[head.method], as: UTF8.self)
+        var path = String(decoding: buffer[head.target], as: UTF8.self)
+        if let query = path.firstIndex(of: "?") { path = String(path[..<query]) }
+        guard method == "GET" || method == "HEAD" else {
+            AdminServer.send(fd, status: 405, type: "text/plain", body: "GET only\n")
+            return
+        }
+        switch path {
+        case "/metrics":
+            AdminServer.send(
+                fd, status: 200, type: "text/plain; version=0.0.4", body: self.metrics(), head: method == "HEAD")
+        case "/status":
+            AdminServer.send(
+                fd, status: 200, type: "application/json", body: self.status().text(pretty: true) + "\n",
+                head: method == "HEAD")
+        case "/":
+            AdminServer.send(
+                fd, status: 200, type: "text/html; charset=utf-8", body: self.page(), head: method == "HEAD")
+        default:
+            AdminServer.send(fd, status: 404, type: "text/plain", body: "not found: try /, /status or /metrics\n")
+        }
+    }
+
+    static func send(_ fd: Int32, status: Int, type: String, body: String, head: Bool = false) {
+        let reason = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"][status] ?? "Error"
+        let bytes = Array(body.utf8)
+        var text = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\n"
+        text += "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+        let all = Array(text.utf8) + (head ? [] : bytes)
+        var offset = 0
+        while offset < all.count {
+            let sent = all.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            guard sent > 0 else { return }
+            offset += sent
+        }
+    }
+
+    // MARK: - Content
+
+    static func label(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// Prometheus text exposition format.
+    public func metrics() -> String {
+        var lines: [String] = []
+        func metric(_ name: String, _ kind: String, _ help: String, _ samples: [(String, Double)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(kind)")
+            for (labels, value) in samples {
+                let number = value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+                lines.append(labels.isEmpty ? "\(name) \(number)" : "\(name){\(labels)} \(number)")
+            }
+        }
+        let snapshot = self.context.store.tables().snapshot
+        metric(
+            "frontdoor_up", "gauge", "1 while Frontdoor runs.", [("", 1)])
+        metric(
+            "frontdoor_model_generation", "counter", "Models published since start (reloads and WAN changes).",
+            [("", Double(self.context.store.generation))])
+        metric("frontdoor_sites", "gauge", "Sites in the model.", [("", Double(snapshot.routes.sites.count))])
+        if let dns = self.context.dns {
+            metric(
+                "frontdoor_dns_responses_total", "counter", "DNS responses sent (all views, UDP and TCP).",
+                [("", Double(dns.answered))])
+        }
+        if let http = self.context.http {
+            let counts = http.requestCounts.sorted { ($0.key.site, $0.key.status) < ($1.key.site, $1.key.status) }
+            metric(
+                "frontdoor_http_requests_total", "counter", "HTTP requests answered, by site and status.",
+                counts.map {
+                    ("site=\"\(AdminServer.label($0.key.site))\",status=\"\($0.key.status)\"", Double($0.value))
+                })
+            metric(
+                "frontdoor_http_open_connections", "gauge", "Client connections open now.",
+                [("", Double(http.openConnections))])
+            metric(
+                "frontdoor_http_backend_reuse_total", "counter", "Requests sent on a kept-alive backend connection.",
+                [("", Double(http.reusedBackendConnections))])
+            metric(
+                "frontdoor_backend_up", "gauge", "1 when the backend's last active health check passed.",
+                http.healthChecks.sorted { ($0.site, $0.backend) < ($1.site, $1.backend) }.map {
+                    ("site=\"\(AdminServer.label($0.site))\",backend=\"\($0.backend)\"", $0.up ? 1 : 0)
+                })
+        }
+        if let updater = self.context.updater {
+            let state = updater.published.withLock { $0 }
+            metric(
+                "frontdoor_wan_changes_total", "counter", "WAN address changes published (history kept: 20).",
+                [("", Double(state.history.count))])
+            metric(
+                "frontdoor_provider_pushes_failing", "gauge",
+                "Consecutive failed pushes per provider (0: the last push worked).",
+                state.providers.sorted { $0.key < $1.key }.map {
+                    ("provider=\"\(AdminServer.label($0.key))\"", Double($0.value.failures))
+                })
+            metric(
+                "frontdoor_provider_stopped", "gauge",
+                "1 when a provider refused for good (until its settings change).",
+                state.providers.sorted { $0.key < $1.key }.map {
+                    ("provider=\"\(AdminServer.label($0.key))\"", $0.value.stopped ? 1 : 0)
+                })
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The same facts as JSON.
+    public func status() -> JSON {
+        let snapshot = self.context.store.tables().snapshot
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let health = self.context.http?.healthChecks ?? []
+        let counts = self.context.http?.requestCounts ?? [:]
+        let sites: [JSON] = snapshot.routes.sites.map { site in
+            let name = site.name.hostDescription
+            let views = snapshot.views.filter { site.viewIndices.contains($0.index) }.map { JSON.string($0.name) }
+            let backends: [JSON] = site.backends.map { backend in
+                let check = health.first { $0.site == name && $0.backend == backend.address.description }
+                let state: JSON =
+                    site.healthPath == nil
+                    ? .string("not checked") : check.map { .string($0.up ? "up" : "down") } ?? .string("pending")
+                return .object([("address", .string(backend.address.description)), ("health", state)])
+            }
+            let requests = counts.filter { $0.key.site == name }.reduce(0) { $0 + $1.value }
+            return .object([
+                ("name", .string(name)), ("views", .array(views)), ("backends", .array(backends)),
+                ("balance", .string("\(site.balance)")), ("requests", .number(Double(requests))),
+            ])
+        }
+        var members: [(String, JSON)] = [
+            ("uptime_seconds", .number((Double(now.tv_sec) - self.context.started).rounded())),
+            (
+                "views",
+                .array(
+                    snapshot.views.map { view in
+                        .object([
+                            ("name", .string(view.name)),
+                            ("networks", .array(view.networks.map { .string($0.description) })),
+                            ("recursion", .bool(view.recursion)),
+                        ])
+                    })
+            ),
+            ("sites", .array(sites)),
+        ]
+        if let dns = self.context.dns { members.append(("dns_responses", .number(Double(dns.answered)))) }
+        if let http = self.context.http {
+            members.append(("http_open_connections", .number(Double(http.openConnections))))
+        }
+        if let updater = self.context.updater { members.append(("wan", updater.published.withLock { $0 }.json)) }
+        return .object(members)
+    }
+
+    static func escape(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A small HTML page: sites with backend health, views, the WAN address history, request counts.
+    public func page() -> String {
+        let status = self.status()
+        var html = """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Frontdoor</title>
+            <meta name="viewport" content="width=device-width, initial-scale=1"><meta http-equiv="refresh" content="10">
+            <style>
+            body{font-family:system-ui,sans-serif;margin:2rem;color:#222;background:#fafafa}
+            h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
+            table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}
+            .up{color:#0a0;font-weight:bold}.down{color:#c00;font-weight:bold}.muted{color:#888}
+            </style></head><body><h1>Frontdoor</h1>
+            """
+        html += "<p class=\"muted\">up \(Int(status["uptime_seconds"]?.number ?? 0)) s; refreshes every 10 s; "
+        html += "also <a href=\"/status\">/status</a> and <a href=\"/metrics\">/metrics</a></p>"
+        html += "<h2>Sites</h2><table><tr><th>site</th><th>views</th><th>backends</th><th>requests</th></tr>"
+        for site in status["sites"]?.array ?? [] {
+            let views = (site["views"]?.array ?? []).compactMap(\.string).joined(separator: ", ")
+            let backends = (site["backends"]?.array ?? []).map { backend -> String in
+                let health = backend["health"]?.string ?? ""
+                let style = health == "up" ? "up" : health == "down" ? "down" : "muted"
+                return
+                    "\(AdminServer.escape(backend["address"]?.string ?? "")) <span class=\"\(style)\">\(health)</span>"
+            }.joined(separator: "<br>")
+            html +=
+                "<tr><td>\(AdminServer.escape(site["name"]?.string ?? ""))</td><td>\(AdminServer.escape(views))</td>"
+            html += "<td>\(backends)</td><td>\(Int(site["requests"]?.number ?? 0))</td></tr>"
+        }
+        html += "</table><h2>Views</h2><table><tr><th>view</th><th>networks</th><th>recursion</th></tr>"
+        for view in status["views"]?.array ?? [] {
+            let networks = (view["networks"]?.array ?? []).compactMap(\.string).joined(separator: " ")
+            html += "<tr><td>\(AdminServer.escape(view["name"]?.string ?? ""))</td>"
+            html += "<td>\(AdminServer.escape(networks.isEmpty ? "everyone else" : networks))</td>"
+            html += "<td>\(view["recursion"]?.bool == true ? "yes" : "no")</td></tr>"
+        }
+        html += "</table><h2>WAN address</h2>"
+        if let wan = status["wan"] {
+            html += "<p><b>\(AdminServer.escape(wan["address"]?.string ?? "unknown"))</b>"
+            if let six = wan["address6"]?.string { html += " and <b>\(AdminServer.escape(six))</b>" }
+            html += "</p>"
+            if let note = wan["note"]?.string { html += "<p class=\"down\">\(AdminServer.escape(note))</p>" }
+            html += "<table><tr><th>changed (UTC)</th><th>address</th></tr>"
+            for change in (wan["history"]?.array ?? []).reversed() {
+                html += "<tr><td>\(AdminServer.utc(change["time"]?.number ?? 0))</td>"
+                html += "<td>\(AdminServer.escape(change["address"]?.string ?? ""))</td></tr>"
+            }
+            html += "</table>"
+        } else {
+            html += "<p class=\"muted\">DynDNS is off.</p>"
+        }
+        return html + "</body></html>\n"
+    }
+
+    static func utc(_ seconds: Double) -> String {
+        var value = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&value, &parts)
+        func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
+        return "\(Int(parts.tm_year) + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+    }
+}
