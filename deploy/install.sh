@@ -14,6 +14,7 @@ dpkg-query -W -f='${Status}' libssl-dev 2>/dev/null | grep -q "install ok instal
 }
 
 swift build -c release --product frontdoor --static-swift-stdlib
+strip .build/release/frontdoor 2>/dev/null || true
 binary=.build/release/frontdoor
 install -m 0755 "$binary" /usr/local/bin/frontdoor
 echo "installed /usr/local/bin/frontdoor ($(du -h "$binary" | cut -f1))"

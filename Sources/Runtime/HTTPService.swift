@@ -334,6 +334,8 @@ final class HTTPWorker: @unchecked Sendable {
         let index = Int(token >> 2)
         switch Kind(rawValue: token & 3) {
         case .listener:
+            // A new connection reads its request at once: it must see the latest model.
+            self.refreshSnapshot()
             self.accept(self.listeners[index])
         case .client:
             guard index < self.slots.count, let connection = self.slots[index] else { return }

@@ -1,3 +1,4 @@
+import DNSServer
 import Foundation
 import Glibc
 import HTTPProxy
@@ -321,5 +322,60 @@ import ZoneModel
         #expect(response.status == 200 && response.body.count == 1024 * 1024)
         #expect(idle.readToEnd().isEmpty, "the idle keep-alive connection was closed")
         #expect((try? TestSocket(port: proxy.port)) == nil, "no longer accepting")
+    }
+}
+
+/// Reloads while requests flow: none fails, none waits for the reload.
+@Suite(.serialized) struct ProxyReloadTests {
+    @Test func reloadUnderLoadDropsNoRequest() throws {
+        guard let nginx = try NginxServer() else { return }
+        let port = nginx.port
+        let zone: @Sendable (Int) -> [(String, String)] = { (extra: Int) in
+            [
+                (
+                    "example.com.zone",
+                    """
+                    ; apex: example.com.
+                    $ORIGIN example.com.
+                    $TTL 300
+                    $PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1
+                    $SITE www http://127.0.0.1:\(port)
+                    $SITE extra\(extra) http://127.0.0.1:\(port)
+                    """
+                )
+            ]
+        }
+        let proxy = try FrontdoorHTTP(zones: zone(0), workers: 2)
+        defer { withExtendedLifetime(proxy) {} }
+        let store = proxy.store
+        let publisher = Thread {
+            for round in 1...10 {
+                usleep(30_000)
+                if let snapshot = Fixtures.compile(zones: zone(round)).snapshot {
+                    store.publish(DNSTables(snapshot: snapshot))
+                }
+            }
+        }
+        publisher.start()
+        var ok = 0
+        var failed: [String] = []
+        let keepAlive = try TestSocket(port: proxy.port)
+        for index in 0..<300 {
+            // Alternate a long-lived keep-alive connection and fresh connections.
+            let socket = index % 2 == 0 ? keepAlive : try TestSocket(port: proxy.port)
+            socket.send("GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+            if let response = socket.readResponse(), response.status == 200 {
+                ok += 1
+            } else {
+                failed.append("request \(index)")
+            }
+        }
+        while !publisher.isFinished { usleep(10_000) }
+        #expect(ok == 300, "\(failed)")
+        #expect(store.generation >= 10, "the model was republished while requests flowed")
+        // The last model's new site is served.
+        let last = try TestSocket(port: proxy.port)
+        last.send("GET / HTTP/1.1\r\nHost: extra10.example.com\r\n\r\n")
+        #expect(try #require(last.readResponse()).status == 200)
     }
 }
