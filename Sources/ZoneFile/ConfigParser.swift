@@ -50,6 +50,9 @@ package struct ConfigParser {
                     head, arguments, file: file, defaultPort: 53, what: "upstream resolver")
             case "trusted-proxy":
                 settings.trustedProxies += self.networks(arguments, file: file)
+            case "user":
+                guard let name = self.single(head, arguments, file: file, what: "a user name") else { continue }
+                settings.user = name.string
             case "state-dir":
                 guard let path = self.single(head, arguments, file: file, what: "a directory") else { continue }
                 settings.stateDirectory = joinPath(self.directory, path.string)
@@ -65,7 +68,7 @@ package struct ConfigParser {
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, state-dir, ca-file, wan, provider)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, wan, provider)",
                     head, file)
             }
         }

@@ -7,6 +7,8 @@ public struct Settings: Sendable {
     public var upstreams: [SocketAddress] = []
     /// Peers whose X-Forwarded-For the proxy believes.
     public var trustedProxies: [CIDR] = []
+    /// The user `run` switches to once its ports are bound (nil: stay as started).
+    public var user: String?
     /// Trusted CAs for HTTPS to providers and echo URLs (PEM); nil uses the system's store.
     public var caFile: String?
     /// Where serials and DynDNS state persist; nil keeps nothing across restarts.

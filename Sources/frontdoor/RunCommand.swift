@@ -11,7 +11,7 @@ import ZoneModel
 enum RunCommand {
     static let help = """
         usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT]... [--http ADDRESS:PORT]...
-                             [--admin ADDRESS:PORT|off]... [--workers N]
+                             [--admin ADDRESS:PORT|off]... [--user NAME] [--workers N]
                              [--wan ADDRESS]... [--rate-limit N] [--access-log PATH|-]
                              [--access-log-format combined|json]
 
@@ -19,7 +19,8 @@ enum RunCommand {
         other names for views with recursion, and the Host-routing HTTP reverse proxy. --dns and --http
         replace the config's listeners (repeatable), e.g. --dns 127.0.0.1:5353 --http 127.0.0.1:8080 to try
         it without root. --admin moves the admin listener (/metrics, /status, a status page; default
-        127.0.0.1:9053) or turns it off. --access-log appends one line per request to PATH ('-': standard output), in nginx's
+        127.0.0.1:9053) or turns it off. --user (or 'user NAME' in frontdoor.conf) switches to that user once
+        the ports are bound (the state-dir must be writable by it). --access-log appends one line per request to PATH ('-': standard output), in nginx's
         combined format plus site, backend and duration, or as JSON. --workers sets the threads (default: one per core).
         --wan gives the address 'auto' stands for until DynDNS finds one. --rate-limit sets responses per
         second per client /24 (or /56) for views without recursion (default 200, 0 turns it off).
@@ -30,7 +31,8 @@ enum RunCommand {
         let arguments = try Arguments(
             words,
             valued: [
-                "--config", "--dns", "--http", "--admin", "--workers", "--wan", "--rate-limit", "--access-log",
+                "--config", "--dns", "--http", "--admin", "--user", "--workers", "--wan", "--rate-limit",
+                "--access-log",
                 "--access-log-format",
             ], boolean: [])
         guard arguments.positional.isEmpty else { throw UsageError(message: "run takes no positional arguments") }
@@ -152,6 +154,14 @@ enum RunCommand {
                 Log.error("\(error.description) (the admin listener; --admin ADDRESS:PORT or --admin off)")
                 return .failure
             }
+        }
+        // Every port is bound: drop root now if asked to.
+        if let user = arguments.value("--user") ?? settings.user {
+            if let problem = Privileges.drop(to: user) {
+                Log.error(problem)
+                return .failure
+            }
+            Log.info("running as user \(user)")
         }
         if let http {
             let sites = store.tables().snapshot.routes.sites.count

@@ -154,6 +154,47 @@ import Testing
         #expect(status == 0)
     }
 
+    /// Binds as root, then runs as an unprivileged user — and still answers on the ports bound before.
+    @Test func dropsToTheConfiguredUserAfterBinding() throws {
+        guard geteuid() == 0 else {
+            print("SKIP: switching users needs root")
+            return
+        }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Fixtures.config.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        try "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n".write(
+            toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        let unknown = try Tool.run(
+            Tool.frontdoor,
+            [
+                "run", "--config", directory, "--dns", "127.0.0.1:\(try freePort())", "--http",
+                "127.0.0.1:\(try freePort())", "--admin", "off", "--user", "no-such-user-x",
+            ])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("no user named 'no-such-user-x'"), "\(unknown.stderr)")
+        let port = try freePort()
+        let logPath = directory + "/log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { close(logFD) }
+        let pid = try Tool.spawn(
+            Tool.frontdoor,
+            [
+                "run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(try freePort())",
+                "--admin", "off", "--user", "nobody",
+            ],
+            stderr: logFD)
+        defer { Tool.stop(pid) }
+        for _ in 0..<100 where !Fixtures.textAt(logPath).contains("running as user nobody") { usleep(20_000) }
+        let uids = Fixtures.textAt("/proc/\(pid)/status").split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""
+        #expect(
+            uids.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().allSatisfy { $0 == "65534" }, "\(uids)")
+        guard let answer = try Dig.ask(port: port, ["+short", "reverseproxy.example.com"], source: "127.0.0.2") else {
+            return
+        }
+        #expect(answer.output.contains("203.0.113.1"))
+    }
+
     @Test func runRefusesABrokenModelWithExit65AndABusyPortWithExit1() throws {
         let directory = try Tool.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
