@@ -165,6 +165,15 @@ package struct ConfigParser {
         guard let kind = arguments.first else {
             return self.error(.missingField, "'listen' needs a service (dns, http, admin) and addresses", head, file)
         }
+        // `listen SERVICE off` switches a service off (its default listeners are not applied).
+        if arguments.count == 2 && arguments[1].string == "off" {
+            guard ["dns", "http", "admin"].contains(kind.string) else {
+                return self.error(
+                    .badSetting, "unknown service \(kind.quotedForMessage) (dns, http or admin)", kind, file)
+            }
+            settings.disabledServices.insert(kind.string)
+            return
+        }
         let addresses = self.addresses(
             kind, Array(arguments.dropFirst()), file: file, defaultPort: nil, what: "listen address")
         switch kind.string {

@@ -62,8 +62,15 @@ package enum ModelLoader {
     /// Listeners the config leaves out: DNS and HTTP on every address, admin on loopback only.
     package static func applyDefaults(_ settings: inout Settings) {
         func addresses(_ texts: [String]) -> [SocketAddress] { texts.compactMap { SocketAddress($0) } }
-        if settings.dnsListeners.isEmpty { settings.dnsListeners = addresses(["0.0.0.0:53", "[::]:53"]) }
-        if settings.httpListeners.isEmpty { settings.httpListeners = addresses(["0.0.0.0:80", "[::]:80"]) }
-        if settings.adminListeners.isEmpty { settings.adminListeners = addresses(["127.0.0.1:9053"]) }
+        let off = settings.disabledServices
+        if settings.dnsListeners.isEmpty && !off.contains("dns") {
+            settings.dnsListeners = addresses(["0.0.0.0:53", "[::]:53"])
+        }
+        if settings.httpListeners.isEmpty && !off.contains("http") {
+            settings.httpListeners = addresses(["0.0.0.0:80", "[::]:80"])
+        }
+        if settings.adminListeners.isEmpty && !off.contains("admin") {
+            settings.adminListeners = addresses(["127.0.0.1:9053"])
+        }
     }
 }

@@ -7,6 +7,8 @@ public struct Settings: Sendable {
     public var upstreams: [SocketAddress] = []
     /// Peers whose X-Forwarded-For the proxy believes.
     public var trustedProxies: [CIDR] = []
+    /// Services switched off with `listen SERVICE off` ("dns", "http", "admin").
+    public var disabledServices: Set<String> = []
     /// The user `run` switches to once its ports are bound (nil: stay as started).
     public var user: String?
     /// Trusted CAs for HTTPS to providers and echo URLs (PEM); nil uses the system's store.

@@ -102,9 +102,9 @@ enum RunCommand {
             listeners: listeners.isEmpty ? settings.dnsListeners : listeners, workers: workers,
             upstreams: settings.upstreams)
         options.rateLimit = rateLimit
-        let service: DNSService
+        var service: DNSService? = nil
         do {
-            service = try DNSService(options: options, store: store)
+            if !options.listeners.isEmpty { service = try DNSService(options: options, store: store) }
         } catch {
             Log.error(error.description)
             return .failure
@@ -121,7 +121,7 @@ enum RunCommand {
             Log.error(error.description)
             return .failure
         }
-        service.start()
+        service?.start()
         http?.start()
         // DynDNS: on when the config names WAN sources or providers and --wan did not fix the address.
         var updater: WANUpdater? = nil
@@ -135,9 +135,12 @@ enum RunCommand {
                     + "\(settings.providers.count) provider(s)")
         }
         let views = store.tables().views.map(\.name).joined(separator: ", ")
-        Log.info(
-            "serving dns on \(service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")) with \(workers) worker(s); views \(views); model \(directory)"
-        )
+        if let service {
+            let listeners = service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")
+            Log.info("serving dns on \(listeners) with \(workers) worker(s); views \(views); model \(directory)")
+        } else {
+            Log.info("dns is off; views \(views); model \(directory)")
+        }
         // The admin listener: /metrics, /status, and a status page.
         var admin: AdminServer? = nil
         var adminThread: pthread_t? = nil
@@ -196,7 +199,7 @@ enum RunCommand {
             admin?.stop()
             if let adminThread { joinThread(adminThread) }
             http?.drain(grace: 10_000)
-            service.stop()
+            service?.stop()
             Log.info("stopped")
             return .ok
         }
