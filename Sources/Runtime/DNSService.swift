@@ -46,14 +46,28 @@ public final class DNSService: @unchecked Sendable {
             for listener in options.listeners {
                 var address = listener
                 for worker in 0..<perWorker.count {
-                    let udp = try Sockets.udpListener(address, shared: true)
-                    opened.append(udp)
-                    if address.port == 0, let port = Sockets.localPort(udp) {
-                        address = SocketAddress(address: address.address, port: port)
+                    var attempt = 0
+                    while true {
+                        attempt += 1
+                        let udp = try Sockets.udpListener(address, shared: true)
+                        var chosen = address
+                        if address.port == 0, let port = Sockets.localPort(udp) {
+                            chosen = SocketAddress(address: address.address, port: port)
+                        }
+                        do {
+                            let tcp = try Sockets.tcpListener(chosen, shared: true)
+                            opened += [udp, tcp]
+                            perWorker[worker].append((udp, tcp))
+                            address = chosen
+                            break
+                        } catch {
+                            Sockets.close(udp)
+                            // Port 0: the kernel's free UDP port may be taken for TCP; pick another.
+                            guard listener.port == 0, worker == 0, error.errno == EADDRINUSE, attempt < 20 else {
+                                throw error
+                            }
+                        }
                     }
-                    let tcp = try Sockets.tcpListener(address, shared: true)
-                    opened.append(tcp)
-                    perWorker[worker].append((udp, tcp))
                 }
                 resolved.append(address)
             }
