@@ -108,7 +108,9 @@ public final class HTTPService: @unchecked Sendable {
     public var requestCounts: [RequestKey: Int] {
         var total: [RequestKey: Int] = [:]
         for worker in self.workers {
-            for (key, count) in worker.publishedCounts.withLock({ $0 }) { total[key, default: 0] += count }
+            for (key, count) in worker.publishedCounts.withLock({ $0 }) {
+                total[RequestKey(site: key.site?.hostDescription ?? "-", status: key.status), default: 0] += count
+            }
         }
         return total
     }
@@ -120,6 +122,12 @@ public final class HTTPService: @unchecked Sendable {
 
     /// Backend connections that were taken from a keep-alive pool.
     public var reusedBackendConnections: Int { self.workers.reduce(0) { $0 + $1.reused.load(ordering: .relaxed) } }
+}
+
+/// The loop's own key: the site's name as it is (no text built per request).
+struct LoopCountKey: Hashable, Sendable {
+    var site: DomainName?
+    var status: Int
 }
 
 /// A site and a status, for request counts.
@@ -259,8 +267,8 @@ final class HTTPWorker: @unchecked Sendable {
     var draining = false
     let requests = Atomic<Int>(0)
     /// Requests by site and status, counted on the loop; published for the admin listener each tick.
-    var counts: [RequestKey: Int] = [:]
-    let publishedCounts = Mutex<[RequestKey: Int]>([:])
+    var counts: [LoopCountKey: Int] = [:]
+    let publishedCounts = Mutex<[LoopCountKey: Int]>([:])
     let open = Atomic<Int>(0)
     let reused = Atomic<Int>(0)
     var trusted: [CIDR]
@@ -881,7 +889,7 @@ final class HTTPWorker: @unchecked Sendable {
 
     func log(_ record: AccessRecord, now: UInt64) {
         self.requests.add(1, ordering: .relaxed)
-        self.counts[RequestKey(site: record.site?.hostDescription ?? "-", status: record.status), default: 0] += 1
+        self.counts[LoopCountKey(site: record.site, status: record.status), default: 0] += 1
         guard let accessLog = self.options.accessLog else { return }
         let line = accessLog.format(
             record, time: self.clock.now(), milliseconds: Int(now &- record.started))
