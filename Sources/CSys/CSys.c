@@ -489,3 +489,11 @@ uint64_t csys_now_ms(void) {
 
 #include <pthread.h>
 void csys_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+// Counters ------------------------------------------------------------------------------------------
+
+void csys_counter_add(uint64_t *counter, uint64_t amount) {
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + amount, __ATOMIC_RELAXED);
+}
+
+uint64_t csys_counter_read(const uint64_t *counter) { return __atomic_load_n(counter, __ATOMIC_RELAXED); }

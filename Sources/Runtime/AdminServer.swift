@@ -165,9 +165,32 @@ public final class AdminServer: @unchecked Sendable {
             [("", Double(self.context.store.generation))])
         metric("frontdoor_sites", "gauge", "Sites in the model.", [("", Double(snapshot.routes.sites.count))])
         if let dns = self.context.dns {
+            let statistics = dns.statistics
+            let rcodes = [
+                0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+            ]
+            var samples: [(String, Double)] = []
+            for (view, byRcode) in statistics.responses.sorted(by: { $0.key < $1.key }) {
+                let name = view < snapshot.views.count ? snapshot.views[view].name : "view\(view)"
+                for (rcode, count) in byRcode.sorted(by: { $0.key < $1.key }) {
+                    let label = rcodes[rcode] ?? "RCODE\(rcode)"
+                    samples.append(("view=\"\(AdminServer.label(name))\",rcode=\"\(label)\"", Double(count)))
+                }
+            }
             metric(
-                "frontdoor_dns_responses_total", "counter", "DNS responses sent (all views, UDP and TCP).",
-                [("", Double(dns.answered))])
+                "frontdoor_dns_responses_total", "counter",
+                "DNS responses sent, by the client's view and the response code (UDP and TCP, forwarded included).",
+                samples)
+            metric(
+                "frontdoor_dns_cache_hits_total", "counter", "Forwarded questions answered from the cache.",
+                [("", Double(statistics.cacheHits))])
+            metric(
+                "frontdoor_dns_cache_misses_total", "counter", "Forwarded questions that were not in the cache.",
+                [("", Double(statistics.cacheMisses))])
+            lines.append("# HELP frontdoor_dns_upstream_seconds Time from a question sent upstream to its reply.")
+            lines.append("# TYPE frontdoor_dns_upstream_seconds summary")
+            lines.append("frontdoor_dns_upstream_seconds_sum \(Double(statistics.upstreamMilliseconds) / 1000)")
+            lines.append("frontdoor_dns_upstream_seconds_count \(statistics.upstreamReplies)")
         }
         if let http = self.context.http {
             let counts = http.requestCounts.sorted { ($0.key.site, $0.key.status) < ($1.key.site, $1.key.status) }

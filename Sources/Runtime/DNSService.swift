@@ -102,6 +102,16 @@ public final class DNSService: @unchecked Sendable {
         self.threads = []
     }
 
+    /// Responses by view and rcode, cache and upstream figures, summed over every thread.
+    public var statistics: DNSStatistics {
+        var total = DNSStatistics()
+        for worker in self.workers {
+            total.add(worker.counters)
+            for loop in worker.udpLoops { total.add(loop.counters) }
+        }
+        return total
+    }
+
     /// Queries answered so far, summed over workers (approximate while running).
     public var answered: Int {
         self.workers.reduce(0) { total, worker in
@@ -154,6 +164,8 @@ final class DNSWorker: @unchecked Sendable {
     let output: UnsafeMutableRawBufferPointer
     let stopFlag = Atomic<Bool>(false)
     let answered = Atomic<Int>(0)
+    /// TCP answers and forwarded answers (the UDP threads keep their own).
+    let counters = DNSCounters()
     var tables: DNSTables
     var generation: Int
     var connections: [Int32: TCPConnection] = [:]
@@ -353,6 +365,7 @@ final class DNSWorker: @unchecked Sendable {
                 connection.output += [UInt8(size >> 8), UInt8(size & 0xFF)]
                 connection.output += UnsafeRawBufferPointer(rebasing: self.output[0..<size])
                 self.answered.add(1, ordering: .relaxed)
+                self.counters.response(view: self.tables.viewIndex(for: connection.client), rcode: self.output[3])
             case .drop:
                 close = true
             case .forward(let view, let prefix):

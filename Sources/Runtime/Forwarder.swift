@@ -25,6 +25,8 @@ final class Forwarder {
         var tcp = false
         var tcpConnected = false
         var tcpInput: [UInt8] = []
+        /// When the current attempt was sent (for upstream latency).
+        var sentAt: UInt64 = 0
     }
 
     unowned let worker: DNSWorker
@@ -50,22 +52,21 @@ final class Forwarder {
     func resolve(_ waiter: Waiter, endpoint: Endpoint, now: UInt64) {
         let key = CacheKey(name: waiter.upstreamName, type: waiter.type)
         if let cached = self.cache.lookup(key, now: now) {
-            self.worker.deliver(
-                endpoint, ForwardedAnswer.response(for: waiter, answer: cached))
+            self.worker.counters.add(DNSCounters.cacheHits)
+            self.answer(waiter, endpoint, cached)
             return
         }
+        self.worker.counters.add(DNSCounters.cacheMisses)
         if var existing = self.pending[key] {
             guard existing.waiters.count < Forwarder.maximumWaiters else {
-                return self.worker.deliver(
-                    endpoint, ForwardedAnswer.response(for: waiter, answer: nil))
+                return self.answer(waiter, endpoint, nil)
             }
             existing.waiters.append((waiter, endpoint))
             self.pending[key] = existing
             return
         }
         guard self.pending.count < Forwarder.maximumPending, !self.upstreams.isEmpty else {
-            return self.worker.deliver(
-                endpoint, ForwardedAnswer.response(for: waiter, answer: nil))
+            return self.answer(waiter, endpoint, nil)
         }
         var entry = Pending(
             key: key, waiters: [(waiter, endpoint)], deadline: now + self.worker.options.upstreamDeadlineMilliseconds)
@@ -83,6 +84,7 @@ final class Forwarder {
         entry.id = UInt16(truncatingIfNeeded: randomUInt32())
         entry.tcp = false
         entry.attemptDeadline = min(entry.deadline, now + self.worker.options.upstreamAttemptMilliseconds)
+        entry.sentAt = now
         do {
             let fd = try Sockets.udpClient(upstream)
             try self.worker.poller.add(fd, events: Poller.readable, token: DNSWorker.token(.upstream, fd))
@@ -107,6 +109,7 @@ final class Forwarder {
         entry.tcpConnected = false
         entry.tcpInput = []
         entry.attemptDeadline = min(entry.deadline, now + self.worker.options.upstreamAttemptMilliseconds * 2)
+        entry.sentAt = now
         do {
             let fd = try Sockets.tcpClient(upstream)
             try self.worker.poller.add(fd, events: Poller.writable, token: DNSWorker.token(.upstream, fd))
@@ -208,6 +211,8 @@ final class Forwarder {
             return
         }
         if message.flags & DNSHeader.tc != 0 && !entry.tcp { return self.sendTCP(key, now: now) }
+        self.worker.counters.add(DNSCounters.upstreamReplies)
+        self.worker.counters.add(DNSCounters.upstreamMilliseconds, now &- entry.sentAt)
         switch DNSRcode(rawValue: message.rcode) {
         case .noError, .nxDomain:
             self.cache.store(key, message: message, now: now)
@@ -232,9 +237,13 @@ final class Forwarder {
                     rcode: DNSRcode.servFail.rawValue, answer: [], authority: [], additional: [], stored: now,
                     expires: now + Forwarder.failureLifetime))
         }
-        for (waiter, endpoint) in entry.waiters {
-            self.worker.deliver(
-                endpoint, ForwardedAnswer.response(for: waiter, answer: answer))
-        }
+        for (waiter, endpoint) in entry.waiters { self.answer(waiter, endpoint, answer) }
+    }
+
+    /// Sends a forwarded answer (SERVFAIL when nil) and counts it for the waiter's view.
+    func answer(_ waiter: Waiter, _ endpoint: Endpoint, _ answer: CachedAnswer?) {
+        let bytes = ForwardedAnswer.response(for: waiter, answer: answer)
+        if bytes.count > 3 { self.worker.counters.response(view: waiter.view, rcode: bytes[3]) }
+        self.worker.deliver(endpoint, bytes)
     }
 }

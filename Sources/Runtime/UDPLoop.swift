@@ -14,6 +14,7 @@ final class UDPLoop: @unchecked Sendable {
     let batch: UDPBatch
     let scratch: UnsafeMutableRawBufferPointer
     let answered = Atomic<Int>(0)
+    let counters = DNSCounters()
     var tables: DNSTables
     var generation: Int
     var limiter: RateLimiter
@@ -58,8 +59,8 @@ final class UDPLoop: @unchecked Sendable {
                 to: packet, from: client, tcp: false, tables: tables, scratch: self.scratch, into: out)
             switch action {
             case .reply(var length):
+                let view = tables.viewIndex(for: client)
                 if self.limiter.isEnabled {
-                    let view = tables.viewIndex(for: client)
                     if view < 0 || !tables.views[view].recursion {
                         if now == 0 { now = monotonicMilliseconds() }
                         switch self.limiter.check(client, nowMilliseconds: now) {
@@ -69,6 +70,7 @@ final class UDPLoop: @unchecked Sendable {
                         }
                     }
                 }
+                self.counters.response(view: view, rcode: out[3])
                 self.batch.reply(message, length: length)
             case .drop:
                 continue

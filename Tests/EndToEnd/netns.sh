@@ -238,8 +238,11 @@ check "the LAN-only site answers 403 to the WAN" "403" \
     "$(ns wan curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Host: nas.example.com' http://203.0.113.1/)"
 check "the LAN-only site works on the LAN" "page from backend 192.0.2.69" \
     "$(ns lan curl -s --max-time 5 -H 'Host: nas.example.com' http://192.0.2.42/)"
+# From one source port both times, so SO_REUSEPORT hands both to the same worker (and its cache).
 check "a LAN query for a name outside the zone is forwarded and answered" "198.51.100.80" \
-    "$(ns lan dig @192.0.2.42 +short +time=3 +tries=1 www.outside.test A)"
+    "$(ns lan dig @192.0.2.42 -b '192.0.2.100#35353' +short +time=3 +tries=1 www.outside.test A)"
+check "asked again, it comes from the cache" "198.51.100.80" \
+    "$(ns lan dig @192.0.2.42 -b '192.0.2.100#35353' +short +time=3 +tries=1 www.outside.test A)"
 check "the same query from the WAN is REFUSED (never an open resolver)" "status: REFUSED" \
     "$(ns wan dig @203.0.113.1 +time=2 +tries=1 www.outside.test A)"
 check "the primary got the WAN address by RFC 2136" "203.0.113.1" \
@@ -284,6 +287,21 @@ check "the admin status page shows the other backend up" '192.0.2.70:80 <span cl
     "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/)"
 check "/metrics counts the requests by site and status" 'frontdoor_http_requests_total{site="myserver.example.com",status="200"}' \
     "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/metrics)"
+metrics=$(ns front curl -s --max-time 5 http://127.0.0.1:9053/metrics)
+check "/metrics counts DNS by view and rcode" 'frontdoor_dns_responses_total{view="wan",rcode="REFUSED"} 1' "$metrics"
+check "/metrics counts the cache hit" 'frontdoor_dns_cache_hits_total 1' "$metrics"
+check "/metrics has the upstream latency" 'frontdoor_dns_upstream_seconds_count 1' "$metrics"
+# The status page in a real browser: a headless Chromium screenshot (kept where NETNS_SCREENSHOT says).
+browser=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$browser" ]; then
+    ns front timeout 60 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,800 \
+        --screenshot="$work/status.png" http://127.0.0.1:9053/ >"$work/chromium.log" 2>&1
+    size=$(stat -c %s "$work/status.png" 2>/dev/null || echo 0)
+    check "Chromium renders the status page (screenshot of $size bytes)" "yes" "$([ "$size" -gt 10000 ] && echo yes)"
+    [ -n "${NETNS_SCREENSHOT:-}" ] && cp "$work/status.png" "$NETNS_SCREENSHOT"
+else
+    echo "SKIP: no chromium for the status page screenshot (apt-get install chromium)"
+fi
 check "frontdoor status shows the WAN history and the push" "primary: updated; has 203.0.113.2" \
     "$("$frontdoor" status "$work/front")"
 

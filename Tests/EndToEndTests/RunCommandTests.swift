@@ -44,6 +44,9 @@ import Testing
         metrics.send("GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
         let text = try #require(metrics.readResponse()).text
         #expect(text.contains("# TYPE frontdoor_dns_responses_total counter"), "\(text)")
+        // The dig from 127.0.0.2 above: one NOERROR answer for the wan view.
+        #expect(text.contains("frontdoor_dns_responses_total{view=\"wan\",rcode=\"NOERROR\"} 1"), "\(text)")
+        #expect(text.contains("frontdoor_dns_cache_hits_total 0"), "\(text)")
         #expect(text.contains("frontdoor_sites 1"), "\(text)")
         let proxied = try TestSocket(port: httpPort)
         proxied.send("GET / HTTP/1.1\r\nHost: nope.example.com\r\n\r\n")

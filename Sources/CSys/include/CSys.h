@@ -104,4 +104,8 @@ uint32_t csys_random32(void);
 uint64_t csys_now_ms(void);
 /// Names the calling thread (at most 15 characters show in top and perf).
 void csys_set_thread_name(const char *name);
+
+// Counters: one writer thread adds without a locked instruction; any thread may read (relaxed).
+void csys_counter_add(uint64_t *counter, uint64_t amount);
+uint64_t csys_counter_read(const uint64_t *counter);
 #endif
