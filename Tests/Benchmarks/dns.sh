@@ -43,9 +43,11 @@ zone += [f"$SITE site{i} http://192.0.2.{i % 250 + 1}:80" for i in range(count)]
 text = "\n".join(zone) + "\n"
 open(f"{work}/one/example.com.zone", "w").write(text)
 open(f"{work}/two/example.com.zone", "w").write(text.replace("wan=203.0.113.1", "lan=192.0.2.42 wan=203.0.113.1"))
-open(f"{work}/one/frontdoor.conf", "w").write("view wan *\n")
+# DNS only: the proxy and the admin listener are off (they would bind :80 and :9053).
+services = "listen http off\nlisten admin off\n"
+open(f"{work}/one/frontdoor.conf", "w").write("view wan *\n" + services)
 open(f"{work}/two/frontdoor.conf", "w").write(
-    "view lan 192.0.2.0/24 198.51.100.0/24 2001:db8::/32 10.0.0.0/8\nview wan *\n")
+    "view lan 192.0.2.0/24 198.51.100.0/24 2001:db8::/32 10.0.0.0/8\nview wan *\n" + services)
 PY
 "$frontdoor" export --view wan "$work/one" > "$work/example.com.zone"
 

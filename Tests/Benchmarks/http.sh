@@ -105,6 +105,7 @@ cat > "$work/conf/frontdoor.conf" <<EOF
 view lan 127.0.0.0/8 recursion
 view wan *
 upstream 127.0.0.1:9
+listen admin off
 EOF
 cat > "$work/conf/example.com.zone" <<EOF
 \$ORIGIN example.com.
