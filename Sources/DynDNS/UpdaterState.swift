@@ -36,6 +36,8 @@ public struct UpdaterState: Equatable, Sendable {
         /// Not before this time (seconds since 1970).
         public var nextAttempt: Double = 0
         public var failures = 0
+        /// Pushes attempted so far (every outcome).
+        public var pushes = 0
         /// The provider refused for good; no more pushes until its configuration changes.
         public var stopped = false
         /// The provider's configuration when it stopped (a changed configuration is tried again).
@@ -95,6 +97,7 @@ public struct UpdaterState: Equatable, Sendable {
                                 ("lastAttempt", record.lastAttempt.map(JSON.number) ?? .null),
                                 ("nextAttempt", .number(record.nextAttempt)),
                                 ("failures", .number(Double(record.failures))),
+                                ("pushes", .number(Double(record.pushes))),
                                 ("stopped", .bool(record.stopped)),
                                 ("configuration", .string(record.configuration)),
                             ])
@@ -125,6 +128,7 @@ public struct UpdaterState: Equatable, Sendable {
                 record.lastAttempt = item["lastAttempt"]?.number
                 record.nextAttempt = item["nextAttempt"]?.number ?? 0
                 record.failures = Int(item["failures"]?.number ?? 0)
+                record.pushes = Int(item["pushes"]?.number ?? 0)
                 record.stopped = item["stopped"]?.bool ?? false
                 record.configuration = item["configuration"]?.string ?? ""
                 self.providers[name] = record
@@ -169,6 +173,7 @@ public enum PushSchedule {
     ) -> UpdaterState.ProviderRecord {
         var record = record
         record.lastAttempt = now
+        record.pushes += 1
         record.lastResult = outcome.summary
         record.configuration = configuration
         switch outcome {

@@ -64,11 +64,29 @@ public final class AdminServer: @unchecked Sendable {
                 var length = socklen_t(0)
                 let fd = csys_accept(entry.fd, &peer, &length)
                 guard fd >= 0 else { continue }
-                self.serve(fd)
+                let client = withUnsafePointer(to: &peer) { IPAddress(peer: $0) }
+                if let client, self.allows(client) {
+                    self.serve(fd)
+                } else {
+                    AdminServer.send(
+                        fd, status: 403, type: "text/plain",
+                        body: "the admin listener answers this machine and LAN views (with recursion) only\n")
+                }
                 Sockets.close(fd)
             }
         }
         for fd in self.listeners { Sockets.close(fd) }
+    }
+
+    /// This machine (loopback) and clients of views that may recurse — the LAN — may look; others get 403,
+    /// wherever the listener is bound.
+    func allows(_ client: IPAddress) -> Bool {
+        switch client.unmapped {
+        case .v4(let address) where address.value >> 24 == 127: return true
+        case .v6(let address) where address.high == 0 && address.low == 1: return true
+        default: break
+        }
+        return self.context.store.tables().snapshot.view(for: client.unmapped)?.recursion == true
     }
 
     /// Reads one request (two seconds at most) and answers it.
@@ -116,7 +134,9 @@ public final class AdminServer: @unchecked Sendable {
     }
 
     static func send(_ fd: Int32, status: Int, type: String, body: String, head: Bool = false) {
-        let reason = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"][status] ?? "Error"
+        let reason =
+            [200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"][status]
+            ?? "Error"
         let bytes = Array(body.utf8)
         var text = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\n"
         text += "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
@@ -216,6 +236,11 @@ public final class AdminServer: @unchecked Sendable {
             metric(
                 "frontdoor_wan_changes_total", "counter", "WAN address changes published (history kept: 20).",
                 [("", Double(state.history.count))])
+            metric(
+                "frontdoor_provider_pushes_total", "counter", "Pushes attempted per provider (kept across restarts).",
+                state.providers.sorted { $0.key < $1.key }.map {
+                    ("provider=\"\(AdminServer.label($0.key))\"", Double($0.value.pushes))
+                })
             metric(
                 "frontdoor_provider_pushes_failing", "gauge",
                 "Consecutive failed pushes per provider (0: the last push worked).",

@@ -194,6 +194,7 @@ view lan 192.0.2.0/24 recursion
 view wan *
 listen dns 192.0.2.42:53
 listen http 192.0.2.42:80
+listen admin 127.0.0.1:9053 192.0.2.42:9053
 upstream 203.0.113.53
 state-dir $work/front/state
 wan http http://203.0.113.54:8080/
@@ -287,7 +288,12 @@ check "the admin status page shows the other backend up" '192.0.2.70:80 <span cl
     "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/)"
 check "/metrics counts the requests by site and status" 'frontdoor_http_requests_total{site="myserver.example.com",status="200"}' \
     "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/metrics)"
+check "the admin page answers a LAN client" "200" \
+    "$(ns lan curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://192.0.2.42:9053/status)"
+check "the admin page refuses a WAN client" "403" \
+    "$(ns wan curl -s -o /dev/null -w '%{http_code}' --max-time 5 http://192.0.2.42:9053/status)"
 metrics=$(ns front curl -s --max-time 5 http://127.0.0.1:9053/metrics)
+check "/metrics counts the provider's pushes" 'frontdoor_provider_pushes_total{provider="primary"} 2' "$metrics"
 check "/metrics counts DNS by view and rcode" 'frontdoor_dns_responses_total{view="wan",rcode="REFUSED"} 1' "$metrics"
 check "/metrics counts the cache hit" 'frontdoor_dns_cache_hits_total 1' "$metrics"
 check "/metrics has the upstream latency" 'frontdoor_dns_upstream_seconds_count 1' "$metrics"

@@ -55,7 +55,9 @@ package final class BINDServer {
             close(log)
             var ready = false
             for _ in 0..<100 {
-                if Fixtures.textAt("\(self.directory)/named.log").contains("running") {
+                let text = Fixtures.textAt("\(self.directory)/named.log")
+                // Ready when the zone itself is loaded ("running" alone also appears when it failed to load).
+                if text.contains("running") && text.contains("zone \(zone)/IN: loaded serial") {
                     ready = true
                     break
                 }
