@@ -21,7 +21,9 @@ public struct SocketError: Error, CustomStringConvertible, Sendable {
         case EADDRINUSE:
             return "\(self.context): \(reason) (another program listens there; stop it or pick another port)"
         case EACCES:
-            return "\(self.context): \(reason) (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            return "\(self.context): \(reason) (ports below 1024 need root or CAP_NET_BIND_SERVICE: start as root "
+                + "with 'user NAME' in frontdoor.conf to drop to that user after binding, grant the capability "
+                + "(deploy/frontdoor.service does), or pick a port above 1023)"
         case EADDRNOTAVAIL:
             return "\(self.context): \(reason) (no interface has that address)"
         default:
