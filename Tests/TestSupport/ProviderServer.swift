@@ -50,11 +50,38 @@ package final class ProviderServer {
         } else {
             self.caFile = nil
         }
-        self.port = try freePort()
-        self.pid = try Tool.spawn(
-            python, [Fixtures.path("Tests/Fixtures/provider_server.py"), "\(self.port)", self.directory] + tlsArguments)
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: "\(self.directory)/ready") { usleep(50_000) }
-        guard waitForPort(self.port) else { throw FixtureError(message: "provider server did not start") }
+        // A port free a moment ago may be taken by the time Python binds it: then try another.
+        var attempt = 0
+        while true {
+            attempt += 1
+            try? FileManager.default.removeItem(atPath: "\(self.directory)/ready")
+            let port = try freePort()
+            let log = open("\(self.directory)/server.log", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            let pid = try Tool.spawn(
+                python, [Fixtures.path("Tests/Fixtures/provider_server.py"), "\(port)", self.directory] + tlsArguments,
+                stdout: log, stderr: log)
+            close(log)
+            var ready = false
+            for _ in 0..<300 {
+                if FileManager.default.fileExists(atPath: "\(self.directory)/ready") {
+                    ready = true
+                    break
+                }
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid { break }
+                usleep(50_000)
+            }
+            if ready && waitForPort(port) {
+                self.port = port
+                self.pid = pid
+                return
+            }
+            Tool.stop(pid)
+            let text = Fixtures.textAt("\(self.directory)/server.log")
+            guard attempt < 5, text.contains("Address already in use") else {
+                throw FixtureError(message: "provider server did not start: \(text)")
+            }
+        }
     }
 
     /// Sets what `/ip` returns.
