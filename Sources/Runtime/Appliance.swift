@@ -44,7 +44,10 @@ public final class Appliance: @unchecked Sendable {
 
     func compile(_ original: Model, diagnostics: Diagnostics, dateSerial: UInt32) -> Diagnostics? {
         var model = original
-        if self.store == nil { self.serials = Appliance.readSerials(model.settings) }
+        if self.store == nil {
+            self.serials = Appliance.readSerials(model.settings)
+            Appliance.removeStaleTemporaries(model.settings)
+        }
         let result = Pipeline.finish(
             &model, diagnostics: diagnostics,
             inputs: CompileInputs(wan: self.wan, serials: self.serials, dateSerial: dateSerial))
@@ -60,6 +63,14 @@ public final class Appliance: @unchecked Sendable {
             self.store = SnapshotStore(tables)
         }
         return nil
+    }
+
+    /// A write killed halfway leaves `NAME.tmp.PID` beside the state file; at start nothing else writes there.
+    static func removeStaleTemporaries(_ settings: Settings) {
+        guard let directory = settings.stateDirectory, let names = DiskFiles().list(directory) else { return }
+        for name in names where (name.hasPrefix("serials.tmp.") || name.hasPrefix("dyndns.json.tmp.")) {
+            unlink(joinPath(directory, name))
+        }
     }
 
     static func readSerials(_ settings: Settings) -> SerialBook {

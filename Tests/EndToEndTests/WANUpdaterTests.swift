@@ -46,9 +46,12 @@ import ZoneModel
         $SITE www http://127.0.0.1:9
         """.write(toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+        // What a write killed halfway leaves behind is cleared at start.
+        try "{ half".write(toFile: "\(directory)/state/dyndns.json.tmp.4242", atomically: false, encoding: .utf8)
 
         let appliance = Appliance(directory: directory, wan: WANAddresses())
         #expect(appliance.load(dateSerial: 2_026_112_600) == nil)
+        #expect(!FileManager.default.fileExists(atPath: "\(directory)/state/dyndns.json.tmp.4242"))
         let store = try #require(appliance.store)
         let proxyName = try DomainName("reverseproxy.example.com.")
         func wanAnswer() -> [String] {
