@@ -165,6 +165,21 @@ public struct ProxySession: Sendable {
         }
     }
 
+    /// Octets of the current response body the loop may splice from backend to client (a Content-Length
+    /// body after its head was passed on); 0 when the bytes must go through `backendData`.
+    public var spliceableBytes: UInt64 {
+        guard self.phase == .streaming, let exchange = self.exchange, exchange.backend != nil else { return 0 }
+        return exchange.response.fixedRemaining
+    }
+
+    /// The loop spliced `count` body octets from the backend to the client.
+    public mutating func spliced(_ count: UInt64, snapshot: Snapshot, now: UInt64, into actions: inout [ProxyAction]) {
+        guard let exchange = self.exchange, exchange.backend != nil else { return }
+        var events: [ResponseStream.Event] = []
+        exchange.response.passedThrough(count, into: &events)
+        self.handle(events, snapshot: snapshot, now: now, into: &actions)
+    }
+
     /// The site of the request in progress.
     public var currentSite: CompiledSite? { self.exchange?.site }
 

@@ -176,6 +176,26 @@ public struct ResponseStream: Sendable {
         }
     }
 
+    /// Body octets still to come of a Content-Length body (0 in any other state): the loop may move that
+    /// many straight from the backend socket to the client socket (splice) instead of feeding them here.
+    public var fixedRemaining: UInt64 {
+        if case .fixed(let remaining) = self.state { return remaining }
+        return 0
+    }
+
+    /// `count` body octets went from backend to client without passing through `feed`.
+    public mutating func passedThrough(_ count: UInt64, into events: inout [Event]) {
+        guard case .fixed(let remaining) = self.state, count > 0 else { return }
+        self.receivedAny = true
+        let taken = min(count, remaining)
+        self.bodyBytes += taken
+        if taken == remaining {
+            self.finish(into: &events)
+        } else {
+            self.state = .fixed(remaining: remaining - taken)
+        }
+    }
+
     /// The backend closed its side.
     public mutating func closed(into events: inout [Event]) {
         switch self.state {

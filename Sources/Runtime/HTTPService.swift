@@ -120,6 +120,9 @@ public final class HTTPService: @unchecked Sendable {
         self.board.results().map { ($0.key.site.hostDescription, $0.key.backend.description, $0.value) }
     }
 
+    /// Response body octets moved with splice(2), never copied through the process.
+    public var splicedBytes: Int { self.workers.reduce(0) { $0 + $1.splicedTotal.load(ordering: .relaxed) } }
+
     /// Backend connections that were taken from a keep-alive pool.
     public var reusedBackendConnections: Int { self.workers.reduce(0) { $0 + $1.reused.load(ordering: .relaxed) } }
 }
@@ -218,6 +221,13 @@ final class ClientConnection {
     var closing = false
     /// In a tunnel: a side that closed; the other is closed once its queue is written.
     var halfClosed = false
+    /// A pipe for splicing response bodies backend → client, made on first use; bytes in it still owed to
+    /// the client come before anything in `out`.
+    var pipe: (read: Int32, write: Int32)?
+    var pipeBytes = 0
+
+    /// Nothing is waiting to be written to the client.
+    var clientQueueEmpty: Bool { self.pipeBytes == 0 && self.out.isEmpty }
 
     init(fd: Int32, slot: Int, session: ProxySession) {
         self.fd = fd
@@ -271,6 +281,7 @@ final class HTTPWorker: @unchecked Sendable {
     let publishedCounts = Mutex<[LoopCountKey: Int]>([:])
     let open = Atomic<Int>(0)
     let reused = Atomic<Int>(0)
+    let splicedTotal = Atomic<Int>(0)
     var trusted: [CIDR]
 
     init(index: Int, options: HTTPOptions, store: SnapshotStore, board: HealthBoard, listeners: [Int32])
@@ -421,7 +432,11 @@ final class HTTPWorker: @unchecked Sendable {
     func clientEvent(_ connection: ClientConnection, events: UInt32) {
         let now = monotonicMilliseconds()
         if events & Poller.writable != 0 || events & (Poller.readable | Poller.hangup) == 0 {
-            if !connection.out.flush(connection.fd) {
+            guard self.drainPipe(connection) else {
+                self.abort(connection, now: now)
+                return
+            }
+            if connection.pipeBytes == 0 && !connection.out.flush(connection.fd) {
                 self.abort(connection, now: now)
                 return
             }
@@ -494,6 +509,24 @@ final class HTTPWorker: @unchecked Sendable {
             }
             self.activity(connection, now: now)
         }
+        if events & (Poller.readable | Poller.hangup) != 0 && backend.interest & Poller.readable != 0
+            && !connection.tunnel && connection.clientQueueEmpty
+        {
+            // A Content-Length body goes socket → pipe → socket without being copied through here.
+            let spliceable = connection.session.spliceableBytes
+            if spliceable >= HTTPWorker.spliceThreshold {
+                switch self.splice(connection, backend: backend, limit: spliceable, now: now) {
+                case .moved, .wouldBlock:
+                    self.perform(connection, now: now)
+                    return
+                case .clientGone:
+                    self.abort(connection, now: now)
+                    return
+                case .fallBack:
+                    break
+                }
+            }
+        }
         if events & (Poller.readable | Poller.hangup) != 0 && backend.interest & Poller.readable != 0 {
             let got = recv(backend.fd, self.readBuffer.baseAddress, self.readBuffer.count, 0)
             if got > 0 {
@@ -527,6 +560,51 @@ final class HTTPWorker: @unchecked Sendable {
             // Not reading (backpressure) and the backend hung up: its data is still readable later.
         }
         self.perform(connection, now: now)
+    }
+
+    /// Bodies smaller than this are read and written as usual (two system calls either way).
+    static let spliceThreshold: UInt64 = 16 * 1024
+
+    enum SpliceOutcome {
+        case moved
+        case wouldBlock
+        case clientGone
+        /// End of stream or an error on the backend: let the ordinary read report it.
+        case fallBack
+    }
+
+    /// Moves up to `limit` body octets from the backend into the connection's pipe and on to the client.
+    func splice(_ connection: ClientConnection, backend: BackendLink, limit: UInt64, now: UInt64) -> SpliceOutcome {
+        if connection.pipe == nil {
+            var fds: [Int32] = [0, 0]
+            guard csys_pipe(&fds) == 0 else { return .fallBack }
+            connection.pipe = (fds[0], fds[1])
+        }
+        guard let pipe = connection.pipe else { return .fallBack }
+        let moved = csys_splice(backend.fd, pipe.write, Int(min(limit, 256 * 1024)))
+        if moved == -Int(EAGAIN) { return .wouldBlock }
+        guard moved > 0 else { return .fallBack }
+        connection.pipeBytes += moved
+        self.splicedTotal.add(moved, ordering: .relaxed)
+        connection.session.spliced(UInt64(moved), snapshot: self.snapshot, now: now, into: &self.actions)
+        self.activity(connection, now: now)
+        return self.drainPipe(connection) ? .moved : .clientGone
+    }
+
+    /// Writes what the pipe holds to the client; false when the client is gone.
+    func drainPipe(_ connection: ClientConnection) -> Bool {
+        guard let pipe = connection.pipe else { return true }
+        while connection.pipeBytes > 0 {
+            let moved = csys_splice(pipe.read, connection.fd, connection.pipeBytes)
+            if moved > 0 {
+                connection.pipeBytes -= moved
+            } else if moved == -Int(EAGAIN) || moved == -Int(EINTR) {
+                return true
+            } else {
+                return false
+            }
+        }
+        return true
     }
 
     /// Traffic moved: push the idle deadline of the body and tunnel phases.
@@ -616,11 +694,11 @@ final class HTTPWorker: @unchecked Sendable {
             }
         }
         self.actions.removeAll(keepingCapacity: true)
-        if !connection.out.isEmpty && !connection.out.flush(connection.fd) {
+        if connection.pipeBytes == 0 && !connection.out.isEmpty && !connection.out.flush(connection.fd) {
             self.abort(connection, now: now)
             return
         }
-        if connection.closing && connection.out.isEmpty {
+        if connection.closing && connection.clientQueueEmpty {
             self.destroy(connection)
             return
         }
@@ -652,7 +730,7 @@ final class HTTPWorker: @unchecked Sendable {
         } else if connection.session.wantsClientData && (backend?.out.count ?? 0) < limit {
             client |= Poller.readable
         }
-        if !connection.out.isEmpty { client |= Poller.writable }
+        if !connection.clientQueueEmpty { client |= Poller.writable }
         if client != connection.interest {
             connection.interest = client
             self.poller.modify(connection.fd, events: client, token: HTTPWorker.token(.client, connection.slot))
@@ -662,7 +740,9 @@ final class HTTPWorker: @unchecked Sendable {
             if !backend.connected {
                 wanted = Poller.writable
             } else {
-                if connection.out.count < limit && !backend.closedByPeer { wanted |= Poller.readable }
+                if connection.out.count < limit && connection.pipeBytes == 0 && !backend.closedByPeer {
+                    wanted |= Poller.readable
+                }
                 if !backend.out.isEmpty { wanted |= Poller.writable }
             }
             if wanted != backend.interest {
@@ -815,6 +895,11 @@ final class HTTPWorker: @unchecked Sendable {
             self.closeBackend(backend)
         }
         Sockets.close(connection.fd)
+        if let pipe = connection.pipe {
+            Sockets.close(pipe.read)
+            Sockets.close(pipe.write)
+            connection.pipe = nil
+        }
         guard self.slots[connection.slot] === connection else { return }
         self.slots[connection.slot] = nil
         self.releasedSlots.append(connection.slot)
@@ -876,7 +961,7 @@ final class HTTPWorker: @unchecked Sendable {
             }
             for slot in self.slots.indices {
                 guard let connection = self.slots[slot] else { continue }
-                if connection.session.phase == .idle && !connection.tunnel && connection.out.isEmpty {
+                if connection.session.phase == .idle && !connection.tunnel && connection.clientQueueEmpty {
                     self.destroy(connection)
                 }
             }

@@ -174,6 +174,8 @@ import ZoneModel
         #expect(cmp.status == 0, "the uploaded file arrived intact")
         let back = try Tool.run("/usr/bin/cmp", [source, "\(nginx.directory)/back.bin"])
         #expect(back.status == 0, "the downloaded file is intact")
+        // The download's body went backend → pipe → client with splice(2), not through the process.
+        #expect(proxy.service.splicedBytes > 99 * 1024 * 1024, "spliced \(proxy.service.splicedBytes) bytes")
         // 100 MB each way never sat in memory: the proxy's queues are bounded (256 KiB a side).
         let peak = peakKiB.withLock { $0 }
         #expect(peak - baseline < 32 * 1024, "resident grew by \(peak - baseline) KiB")

@@ -105,6 +105,10 @@ uint64_t csys_now_ms(void);
 /// Names the calling thread (at most 15 characters show in top and perf).
 void csys_set_thread_name(const char *name);
 
+// Zero-copy relay: a non-blocking pipe, and splice(2) between a socket and it (-errno on failure).
+int csys_pipe(int fds[2]);
+long csys_splice(int from, int to, size_t length);
+
 // Counters: one writer thread adds without a locked instruction; any thread may read (relaxed).
 void csys_counter_add(uint64_t *counter, uint64_t amount);
 uint64_t csys_counter_read(const uint64_t *counter);
