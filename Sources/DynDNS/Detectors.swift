@@ -35,45 +35,54 @@ public enum Detectors {
         return .failure(DetectError("\(name) has no \(v6 ? "IPv6" : "IPv4") address"))
     }
 
-    /// NAT-PMP external address request (RFC 6886 §3.2) to the gateway, retried at 250 ms, 500 ms, ... within
-    /// `timeout` milliseconds.
-    public static func natPMP(_ gateway: SocketAddress, timeout: UInt64 = 2_000) -> Result<IPAddress, DetectError> {
+    /// One UDP question to `server`, sent again after `firstWait` ms, then twice as long each time (at most 4 s
+    /// apart), until `timeout` passes. `reply` reads each datagram: nil to ignore it and keep waiting, else the
+    /// outcome. Nil when nothing usable came in time.
+    static func ask(
+        _ server: SocketAddress, _ request: [UInt8], timeout: UInt64, firstWait: UInt64, maximum: Int,
+        reply: ([UInt8]) -> Result<IPAddress, DetectError>?
+    ) -> Result<IPAddress, DetectError>? {
         let socket: BlockingSocket
         do {
-            socket = try BlockingSocket(udp: gateway, timeout: timeout)
+            socket = try BlockingSocket(udp: server, timeout: timeout)
         } catch {
             return .failure(DetectError("\(error)"))
         }
-        var wait: UInt64 = 250
+        var wait = firstWait
         while monotonicMilliseconds() < socket.deadline {
-            do {
-                try socket.send([0, 0])
-            } catch {
-                return .failure(DetectError("cannot send to \(gateway)"))
-            }
+            guard (try? socket.send(request)) != nil else { return .failure(DetectError("cannot send to \(server)")) }
             let until = min(socket.deadline, monotonicMilliseconds() + wait)
             while monotonicMilliseconds() < until {
-                guard let reply = try? socket.receive(maximum: 64, until: until) else {
+                guard let datagram = try? socket.receive(maximum: maximum, until: until) else {
                     // An ICMP refusal ends the receive early: wait out the interval before sending again.
                     Detectors.sleep(until: until)
                     break
                 }
-                // version 0, opcode 128 (answer to 0), result, epoch, address.
-                guard reply.count >= 12, reply[0] == 0, reply[1] == 128 else { continue }
-                let result = UInt16(reply[2]) << 8 | UInt16(reply[3])
-                guard result == 0 else {
-                    let reasons = [
-                        1: "unsupported version", 2: "not authorized (NAT-PMP is switched off on the router)",
-                        3: "network failure (the router has no WAN address yet)", 4: "out of resources",
-                        5: "unsupported opcode",
-                    ]
-                    return .failure(DetectError("router says: \(reasons[Int(result)] ?? "result code \(result)")"))
-                }
-                if let address = IPAddress(bytes: Array(reply[8..<12])) { return .success(address) }
+                if let outcome = reply(datagram) { return outcome }
             }
             wait = min(wait * 2, 4_000)
         }
-        return .failure(DetectError("no NAT-PMP answer from \(gateway) within \(timeout) ms"))
+        return nil
+    }
+
+    /// NAT-PMP external address request (RFC 6886 §3.2) to the gateway, retried at 250 ms, 500 ms, ... within
+    /// `timeout` milliseconds.
+    public static func natPMP(_ gateway: SocketAddress, timeout: UInt64 = 2_000) -> Result<IPAddress, DetectError> {
+        let outcome = Detectors.ask(gateway, [0, 0], timeout: timeout, firstWait: 250, maximum: 64) { reply in
+            // version 0, opcode 128 (answer to 0), result, epoch, address.
+            guard reply.count >= 12, reply[0] == 0, reply[1] == 128 else { return nil }
+            let result = UInt16(reply[2]) << 8 | UInt16(reply[3])
+            guard result == 0 else {
+                let reasons = [
+                    1: "unsupported version", 2: "not authorized (NAT-PMP is switched off on the router)",
+                    3: "network failure (the router has no WAN address yet)", 4: "out of resources",
+                    5: "unsupported opcode",
+                ]
+                return .failure(DetectError("router says: \(reasons[Int(result)] ?? "result code \(result)")"))
+            }
+            return IPAddress(bytes: Array(reply[8..<12])).map { .success($0) }
+        }
+        return outcome ?? .failure(DetectError("no NAT-PMP answer from \(gateway) within \(timeout) ms"))
     }
 
     /// Asks `server` a question whose answer is the asker's address: an A/AAAA record
@@ -82,50 +91,33 @@ public enum Detectors {
     public static func dns(
         name: DomainName, type: RecordType, server: SocketAddress, chaos: Bool = false, timeout: UInt64 = 2_000
     ) -> Result<IPAddress, DetectError> {
-        let socket: BlockingSocket
-        do {
-            socket = try BlockingSocket(udp: server, timeout: timeout)
-        } catch {
-            return .failure(DetectError("\(error)"))
-        }
         let id = UInt16(truncatingIfNeeded: randomUInt32())
         let query = QueryBuilder.query(id: id, name: name, type: type.rawValue, qclass: chaos ? 3 : 1)
-        var wait: UInt64 = 500
-        while monotonicMilliseconds() < socket.deadline {
-            guard (try? socket.send(query)) != nil else { return .failure(DetectError("cannot send to \(server)")) }
-            let until = min(socket.deadline, monotonicMilliseconds() + wait)
-            while monotonicMilliseconds() < until {
-                guard let reply = try? socket.receive(maximum: 4096, until: until) else {
-                    Detectors.sleep(until: until)
-                    break
-                }
-                guard let message = try? DNSMessage.decode(reply), message.id == id,
-                    message.question?.name == name, message.question?.type == type.rawValue
-                else { continue }
-                guard message.rcode == 0 else {
-                    return .failure(
-                        DetectError("\(server) answered rcode \(message.rcode) for \(name.hostDescription)"))
-                }
-                for answer in message.answers where answer.type == type.rawValue {
-                    if type == .txt {
-                        // character-strings: length-prefixed; the address is the first one that parses.
-                        var index = 0
-                        while index < answer.data.count {
-                            let length = Int(answer.data[index])
-                            let end = min(answer.data.count, index + 1 + length)
-                            let text = String(decoding: answer.data[(index + 1)..<end], as: UTF8.self)
-                            if let address = IPAddress(text.trimmingSpaces) { return .success(address) }
-                            index = end
-                        }
-                    } else if let address = IPAddress(bytes: answer.data) {
-                        return .success(address)
-                    }
-                }
-                return .failure(DetectError("\(server) gave no address for \(name.hostDescription)"))
+        let outcome = Detectors.ask(server, query, timeout: timeout, firstWait: 500, maximum: 4096) { reply in
+            guard let message = try? DNSMessage.decode(reply), message.id == id,
+                message.question?.name == name, message.question?.type == type.rawValue
+            else { return nil }
+            guard message.rcode == 0 else {
+                return .failure(DetectError("\(server) answered rcode \(message.rcode) for \(name.hostDescription)"))
             }
-            wait = min(wait * 2, 4_000)
+            for answer in message.answers where answer.type == type.rawValue {
+                if type == .txt {
+                    // character-strings: length-prefixed; the address is the first one that parses.
+                    var index = 0
+                    while index < answer.data.count {
+                        let length = Int(answer.data[index])
+                        let end = min(answer.data.count, index + 1 + length)
+                        let text = String(decoding: answer.data[(index + 1)..<end], as: UTF8.self)
+                        if let address = IPAddress(text.trimmingSpaces) { return .success(address) }
+                        index = end
+                    }
+                } else if let address = IPAddress(bytes: answer.data) {
+                    return .success(address)
+                }
+            }
+            return .failure(DetectError("\(server) gave no address for \(name.hostDescription)"))
         }
-        return .failure(DetectError("no answer from \(server) within \(timeout) ms"))
+        return outcome ?? .failure(DetectError("no answer from \(server) within \(timeout) ms"))
     }
 
     static func sleep(until deadline: UInt64) {

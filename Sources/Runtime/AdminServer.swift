@@ -360,7 +360,7 @@ public final class AdminServer: @unchecked Sendable {
             if let note = wan["note"]?.string { html += "<p class=\"down\">\(AdminServer.escape(note))</p>" }
             html += "<table><tr><th>changed (UTC)</th><th>address</th></tr>"
             for change in (wan["history"]?.array ?? []).reversed() {
-                html += "<tr><td>\(AdminServer.utc(change["time"]?.number ?? 0))</td>"
+                html += "<tr><td>\(utcDateTime(change["time"]?.number ?? 0))</td>"
                 html += "<td>\(AdminServer.escape(change["address"]?.string ?? ""))</td></tr>"
             }
             html += "</table>"
@@ -370,12 +370,14 @@ public final class AdminServer: @unchecked Sendable {
         return html + "</body></html>\n"
     }
 
-    static func utc(_ seconds: Double) -> String {
-        var value = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&value, &parts)
-        func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
-        return "\(Int(parts.tm_year) + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
-    }
+}
+
+/// `2026-11-26 18:11:42`: wall-clock seconds as UTC date and time, for the status page and `frontdoor status`.
+public func utcDateTime(_ seconds: Double) -> String {
+    var value = time_t(seconds)
+    var parts = tm()
+    gmtime_r(&value, &parts)
+    func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
+    return "\(Int(parts.tm_year) + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
+        + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
 }

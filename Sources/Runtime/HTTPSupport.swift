@@ -1,4 +1,5 @@
 import CSys
+import DynDNS
 import EventLoop
 import HTTPProxy
 import Synchronization
@@ -161,25 +162,14 @@ public final class AccessLog: Sendable {
                 bytes: Int(record.bytes), referer: record.referer, userAgent: record.userAgent, site: site,
                 backend: backend, milliseconds: milliseconds)
         case .json:
-            func string(_ value: String?) -> String {
-                guard let value else { return "null" }
-                var out = "\""
-                for scalar in value.unicodeScalars {
-                    switch scalar {
-                    case "\"": out += "\\\""
-                    case "\\": out += "\\\\"
-                    case _ where scalar.value < 0x20:
-                        out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
-                    default: out.unicodeScalars.append(scalar)
-                    }
-                }
-                return out + "\""
-            }
-            return
-                "{\"time\":\(string(time.iso)),\"client\":\(string(client)),\"request\":\(string(record.requestLine)),"
-                + "\"host\":\(string(record.host)),\"status\":\(record.status),\"bytes\":\(record.bytes),"
-                + "\"referer\":\(string(record.referer)),\"user_agent\":\(string(record.userAgent)),"
-                + "\"site\":\(string(site)),\"backend\":\(string(backend)),\"duration_ms\":\(milliseconds)}"
+            func string(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
+            return JSON.object([
+                ("time", .string(time.iso)), ("client", .string(client)), ("request", .string(record.requestLine)),
+                ("host", string(record.host)), ("status", .number(Double(record.status))),
+                ("bytes", .number(Double(record.bytes))), ("referer", string(record.referer)),
+                ("user_agent", string(record.userAgent)), ("site", string(site)), ("backend", string(backend)),
+                ("duration_ms", .number(Double(milliseconds))),
+            ]).text()
         }
     }
 }

@@ -79,12 +79,5 @@ enum StatusCommand {
     }
 
     /// `2026-11-26 18:11:42 UTC`
-    static func time(_ seconds: Double) -> String {
-        var value = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&value, &parts)
-        func two(_ number: Int32) -> String { number < 10 ? "0\(number)" : "\(number)" }
-        return "\(Int(parts.tm_year) + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) UTC"
-    }
+    static func time(_ seconds: Double) -> String { utcDateTime(seconds) + " UTC" }
 }
