@@ -6,10 +6,17 @@ import PackageDescription
 // Layers point one way: ZoneModel (values) <- ZoneFile (parse, validate, compile) <- frontdoor (CLI).
 // No package dependencies: the toolchain only (see README.md).
 
+// The per-packet and per-request targets drop Swift's run-time exclusivity checks in release builds: each
+// access to a class's stored property otherwise costs a call and a thread-local lookup (7% of the proxy's
+// instructions per request, measured with callgrind). Debug builds, and so `swift test`, keep the checks, and
+// the compiler's static checks apply in both.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 var targets: [Target] = [
     .target(
         name: "ZoneModel",
-        exclude: ["README.md"]
+        exclude: ["README.md"],
+        swiftSettings: hotPath
     ),
     .target(
         name: "ZoneFile",
@@ -19,17 +26,20 @@ var targets: [Target] = [
     .target(
         name: "DNSWire",
         dependencies: ["ZoneModel"],
-        exclude: ["README.md"]
+        exclude: ["README.md"],
+        swiftSettings: hotPath
     ),
     .target(
         name: "DNSServer",
         dependencies: ["ZoneModel", "DNSWire"],
-        exclude: ["README.md"]
+        exclude: ["README.md"],
+        swiftSettings: hotPath
     ),
     .target(
         name: "HTTPProxy",
         dependencies: ["ZoneModel"],
-        exclude: ["README.md"]
+        exclude: ["README.md"],
+        swiftSettings: hotPath
     ),
     .target(
         name: "CSys",
@@ -38,7 +48,8 @@ var targets: [Target] = [
     .target(
         name: "EventLoop",
         dependencies: ["CSys", "ZoneModel"],
-        exclude: ["README.md"]
+        exclude: ["README.md"],
+        swiftSettings: hotPath
     ),
     .systemLibrary(
         name: "COpenSSL",
@@ -53,7 +64,8 @@ var targets: [Target] = [
     .target(
         name: "Runtime",
         dependencies: ["CSys", "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPProxy", "DynDNS"],
-        exclude: ["README.md"]
+        exclude: ["README.md"],
+        swiftSettings: hotPath
     ),
     .executableTarget(
         name: "frontdoor",

@@ -96,6 +96,7 @@ public enum HTTPRequestParser {
         var head = HTTPRequestHead(
             method: method, target: targetStart..<targetEnd, minorVersion: min(minor, 1), fields: [], framing: .none,
             host: nil, keepAlive: minor >= 1, expectContinue: false, upgrade: false, length: 0)
+        head.fields.reserveCapacity(16)
         position = lineEnd + 2
         let headerStart = position
         var contentLength: UInt64? = nil
@@ -171,6 +172,21 @@ public enum HTTPRequestParser {
     /// CR or LF (RFC 9112 §2.2) and NUL.
     static func lineEnd(_ buffer: UnsafeRawBufferPointer, from: Int, limit: Int) throws(HTTPRequestError) -> Int? {
         var index = from
+        // Eight bytes at a time past the ordinary ones; the first word that may hold CR, LF or NUL is looked
+        // at byte by byte below.
+        if let base = buffer.baseAddress {
+            while index + 8 <= buffer.count {
+                let mask = HTTPRequestParser.lineControlMask(base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                if mask != 0 {
+                    // The lowest flagged byte is exactly the first CR, LF or NUL of the word.
+                    index += mask.trailingZeroBitCount >> 3
+                    if index - from > limit { return nil }
+                    break
+                }
+                index += 8
+                if index - from > limit { return nil }
+            }
+        }
         while index < buffer.count {
             let byte = buffer[index]
             if byte == 13 {
@@ -184,6 +200,33 @@ public enum HTTPRequestParser {
             if index - from > limit { return nil }
         }
         return nil
+    }
+
+    /// Whether `name` is a field that describes one connection only and is never forwarded (RFC 9110
+    /// §7.6.1): Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade. Looked up by length first.
+    @inline(__always)
+    static func isHopByHop(_ buffer: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+        switch name.count {
+        case 2: return HTTPRequestParser.equalsIgnoringCase(buffer, name, "te")
+        case 7:
+            return HTTPRequestParser.equalsIgnoringCase(buffer, name, "trailer")
+                || HTTPRequestParser.equalsIgnoringCase(buffer, name, "upgrade")
+        case 10:
+            return HTTPRequestParser.equalsIgnoringCase(buffer, name, "connection")
+                || HTTPRequestParser.equalsIgnoringCase(buffer, name, "keep-alive")
+        case 16: return HTTPRequestParser.equalsIgnoringCase(buffer, name, "proxy-connection")
+        default: return false
+        }
+    }
+
+    /// The high bit of every byte of `word` that may be CR, LF or NUL; the lowest one set marks the first such
+    /// byte exactly (the borrow of the zero-byte test only disturbs bytes above it), and none set means none.
+    @inline(__always)
+    static func lineControlMask(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroBytes(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
+        return zeroBytes(word) | zeroBytes(word ^ (ones &* 10)) | zeroBytes(word ^ (ones &* 13))
     }
 
     /// A token (RFC 9110 §5.6.2) starting at `from`: at least one tchar.
@@ -218,10 +261,12 @@ public enum HTTPRequestParser {
         return (0..<count).allSatisfy { buffer[at + $0] == text.utf8Start[$0] }
     }
 
+    @inline(__always)
     static func named(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ name: StaticString) -> Bool {
         HTTPRequestParser.equalsIgnoringCase(buffer, range, name)
     }
 
+    @inline(__always)
     static func equalsIgnoringCase(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool
     {
         guard range.count == text.utf8CodeUnitCount else { return false }

@@ -52,6 +52,7 @@ public enum HTTPResponseParser {
         var head = HTTPResponseHead(
             status: status, minorVersion: min(minor, 1), fields: [], framing: .untilClose, keepAlive: minor >= 1,
             length: 0)
+        head.fields.reserveCapacity(16)
         var position = lineEnd + 2
         var contentLength: UInt64? = nil
         var chunked = false

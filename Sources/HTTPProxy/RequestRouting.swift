@@ -52,10 +52,17 @@ public enum RequestRouter {
 
 /// Writes the head sent to a backend (RFC 9110 §7.6): hop-by-hop fields removed, forwarding fields added.
 public enum RequestRewriter {
-    /// Fields that describe one connection only; never forwarded (RFC 9110 §7.6.1).
-    static let hopByHop: [StaticString] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]
-    /// Fields Frontdoor sets itself; incoming ones are dropped (X-Forwarded-For is handled apart).
-    static let replaced: [StaticString] = ["x-forwarded-proto", "x-forwarded-host", "x-real-ip"]
+    /// Fields Frontdoor sets itself, whose incoming copies are dropped: X-Forwarded-Proto, X-Forwarded-Host
+    /// and X-Real-IP (X-Forwarded-For is handled apart).
+    @inline(__always)
+    static func isReplaced(_ buffer: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+        switch name.count {
+        case 9: return HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-real-ip")
+        case 16: return HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-forwarded-host")
+        case 17: return HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-forwarded-proto")
+        default: return false
+        }
+    }
 
     /// The upstream request head. `trustedPeer` says whether the peer is a configured trusted proxy, whose
     /// X-Forwarded-For is extended instead of replaced. `upgrade` keeps Connection: upgrade and Upgrade.
@@ -76,7 +83,7 @@ public enum RequestRewriter {
         var out: [UInt8] = []
         out.reserveCapacity(head.length + 160)
         func append(_ range: Range<Int>) { out += UnsafeRawBufferPointer(rebasing: buffer[range]) }
-        func append(_ text: String) { out.append(contentsOf: text.utf8) }
+        func append(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
 
         // Request line, always HTTP/1.1 to the backend; absolute-form becomes origin-form.
         append(head.method)
@@ -99,7 +106,7 @@ public enum RequestRewriter {
         var wroteHost = false
         for field in head.fields {
             let name = field.name
-            if RequestRewriter.hopByHop.contains(where: { HTTPRequestParser.equalsIgnoringCase(buffer, name, $0) }) {
+            if HTTPRequestParser.isHopByHop(buffer, name) {
                 if head.upgrade && HTTPRequestParser.equalsIgnoringCase(buffer, name, "upgrade") {
                     append(field.name)
                     append(": ")
@@ -108,9 +115,7 @@ public enum RequestRewriter {
                 }
                 continue
             }
-            if RequestRewriter.replaced.contains(where: { HTTPRequestParser.equalsIgnoringCase(buffer, name, $0) }) {
-                continue
-            }
+            if RequestRewriter.isReplaced(buffer, name) { continue }
             if named.contains(where: { RequestRewriter.equal(buffer, $0, name) }) { continue }
             if HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-forwarded-for") {
                 forwardedFor.append(field.value)
@@ -150,7 +155,7 @@ public enum RequestRewriter {
             out += clientText
         }
         append("\r\nX-Forwarded-Proto: ")
-        append(scheme)
+        out.append(contentsOf: scheme.utf8)
         append("\r\n")
         if let host {
             append("X-Forwarded-Host: ")

@@ -257,54 +257,65 @@ public struct ResponseStream: Sendable {
         }
     }
 
-    /// Fields that describe the backend connection only (RFC 9110 §7.6.1).
-    static let hopByHop: [StaticString] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"]
-
     /// The head as the client gets it: hop-by-hop fields (and those Connection names) removed, the client
     /// connection's own Connection field added. Status line kept, version always HTTP/1.1.
     func clientHead(_ head: HTTPResponseHead, in buffer: UnsafeRawBufferPointer) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(head.length + 32)
-        out.append(contentsOf: "HTTP/1.1".utf8)
+        func append(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
+        func appendLine(_ line: Range<Int>) {
+            out += UnsafeRawBufferPointer(rebasing: buffer[line])
+            out.append(13)
+            out.append(10)
+        }
+        func name(of line: Range<Int>) -> Range<Int> {
+            var colon = line.lowerBound
+            while colon < line.upperBound && buffer[colon] != 58 { colon += 1 }
+            return line.lowerBound..<colon
+        }
+        append("HTTP/1.1")
         // The status line ends before the first field, or before the empty line that ends a field-less head.
         let statusLineEnd = (head.fields.first?.lowerBound ?? head.length - 2) - 2
         out += UnsafeRawBufferPointer(rebasing: buffer[8..<statusLineEnd])
-        out += [13, 10]
+        out.append(13)
+        out.append(10)
+        // Fields a Connection field names are hop-by-hop too ("close" and "keep-alive" name none that could
+        // get through anyway, so the usual response allocates nothing here).
         var named: [Range<Int>] = []
-        var parsed: [(line: Range<Int>, name: Range<Int>)] = []
         for line in head.fields {
-            var colon = line.lowerBound
-            while colon < line.upperBound && buffer[colon] != 58 { colon += 1 }
-            let name = line.lowerBound..<colon
-            parsed.append((line, name))
-            if HTTPRequestParser.equalsIgnoringCase(buffer, name, "connection") {
-                named += HTTPRequestParser.list(
-                    buffer, HTTPRequestParser.value(buffer, after: colon, until: line.upperBound))
+            let field = name(of: line)
+            guard HTTPRequestParser.equalsIgnoringCase(buffer, field, "connection") else { continue }
+            for option in HTTPRequestParser.list(
+                buffer, HTTPRequestParser.value(buffer, after: field.upperBound, until: line.upperBound))
+            where !HTTPRequestParser.equalsIgnoringCase(buffer, option, "close")
+                && !HTTPRequestParser.equalsIgnoringCase(buffer, option, "keep-alive")
+            {
+                named.append(option)
             }
         }
-        for (line, name) in parsed {
-            if ResponseStream.hopByHop.contains(where: { HTTPRequestParser.equalsIgnoringCase(buffer, name, $0) }) {
-                if head.status == 101 && HTTPRequestParser.equalsIgnoringCase(buffer, name, "upgrade") {
-                    out += UnsafeRawBufferPointer(rebasing: buffer[line])
-                    out += [13, 10]
+        for line in head.fields {
+            let field = name(of: line)
+            if HTTPRequestParser.isHopByHop(buffer, field) {
+                if head.status == 101 && HTTPRequestParser.equalsIgnoringCase(buffer, field, "upgrade") {
+                    appendLine(line)
                 }
                 continue
             }
-            if named.contains(where: { RequestRewriter.equal(buffer, $0, name) }) { continue }
-            if self.dechunk && HTTPRequestParser.equalsIgnoringCase(buffer, name, "transfer-encoding") { continue }
-            out += UnsafeRawBufferPointer(rebasing: buffer[line])
-            out += [13, 10]
+            if !named.isEmpty && named.contains(where: { RequestRewriter.equal(buffer, $0, field) }) { continue }
+            if self.dechunk && HTTPRequestParser.equalsIgnoringCase(buffer, field, "transfer-encoding") { continue }
+            appendLine(line)
         }
         if head.status == 101 {
-            out.append(contentsOf: "Connection: upgrade\r\n".utf8)
+            append("Connection: upgrade\r\n")
         } else if head.status >= 200 {
             if !self.clientKeepAlive {
-                out.append(contentsOf: "Connection: close\r\n".utf8)
+                append("Connection: close\r\n")
             } else if self.legacyClient {
-                out.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+                append("Connection: keep-alive\r\n")
             }
         }
-        out += [13, 10]
+        out.append(13)
+        out.append(10)
         return out
     }
 }

@@ -183,6 +183,12 @@ struct OutQueue {
     }
 }
 
+/// A site's balancer state, shared by reference: connections update it in place, without a lookup.
+final class Balancer {
+    var pool: BackendPool
+    init(_ pool: BackendPool) { self.pool = pool }
+}
+
 /// A backend connection in use by one client connection.
 final class BackendLink {
     let fd: Int32
@@ -193,8 +199,11 @@ final class BackendLink {
     var out = OutQueue()
     var interest: UInt32 = 0
     var closedByPeer = false
+    /// The balancer of the site it serves, which counts its requests and failures.
+    var balancer: Balancer
 
-    init(fd: Int32, address: SocketAddress, site: DomainName, index: Int, connected: Bool) {
+    init(fd: Int32, address: SocketAddress, site: DomainName, index: Int, connected: Bool, balancer: Balancer) {
+        self.balancer = balancer
         self.fd = fd
         self.address = address
         self.site = site
@@ -267,7 +276,9 @@ final class HTTPWorker: @unchecked Sendable {
     /// connection is noticed at once, and taking one from the pool costs one epoll_ctl and no probe.
     var idleAddresses: [Int32: SocketAddress] = [:]
     /// Balancers per site, rebuilt when the snapshot changes.
-    var balancers: [DomainName: BackendPool] = [:]
+    var balancers: [DomainName: Balancer] = [:]
+    /// The balancer looked up last: requests in a row mostly go to one site.
+    var recentBalancer: (site: DomainName, balancer: Balancer)?
     var snapshot: Snapshot
     var snapshotGeneration: Int
     var boardGeneration = -1
@@ -278,6 +289,10 @@ final class HTTPWorker: @unchecked Sendable {
     let requests = Atomic<Int>(0)
     /// Requests by site and status, counted on the loop; published for the admin listener each tick.
     var counts: [LoopCountKey: Int] = [:]
+    /// The key of the latest requests and how many of them are not yet in `counts`: consecutive requests
+    /// mostly share site and status, and comparing a name with itself is cheaper than hashing it.
+    var recentKey: LoopCountKey?
+    var recentCount = 0
     let publishedCounts = Mutex<[LoopCountKey: Int]>([:])
     let open = Atomic<Int>(0)
     let reused = Atomic<Int>(0)
@@ -346,6 +361,7 @@ final class HTTPWorker: @unchecked Sendable {
         self.snapshot = self.store.tables().snapshot
         self.trusted = self.snapshot.settings.trustedProxies
         self.balancers = [:]
+        self.recentBalancer = nil
         self.boardGeneration = -1
     }
 
@@ -752,8 +768,12 @@ final class HTTPWorker: @unchecked Sendable {
         }
     }
 
-    func balancer(for site: CompiledSite) -> BackendPool {
-        if let pool = self.balancers[site.name] { return pool }
+    func balancer(for site: CompiledSite) -> Balancer {
+        if let recent = self.recentBalancer, recent.site == site.name { return recent.balancer }
+        if let balancer = self.balancers[site.name] {
+            self.recentBalancer = (site.name, balancer)
+            return balancer
+        }
         var pool = BackendPool(backends: site.backends.count, policy: site.balance)
         let checks = self.board.results()
         for (index, backend) in site.backends.enumerated() {
@@ -761,20 +781,22 @@ final class HTTPWorker: @unchecked Sendable {
                 pool.checked(index, passed: passed)
             }
         }
-        self.balancers[site.name] = pool
-        return pool
+        let balancer = Balancer(pool)
+        self.balancers[site.name] = balancer
+        self.recentBalancer = (site.name, balancer)
+        return balancer
     }
 
     func connect(_ connection: ClientConnection, site: CompiledSite, excluding: [Int], now: UInt64) {
-        var pool = self.balancer(for: site)
-        defer { self.balancers[site.name] = pool }
+        let balancer = self.balancer(for: site)
         var excluded = Set(excluding)
-        while let choice = pool.pick(now: now, excluding: excluded) {
+        while let choice = balancer.pool.pick(now: now, excluding: excluded) {
             let address = site.backends[choice].address
-            pool.started(choice)
+            balancer.pool.started(choice)
             if let parked = connection.parked {
                 connection.parked = nil
                 if parked.index == choice && parked.site == site.name && parked.address == address {
+                    parked.balancer = balancer
                     connection.backend = parked
                     self.reused.add(1, ordering: .relaxed)
                     connection.session.backendChosen(choice, reused: true)
@@ -787,7 +809,9 @@ final class HTTPWorker: @unchecked Sendable {
             if var idle = self.pools[address], let entry = idle.popLast() {
                 self.pools[address] = idle
                 self.idleAddresses[entry.fd] = nil
-                let link = BackendLink(fd: entry.fd, address: address, site: site.name, index: choice, connected: true)
+                let link = BackendLink(
+                    fd: entry.fd, address: address, site: site.name, index: choice, connected: true,
+                    balancer: balancer)
                 link.interest = Poller.readable
                 self.poller.modify(
                     entry.fd, events: Poller.readable, token: HTTPWorker.token(.backend, connection.slot))
@@ -801,17 +825,18 @@ final class HTTPWorker: @unchecked Sendable {
             do {
                 fd = try Sockets.tcpClient(address)
             } catch {
-                pool.finished(choice)
-                pool.failed(choice, now: now)
+                balancer.pool.finished(choice)
+                balancer.pool.failed(choice, now: now)
                 excluded.insert(choice)
                 continue
             }
-            let link = BackendLink(fd: fd, address: address, site: site.name, index: choice, connected: false)
+            let link = BackendLink(
+                fd: fd, address: address, site: site.name, index: choice, connected: false, balancer: balancer)
             do {
                 try self.poller.add(fd, events: Poller.writable, token: HTTPWorker.token(.backend, connection.slot))
             } catch {
                 Sockets.close(fd)
-                pool.finished(choice)
+                balancer.pool.finished(choice)
                 excluded.insert(choice)
                 continue
             }
@@ -826,12 +851,11 @@ final class HTTPWorker: @unchecked Sendable {
     func release(_ connection: ClientConnection, reusable: Bool, failed: Bool, now: UInt64) {
         guard let backend = connection.backend else { return }
         connection.backend = nil
-        if var pool = self.balancers[backend.site] {
-            if backend.index < pool.health.count {
-                pool.finished(backend.index)
-                if failed { pool.failed(backend.index, now: now) } else { pool.succeeded(backend.index) }
-            }
-            self.balancers[backend.site] = pool
+        // A balancer replaced by a reload since still takes the counts; nobody reads them any more.
+        let balancer = backend.balancer
+        if backend.index < balancer.pool.health.count {
+            balancer.pool.finished(backend.index)
+            if failed { balancer.pool.failed(backend.index, now: now) } else { balancer.pool.succeeded(backend.index) }
         }
         if reusable && backend.out.isEmpty && !backend.closedByPeer && !self.draining {
             if !connection.closing && connection.parked == nil {
@@ -888,10 +912,7 @@ final class HTTPWorker: @unchecked Sendable {
         }
         if let backend = connection.backend {
             connection.backend = nil
-            if var pool = self.balancers[backend.site], backend.index < pool.health.count {
-                pool.finished(backend.index)
-                self.balancers[backend.site] = pool
-            }
+            if backend.index < backend.balancer.pool.health.count { backend.balancer.pool.finished(backend.index) }
             self.closeBackend(backend)
         }
         Sockets.close(connection.fd)
@@ -919,13 +940,12 @@ final class HTTPWorker: @unchecked Sendable {
             self.boardGeneration = generation
             let checks = self.board.results()
             for site in self.snapshot.routes.sites where site.healthPath != nil {
-                var pool = self.balancer(for: site)
+                let balancer = self.balancer(for: site)
                 for (index, backend) in site.backends.enumerated() {
                     if let passed = checks[HealthKey(site: site.name, backend: backend.address)] {
-                        pool.checked(index, passed: passed)
+                        balancer.pool.checked(index, passed: passed)
                     }
                 }
-                self.balancers[site.name] = pool
             }
         }
         for slot in self.slots.indices {
@@ -949,6 +969,7 @@ final class HTTPWorker: @unchecked Sendable {
             }
         }
         self.flushLog()
+        self.flushRecentCount()
         let counts = self.counts
         self.publishedCounts.withLock { $0 = counts }
         let drainDeadline = self.drainDeadline.load(ordering: .acquiring)
@@ -974,13 +995,26 @@ final class HTTPWorker: @unchecked Sendable {
 
     func log(_ record: AccessRecord, now: UInt64) {
         self.requests.add(1, ordering: .relaxed)
-        self.counts[LoopCountKey(site: record.site, status: record.status), default: 0] += 1
+        let key = LoopCountKey(site: record.site, status: record.status)
+        if key == self.recentKey {
+            self.recentCount += 1
+        } else {
+            self.flushRecentCount()
+            self.recentKey = key
+            self.recentCount = 1
+        }
         guard let accessLog = self.options.accessLog else { return }
         let line = accessLog.format(
             record, time: self.clock.now(), milliseconds: Int(now &- record.started))
         self.logBuffer += line.utf8
         self.logBuffer.append(10)
         if self.logBuffer.count > 32 * 1024 { self.flushLog() }
+    }
+
+    func flushRecentCount() {
+        guard let key = self.recentKey, self.recentCount > 0 else { return }
+        self.counts[key, default: 0] += self.recentCount
+        self.recentCount = 0
     }
 
     func flushLog() {
