@@ -80,92 +80,95 @@ public enum RequestRewriter {
         _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, clientText: [UInt8], trustedPeer: Bool,
         scheme: String = "http"
     ) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(head.length + 160)
-        func append(_ range: Range<Int>) { out += UnsafeRawBufferPointer(rebasing: buffer[range]) }
-        func append(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
+        // Every piece comes from the head (the host and X-Forwarded-For values at most twice, and each field
+        // gains at most a space), the client's address (twice) or the fixed text below.
+        var scheme = scheme
+        let capacity = 4 * head.length + 2 * clientText.count + scheme.utf8.count + 256
+        return HeadWriter.build(capacity: capacity) { out in
+            func append(_ range: Range<Int>) { out.write(UnsafeRawBufferPointer(rebasing: buffer[range])) }
+            func append(_ text: StaticString) { out.write(text) }
 
-        // Request line, always HTTP/1.1 to the backend; absolute-form becomes origin-form.
-        append(head.method)
-        append(" ")
-        var target = head.target
-        if let authority = RequestRouter.authority(of: target, in: buffer) {
-            target = authority.upperBound..<target.upperBound
-            if target.isEmpty || buffer[target.lowerBound] != UInt8(ascii: "/") { append("/") }
-        }
-        if !target.isEmpty { append(target) }
-        append(" HTTP/1.1\r\n")
+            // Request line, always HTTP/1.1 to the backend; absolute-form becomes origin-form.
+            append(head.method)
+            append(" ")
+            var target = head.target
+            if let authority = RequestRouter.authority(of: target, in: buffer) {
+                target = authority.upperBound..<target.upperBound
+                if target.isEmpty || buffer[target.lowerBound] != UInt8(ascii: "/") { append("/") }
+            }
+            if !target.isEmpty { append(target) }
+            append(" HTTP/1.1\r\n")
 
-        // Fields named by Connection are hop-by-hop too.
-        var named: [Range<Int>] = []
-        var forwardedFor: [Range<Int>] = []
-        for field in head.fields where HTTPRequestParser.equalsIgnoringCase(buffer, field.name, "connection") {
-            named += HTTPRequestParser.list(buffer, field.value)
-        }
-        let host = RequestRouter.host(head, in: buffer)
-        var wroteHost = false
-        for field in head.fields {
-            let name = field.name
-            if HTTPRequestParser.isHopByHop(buffer, name) {
-                if head.upgrade && HTTPRequestParser.equalsIgnoringCase(buffer, name, "upgrade") {
-                    append(field.name)
-                    append(": ")
-                    append(field.value)
-                    append("\r\n")
+            // Fields named by Connection are hop-by-hop too.
+            var named: [Range<Int>] = []
+            var forwardedFor: [Range<Int>] = []
+            for field in head.fields where HTTPRequestParser.equalsIgnoringCase(buffer, field.name, "connection") {
+                named += HTTPRequestParser.list(buffer, field.value)
+            }
+            let host = RequestRouter.host(head, in: buffer)
+            var wroteHost = false
+            for field in head.fields {
+                let name = field.name
+                if HTTPRequestParser.isHopByHop(buffer, name) {
+                    if head.upgrade && HTTPRequestParser.equalsIgnoringCase(buffer, name, "upgrade") {
+                        append(field.name)
+                        append(": ")
+                        append(field.value)
+                        append("\r\n")
+                    }
+                    continue
                 }
-                continue
-            }
-            if RequestRewriter.isReplaced(buffer, name) { continue }
-            if named.contains(where: { RequestRewriter.equal(buffer, $0, name) }) { continue }
-            if HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-forwarded-for") {
-                forwardedFor.append(field.value)
-                continue
-            }
-            if HTTPRequestParser.equalsIgnoringCase(buffer, name, "host") {
-                // Host is preserved, but must agree with an absolute-form authority.
-                wroteHost = true
-                append("Host: ")
-                if let host { append(host) }
+                if RequestRewriter.isReplaced(buffer, name) { continue }
+                if named.contains(where: { RequestRewriter.equal(buffer, $0, name) }) { continue }
+                if HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-forwarded-for") {
+                    forwardedFor.append(field.value)
+                    continue
+                }
+                if HTTPRequestParser.equalsIgnoringCase(buffer, name, "host") {
+                    // Host is preserved, but must agree with an absolute-form authority.
+                    wroteHost = true
+                    append("Host: ")
+                    if let host { append(host) }
+                    append("\r\n")
+                    continue
+                }
+                append(field.name)
+                append(": ")
+                append(field.value)
                 append("\r\n")
-                continue
             }
-            append(field.name)
-            append(": ")
-            append(field.value)
-            append("\r\n")
-        }
-        if !wroteHost, let host {
-            append("Host: ")
-            append(host)
-            append("\r\n")
-        }
-        // X-Forwarded-For: a trusted peer's list is extended; anyone else's is dropped as unverifiable.
-        append("X-Forwarded-For: ")
-        if trustedPeer && !forwardedFor.isEmpty {
-            for value in forwardedFor {
-                append(value)
-                append(", ")
+            if !wroteHost, let host {
+                append("Host: ")
+                append(host)
+                append("\r\n")
             }
-        }
-        out += clientText
-        append("\r\nX-Real-IP: ")
-        if trustedPeer, let first = forwardedFor.first.flatMap({ HTTPRequestParser.list(buffer, $0).first }) {
-            append(first)
-        } else {
-            out += clientText
-        }
-        append("\r\nX-Forwarded-Proto: ")
-        out.append(contentsOf: scheme.utf8)
-        append("\r\n")
-        if let host {
-            append("X-Forwarded-Host: ")
-            append(host)
+            // X-Forwarded-For: a trusted peer's list is extended; anyone else's is dropped as unverifiable.
+            append("X-Forwarded-For: ")
+            if trustedPeer && !forwardedFor.isEmpty {
+                for value in forwardedFor {
+                    append(value)
+                    append(", ")
+                }
+            }
+            out.write(clientText)
+            append("\r\nX-Real-IP: ")
+            if trustedPeer, let first = forwardedFor.first.flatMap({ HTTPRequestParser.list(buffer, $0).first }) {
+                append(first)
+            } else {
+                out.write(clientText)
+            }
+            append("\r\nX-Forwarded-Proto: ")
+            scheme.withUTF8 { out.write(UnsafeRawBufferPointer($0)) }
+            append("\r\n")
+            if let host {
+                append("X-Forwarded-Host: ")
+                append(host)
+                append("\r\n")
+            }
+            append(head.minorVersion == 0 ? "Via: 1.0 frontdoor\r\n" : "Via: 1.1 frontdoor\r\n")
+            append(head.upgrade ? "Connection: upgrade\r\n" : "Connection: keep-alive\r\n")
             append("\r\n")
         }
-        append(head.minorVersion == 0 ? "Via: 1.0 frontdoor\r\n" : "Via: 1.1 frontdoor\r\n")
-        append(head.upgrade ? "Connection: upgrade\r\n" : "Connection: keep-alive\r\n")
-        append("\r\n")
-        return out
     }
 
     static func equal(_ buffer: UnsafeRawBufferPointer, _ a: Range<Int>, _ b: Range<Int>) -> Bool {

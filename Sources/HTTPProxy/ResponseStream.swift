@@ -260,62 +260,59 @@ public struct ResponseStream: Sendable {
     /// The head as the client gets it: hop-by-hop fields (and those Connection names) removed, the client
     /// connection's own Connection field added. Status line kept, version always HTTP/1.1.
     func clientHead(_ head: HTTPResponseHead, in buffer: UnsafeRawBufferPointer) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(head.length + 32)
-        func append(_ text: StaticString) { text.withUTF8Buffer { out.append(contentsOf: $0) } }
-        func appendLine(_ line: Range<Int>) {
-            out += UnsafeRawBufferPointer(rebasing: buffer[line])
-            out.append(13)
-            out.append(10)
-        }
-        func name(of line: Range<Int>) -> Range<Int> {
-            var colon = line.lowerBound
-            while colon < line.upperBound && buffer[colon] != 58 { colon += 1 }
-            return line.lowerBound..<colon
-        }
-        append("HTTP/1.1")
-        // The status line ends before the first field, or before the empty line that ends a field-less head.
-        let statusLineEnd = (head.fields.first?.lowerBound ?? head.length - 2) - 2
-        out += UnsafeRawBufferPointer(rebasing: buffer[8..<statusLineEnd])
-        out.append(13)
-        out.append(10)
-        // Fields a Connection field names are hop-by-hop too ("close" and "keep-alive" name none that could
-        // get through anyway, so the usual response allocates nothing here).
-        var named: [Range<Int>] = []
-        for line in head.fields {
-            let field = name(of: line)
-            guard HTTPRequestParser.equalsIgnoringCase(buffer, field, "connection") else { continue }
-            for option in HTTPRequestParser.list(
-                buffer, HTTPRequestParser.value(buffer, after: field.upperBound, until: line.upperBound))
-            where !HTTPRequestParser.equalsIgnoringCase(buffer, option, "close")
-                && !HTTPRequestParser.equalsIgnoringCase(buffer, option, "keep-alive")
-            {
-                named.append(option)
+        // The status line keeps its length, fields are only dropped, and one Connection line may be added.
+        HeadWriter.build(capacity: head.length + 64) { out in
+            func append(_ text: StaticString) { out.write(text) }
+            func appendLine(_ line: Range<Int>) {
+                out.write(UnsafeRawBufferPointer(rebasing: buffer[line]))
+                out.crlf()
             }
-        }
-        for line in head.fields {
-            let field = name(of: line)
-            if HTTPRequestParser.isHopByHop(buffer, field) {
-                if head.status == 101 && HTTPRequestParser.equalsIgnoringCase(buffer, field, "upgrade") {
-                    appendLine(line)
+            func name(of line: Range<Int>) -> Range<Int> {
+                var colon = line.lowerBound
+                while colon < line.upperBound && buffer[colon] != 58 { colon += 1 }
+                return line.lowerBound..<colon
+            }
+            append("HTTP/1.1")
+            // The status line ends before the first field, or before the empty line that ends a field-less head.
+            let statusLineEnd = (head.fields.first?.lowerBound ?? head.length - 2) - 2
+            out.write(UnsafeRawBufferPointer(rebasing: buffer[8..<statusLineEnd]))
+            out.crlf()
+            // Fields a Connection field names are hop-by-hop too ("close" and "keep-alive" name none that could
+            // get through anyway, so the usual response allocates nothing here).
+            var named: [Range<Int>] = []
+            for line in head.fields {
+                let field = name(of: line)
+                guard HTTPRequestParser.equalsIgnoringCase(buffer, field, "connection") else { continue }
+                for option in HTTPRequestParser.list(
+                    buffer, HTTPRequestParser.value(buffer, after: field.upperBound, until: line.upperBound))
+                where !HTTPRequestParser.equalsIgnoringCase(buffer, option, "close")
+                    && !HTTPRequestParser.equalsIgnoringCase(buffer, option, "keep-alive")
+                {
+                    named.append(option)
                 }
-                continue
             }
-            if !named.isEmpty && named.contains(where: { RequestRewriter.equal(buffer, $0, field) }) { continue }
-            if self.dechunk && HTTPRequestParser.equalsIgnoringCase(buffer, field, "transfer-encoding") { continue }
-            appendLine(line)
-        }
-        if head.status == 101 {
-            append("Connection: upgrade\r\n")
-        } else if head.status >= 200 {
-            if !self.clientKeepAlive {
-                append("Connection: close\r\n")
-            } else if self.legacyClient {
-                append("Connection: keep-alive\r\n")
+            for line in head.fields {
+                let field = name(of: line)
+                if HTTPRequestParser.isHopByHop(buffer, field) {
+                    if head.status == 101 && HTTPRequestParser.equalsIgnoringCase(buffer, field, "upgrade") {
+                        appendLine(line)
+                    }
+                    continue
+                }
+                if !named.isEmpty && named.contains(where: { RequestRewriter.equal(buffer, $0, field) }) { continue }
+                if self.dechunk && HTTPRequestParser.equalsIgnoringCase(buffer, field, "transfer-encoding") { continue }
+                appendLine(line)
             }
+            if head.status == 101 {
+                append("Connection: upgrade\r\n")
+            } else if head.status >= 200 {
+                if !self.clientKeepAlive {
+                    append("Connection: close\r\n")
+                } else if self.legacyClient {
+                    append("Connection: keep-alive\r\n")
+                }
+            }
+            out.crlf()
         }
-        out.append(13)
-        out.append(10)
-        return out
     }
 }

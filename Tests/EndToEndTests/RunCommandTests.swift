@@ -129,14 +129,12 @@ import Testing
         let logPath = directory + "/log"
         let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { close(logFD) }
-        setenv("NOTIFY_SOCKET", socketPath, 1)
         let pid = try Tool.spawn(
             Tool.frontdoor,
             [
                 "run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(try freePort())",
                 "--admin", "off", "--workers", "1",
-            ], stderr: logFD)
-        unsetenv("NOTIFY_SOCKET")
+            ], stderr: logFD, environment: ["NOTIFY_SOCKET=\(socketPath)"])
         var stopped = false
         defer { if !stopped { Tool.stop(pid) } }
         #expect(message().hasPrefix("READY=1"), "\(Fixtures.textAt(logPath))")

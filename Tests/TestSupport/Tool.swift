@@ -70,7 +70,7 @@ package enum Tool {
     /// Starts a program with stdin from /dev/null and the given output descriptors (or /dev/null).
     package static func spawn(
         _ executable: String, _ arguments: [String], directory: String? = nil, stdout: Int32? = nil,
-        stderr: Int32? = nil
+        stderr: Int32? = nil, environment extra: [String] = []
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -99,7 +99,17 @@ package enum Tool {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
         posix_spawnattr_setpgroup(&attributes, 0)
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, words[0], &actions, &attributes, argv, environ)
+        // Extra "NAME=value" entries go to the child only: setenv in a test would race with the others.
+        var inherited: [UnsafeMutablePointer<CChar>?] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            inherited.append(entry)
+            cursor += 1
+        }
+        let added = extra.map { strdup($0) }
+        defer { for pointer in added { free(pointer) } }
+        var envp = added + inherited + [nil]
+        let result = posix_spawn(&pid, words[0], &actions, &attributes, argv, &envp)
         guard result == 0 else {
             throw FixtureError(message: "cannot start \(executable): \(String(cString: strerror(result)))")
         }
