@@ -17,19 +17,35 @@ public enum TemplateKind: UInt8, Sendable {
 ///
 /// Records owned by the question name point at offset 12; pointers to names inside the template are
 /// written as if the question name were empty and move by its real length when copied (`relocations`).
-public struct AnswerTemplate: Sendable {
-    public var kind: TemplateKind
-    public var rcode: UInt8
-    public var answerCount: UInt16
-    public var authorityCount: UInt16
-    public var additionalCount: UInt16
+/// A class, immutable: answering takes one reference to it instead of copying (and retaining) its arrays.
+public final class AnswerTemplate: Sendable {
+    public let kind: TemplateKind
+    public let rcode: UInt8
+    public let answerCount: UInt16
+    public let authorityCount: UInt16
+    public let additionalCount: UInt16
     /// Template bytes without the additional section, for when the whole does not fit (RFC 2181 §9).
-    public var lengthWithoutAdditional: Int
-    public var bytes: [UInt8]
+    public let lengthWithoutAdditional: Int
+    public let bytes: [UInt8]
     /// Offsets in `bytes` of compression pointers to relocate by the question name's length.
-    public var relocations: [UInt16]
+    public let relocations: [UInt16]
     /// For `.partial`: the name the chain ends at, which a recursive view resolves upstream.
-    public var chainEnd: DomainName?
+    public let chainEnd: DomainName?
+
+    init(
+        kind: TemplateKind, rcode: UInt8, answerCount: UInt16, authorityCount: UInt16, additionalCount: UInt16,
+        lengthWithoutAdditional: Int, bytes: [UInt8], relocations: [UInt16], chainEnd: DomainName?
+    ) {
+        self.kind = kind
+        self.rcode = rcode
+        self.answerCount = answerCount
+        self.authorityCount = authorityCount
+        self.additionalCount = additionalCount
+        self.lengthWithoutAdditional = lengthWithoutAdditional
+        self.bytes = bytes
+        self.relocations = relocations
+        self.chainEnd = chainEnd
+    }
 }
 
 /// The answers of one view, compiled: names → nodes → templates.
@@ -37,7 +53,7 @@ public struct AnswerTemplate: Sendable {
 /// A class, so that workers reach it through one reference instead of copying (and retaining) its arrays.
 public final class ViewAnswers: Sendable {
     /// Per node: where its (type, template) pairs start in `types`, how many, and its fallbacks.
-    public struct NodeEntry: Sendable {
+    public struct NodeEntry: Sendable, BitwiseCopyable {
         public var typesStart: Int32
         public var typesCount: Int32
         /// The answer for any type the node lacks (NODATA, a referral, a chain ending in NODATA ...).
@@ -53,27 +69,24 @@ public final class ViewAnswers: Sendable {
     public let names: NameTable
 
     init(
-        name: String, recursion: Bool, names: NameTable, nodes: [NodeEntry], types: [UInt16], typeTemplates: [Int32],
+        name: String, recursion: Bool, names: NameTable, types: [UInt16], typeTemplates: [Int32],
         templates: [AnswerTemplate]
     ) {
         self.name = name
         self.recursion = recursion
         self.names = names
-        self.nodes = nodes
         self.types = types
         self.typeTemplates = typeTemplates
         self.templates = templates
     }
 
-    public let nodes: [NodeEntry]
     public let types: [UInt16]
     public let typeTemplates: [Int32]
     public let templates: [AnswerTemplate]
 
-    /// The template for `type` at node `node`.
+    /// The template for `type` at the node described by `entry`.
     @inlinable
-    public func template(node: Int, type: UInt16) -> Int32 {
-        let entry = self.nodes[node]
+    public func template(_ entry: NodeEntry, type: UInt16) -> Int32 {
         if type == RecordType.any.rawValue { return entry.anyType }
         var index = Int(entry.typesStart)
         let end = index + Int(entry.typesCount)
@@ -95,15 +108,14 @@ public enum AnswerCompiler {
     public static func compile(_ view: CompiledView) -> ViewAnswers {
         var builder = Builder()
         var names = NameTable(capacity: view.nodes.count)
-        var nodes: [ViewAnswers.NodeEntry] = []
-        nodes.reserveCapacity(view.nodes.count)
         var types: [UInt16] = []
         var typeTemplates: [Int32] = []
         // Zone cuts below an apex: names under them get referrals, whatever they hold.
         let cuts = Set(view.nodes.compactMap { name, node in name != node.apex && node.rrset(.ns) != nil ? name : nil })
         // Every name whose only data is a CNAME to the same target (with the same TTL, in the same zone) has
         // the same answers with its own name as owner: compile those once (a site model is mostly these).
-        var sameChain: [ChainKey: (types: [UInt16], templates: [Int32], other: Int32, any: Int32, nx: Int32)] = [:]
+        // They share one range of `types` too, which then stays in the cache however many sites there are.
+        var sameChain: [ChainKey: ViewAnswers.NodeEntry] = [:]
         for (name, node) in view.nodes {
             var chainKey: ChainKey? = nil
             if node.rrsets.count == 1, let cname = node.rrset(.cname), cname.data.count == 1,
@@ -114,13 +126,7 @@ public enum AnswerCompiler {
             }
             let start = Int32(types.count)
             if let chainKey, let shared = sameChain[chainKey] {
-                types += shared.types
-                typeTemplates += shared.templates
-                nodes.append(
-                    ViewAnswers.NodeEntry(
-                        typesStart: start, typesCount: Int32(shared.types.count), otherType: shared.other,
-                        anyType: shared.any, nxDomain: shared.nx))
-                names.insert(name.wire, value: Int32(nodes.count - 1))
+                names.insert(name.wire, entry: shared)
                 continue
             }
             var wanted = node.rrsets.map(\.type)
@@ -139,17 +145,11 @@ public enum AnswerCompiler {
                 otherType: builder.template(for: view.lookup(name, AnswerCompiler.absentType), question: name),
                 anyType: builder.template(for: AnswerCompiler.minimalAny(view, name), question: name),
                 nxDomain: zoneSOA.map { builder.template(for: .nxDomain(chain: [], soa: $0), question: name) } ?? -1)
-            nodes.append(entry)
-            names.insert(name.wire, value: Int32(nodes.count - 1))
-            if let chainKey {
-                sameChain[chainKey] = (
-                    Array(types[Int(start)...]), Array(typeTemplates[Int(start)...]), entry.otherType, entry.anyType,
-                    entry.nxDomain
-                )
-            }
+            names.insert(name.wire, entry: entry)
+            if let chainKey { sameChain[chainKey] = entry }
         }
         return ViewAnswers(
-            name: view.name, recursion: view.recursion, names: names, nodes: nodes, types: types,
+            name: view.name, recursion: view.recursion, names: names, types: types,
             typeTemplates: typeTemplates, templates: builder.templates)
     }
 

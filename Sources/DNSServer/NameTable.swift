@@ -1,61 +1,99 @@
-/// An open-addressing hash table from lower-cased wire names to node indices, probed without allocating.
+/// An open-addressing hash table from lower-cased wire names to their nodes, probed without allocating.
 ///
-/// Keys live back to back in one byte arena; slots hold entry indices. Built once per snapshot.
+/// Built once per snapshot. With tens of thousands of names the table is far larger than the caches, so a
+/// lookup is laid out to cost as few dependent memory reads as possible: a slot holds 32 bits of the key's
+/// hash beside the offset of its record, and a record holds the node's entry, the key's length and the key
+/// side by side. A hit reads one slot and one record; a miss mostly reads one slot (a different hash is
+/// rejected without touching the record). Measured with 50,000 sites, the lookup and the template choice
+/// went from 6.5% to 3% of the server's time (most of the rest is the kernel's).
 public struct NameTable: Sendable {
-    @usableFromInline var arena: [UInt8] = []
-    @usableFromInline var keyOffsets: [Int32] = []
-    @usableFromInline var keyLengths: [UInt8] = []
-    @usableFromInline var values: [Int32] = []
-    @usableFromInline var slots: [Int32] = []
+    public typealias Entry = ViewAnswers.NodeEntry
+    static let entrySize = MemoryLayout<Entry>.size
+    /// Per name: its entry, the key's length (one byte), the key.
+    @usableFromInline var records: [UInt8] = []
+    /// 0 for an empty slot, else the high 32 bits of the hash above (record offset + 1).
+    @usableFromInline var slots: [UInt64] = []
     @usableFromInline var mask = 0
+    public private(set) var count = 0
 
     public init(capacity: Int) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        self.slots = [Int32](repeating: -1, count: size)
+        self.slots = [UInt64](repeating: 0, count: size)
         self.mask = size - 1
-        self.arena.reserveCapacity(capacity * 24)
+        self.records.reserveCapacity(capacity * 28)
     }
-
-    public var count: Int { self.values.count }
 
     /// FNV-1a over the key bytes, folded; names are short, so simple is fast.
     @inlinable @inline(__always)
-    static func hash(_ key: UnsafeRawBufferPointer) -> Int {
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01B3
         }
-        return Int(truncatingIfNeeded: hash ^ (hash >> 29))
+        return hash ^ (hash >> 29)
     }
 
-    /// Adds `key` → `value`; the caller adds each key once.
-    public mutating func insert(_ key: [UInt8], value: Int32) {
-        let entry = Int32(self.values.count)
-        self.keyOffsets.append(Int32(self.arena.count))
-        self.keyLengths.append(UInt8(key.count))
-        self.arena += key
-        self.values.append(value)
-        var slot = key.withUnsafeBytes { NameTable.hash($0) } & self.mask
-        while self.slots[slot] >= 0 { slot = (slot + 1) & self.mask }
-        self.slots[slot] = entry
+    /// Adds `key` → `entry`; the caller adds each key once.
+    public mutating func insert(_ key: [UInt8], entry: Entry) {
+        precondition(key.count <= 255, "a wire name is at most 255 octets")
+        let offset = self.records.count
+        precondition(offset < Int(UInt32.max), "name table larger than 4 GiB")
+        withUnsafeBytes(of: entry) { self.records += $0 }
+        self.records.append(UInt8(key.count))
+        self.records += key
+        self.count += 1
+        let hash = key.withUnsafeBytes { NameTable.hash($0) }
+        var slot = Int(truncatingIfNeeded: hash) & self.mask
+        while self.slots[slot] != 0 { slot = (slot + 1) & self.mask }
+        self.slots[slot] = (hash & 0xFFFF_FFFF_0000_0000) | UInt64(offset + 1)
     }
 
-    /// The value stored for `key` (a lower-cased wire name), or -1.
+    /// Hands `prefetch` the address of the slot a key with hash `hash` starts at (a cache hint: see
+    /// `Responder.prefetch`).
     @inlinable
-    public func find(_ key: UnsafeRawBufferPointer) -> Int32 {
-        var slot = NameTable.hash(key) & self.mask
-        return self.arena.withUnsafeBytes { arena in
-            guard let base = arena.baseAddress, let keyBase = key.baseAddress else { return -1 }
-            while true {
-                let entry = Int(self.slots[slot])
-                if entry < 0 { return -1 }
-                let length = Int(self.keyLengths[entry])
-                if length == key.count && memcmpBytes(base + Int(self.keyOffsets[entry]), keyBase, length) {
-                    return self.values[entry]
+    public func prefetchSlot(hash: UInt64, _ prefetch: (UnsafeRawPointer) -> Void) {
+        let slot = Int(truncatingIfNeeded: hash) & self.mask
+        self.slots.withUnsafeBufferPointer { slots in
+            if let base = slots.baseAddress { prefetch(base + slot) }
+        }
+    }
+
+    /// Hands `prefetch` the address of the record that slot points at, when there is one.
+    @inlinable
+    public func prefetchRecord(hash: UInt64, _ prefetch: (UnsafeRawPointer) -> Void) {
+        let slot = Int(truncatingIfNeeded: hash) & self.mask
+        let slotValue = self.slots[slot]
+        guard slotValue != 0 else { return }
+        self.records.withUnsafeBytes { records in
+            if let base = records.baseAddress { prefetch(base + Int(slotValue & 0xFFFF_FFFF) - 1) }
+        }
+    }
+
+    /// The entry stored for `key` (a lower-cased wire name), or nil.
+    @inlinable
+    public func find(_ key: UnsafeRawBufferPointer) -> Entry? {
+        let hash = NameTable.hash(key)
+        let tag = hash & 0xFFFF_FFFF_0000_0000
+        var slot = Int(truncatingIfNeeded: hash) & self.mask
+        let entrySize = MemoryLayout<Entry>.size
+        return self.slots.withUnsafeBufferPointer { slots in
+            self.records.withUnsafeBytes { records in
+                guard let base = records.baseAddress, let keyBase = key.baseAddress else { return nil }
+                while true {
+                    let slotValue = slots[slot]
+                    if slotValue == 0 { return nil }
+                    if slotValue & 0xFFFF_FFFF_0000_0000 == tag {
+                        let record = base + Int(slotValue & 0xFFFF_FFFF) - 1
+                        if Int(record.load(fromByteOffset: entrySize, as: UInt8.self)) == key.count
+                            && memcmpBytes(record + entrySize + 1, keyBase, key.count)
+                        {
+                            return record.loadUnaligned(as: Entry.self)
+                        }
+                    }
+                    slot = (slot + 1) & self.mask
                 }
-                slot = (slot + 1) & self.mask
             }
         }
     }

@@ -6,23 +6,35 @@ public final class DNSTables: Sendable {
     public let snapshot: Snapshot
     public let views: [ViewAnswers]
 
+    /// Per view, in match order: whether it takes every client, else its networks. Kept apart from the
+    /// snapshot's views, which are large values: walking those copied (and retained) them on every query.
+    @usableFromInline let matchesAll: [Bool]
+    @usableFromInline let networks: [[CIDR]]
+
     public init(snapshot: Snapshot) {
         self.snapshot = snapshot
         self.views = snapshot.views.map(AnswerCompiler.compile)
+        self.matchesAll = snapshot.views.map(\.matchesAll)
+        self.networks = snapshot.views.map(\.networks)
     }
 
     /// The index of the first view matching `client`, or -1 (the client is refused).
     @inlinable
     public func viewIndex(for client: IPAddress) -> Int {
-        for (index, view) in self.snapshot.views.enumerated() where view.matches(client) { return index }
-        return -1
+        self.matchesAll.withUnsafeBufferPointer { matchesAll in
+            for index in matchesAll.indices {
+                if matchesAll[index] || self.networks[index].contains(where: { $0.contains(client) }) { return index }
+            }
+            return -1
+        }
     }
 }
 
 /// What to do with one query.
 public enum ResponderAction: Equatable, Sendable {
-    /// Send `length` bytes of the output buffer.
-    case reply(length: Int)
+    /// Send `length` bytes of the output buffer; `view` is the client's view (-1: none), for the caller's
+    /// counters and rate limiting.
+    case reply(length: Int, view: Int)
     /// Send nothing.
     case drop
     /// Resolve upstream; `prefix` is a template to put before the upstream answer (a CNAME chain) or -1.
@@ -46,45 +58,69 @@ public enum Responder {
         scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) -> (ResponderAction, DNSQuery?) {
         let query: DNSQuery
+        let viewIndex = tables.viewIndex(for: client)
         switch QueryParser.parse(packet, lowercasedName: scratch) {
         case .success(let parsed): query = parsed
         case .failure(.drop): return (.drop, nil)
         case .failure(.formErr(let questionEnd)):
-            return (.reply(length: Responder.error(.formErr, packet: packet, questionEnd: questionEnd, into: out)), nil)
+            let length = Responder.error(.formErr, packet: packet, questionEnd: questionEnd, into: out)
+            return (.reply(length: length, view: viewIndex), nil)
         case .failure(.notImp(let questionEnd)):
-            return (.reply(length: Responder.error(.notImp, packet: packet, questionEnd: questionEnd, into: out)), nil)
+            let length = Responder.error(.notImp, packet: packet, questionEnd: questionEnd, into: out)
+            return (.reply(length: length, view: viewIndex), nil)
         }
-        let viewIndex = tables.viewIndex(for: client)
-        guard viewIndex >= 0 else { return (.reply(length: Responder.refuse(query, packet: packet, into: out)), query) }
+        guard viewIndex >= 0 else {
+            return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: -1), query)
+        }
         let view = tables.views[viewIndex]
         if let edns = query.edns, edns.version != 0 {
             // RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0.
             return (
-                .reply(length: Responder.empty(query, rcode: .badVers, view: view, packet: packet, into: out)), query
+                .reply(
+                    length: Responder.empty(query, rcode: .badVers, view: view, packet: packet, into: out),
+                    view: viewIndex), query
             )
         }
         let type = query.type
         if query.qclass != 1 || type == RecordType.axfr.rawValue || type == RecordType.ixfr.rawValue {
-            return (.reply(length: Responder.refuse(query, packet: packet, into: out)), query)
+            return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: viewIndex), query)
         }
         if type == RecordType.opt.rawValue || (type >= 128 && type <= 254) {
             // Meta types other than ANY cannot be asked for (RFC 6895 §3.1).
             return (
-                .reply(length: Responder.empty(query, rcode: .formErr, view: view, packet: packet, into: out)), query
+                .reply(
+                    length: Responder.empty(query, rcode: .formErr, view: view, packet: packet, into: out),
+                    view: viewIndex), query
             )
         }
         let key = UnsafeRawBufferPointer(rebasing: scratch[0..<query.nameLength])
         let template = Responder.find(key, type: type, in: view, scratch: scratch)
         guard template >= 0 else {
             if view.recursion { return (.forward(view: viewIndex, prefix: -1), query) }
-            return (.reply(length: Responder.refuse(query, packet: packet, into: out)), query)
+            return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: viewIndex), query)
         }
         let answer = view.templates[Int(template)]
         if answer.kind == .partial && view.recursion && query.recursionDesired {
             return (.forward(view: viewIndex, prefix: template), query)
         }
         let length = Responder.write(answer, query: query, view: view, packet: packet, tcp: tcp, into: out)
-        return (.reply(length: length), query)
+        return (.reply(length: length, view: viewIndex), query)
+    }
+
+    /// The client's view and the hash of the question name, for prefetching: with tens of thousands of
+    /// names the lookup's reads miss the caches, and a server that first asks for the slots of a whole batch,
+    /// then for their records, then answers, waits for those misses together instead of one after another.
+    /// Nil when the query would not be looked up.
+    @inlinable
+    public static func lookupHash(
+        _ packet: UnsafeRawBufferPointer, from client: IPAddress, tables: DNSTables,
+        scratch: UnsafeMutableRawBufferPointer
+    ) -> (view: Int, hash: UInt64)? {
+        let viewIndex = tables.viewIndex(for: client)
+        guard viewIndex >= 0, case .success(let query) = QueryParser.parse(packet, lowercasedName: scratch) else {
+            return nil
+        }
+        return (viewIndex, NameTable.hash(UnsafeRawBufferPointer(rebasing: scratch[0..<query.nameLength])))
     }
 
     /// The template for a lower-cased name: exact node, else referral, wildcard or NXDOMAIN from the closest
@@ -93,14 +129,11 @@ public enum Responder {
     static func find(
         _ key: UnsafeRawBufferPointer, type: UInt16, in view: ViewAnswers, scratch: UnsafeMutableRawBufferPointer
     ) -> Int32 {
-        let node = view.names.find(key)
-        if node >= 0 { return view.template(node: Int(node), type: type) }
+        if let entry = view.names.find(key) { return view.template(entry, type: type) }
         var offset = Int(key[0]) + 1
         while offset < key.count {
             let ancestor = UnsafeRawBufferPointer(rebasing: key[offset...])
-            let encloser = view.names.find(ancestor)
-            if encloser >= 0 {
-                let entry = view.nodes[Int(encloser)]
+            if let entry = view.names.find(ancestor) {
                 let fallback = view.templates[Int(entry.otherType)]
                 if fallback.kind == .referral { return entry.otherType }
                 // `*.` + encloser, built after the name in the scratch buffer.
@@ -110,9 +143,11 @@ public enum Responder {
                     scratch[base] = 1
                     scratch[base + 1] = UInt8(ascii: "*")
                     for index in 0..<ancestor.count { scratch[base + 2 + index] = ancestor[index] }
-                    let wildcard = view.names.find(
+                    if let wildcard = view.names.find(
                         UnsafeRawBufferPointer(rebasing: scratch[base..<(base + wildcardLength)]))
-                    if wildcard >= 0 { return view.template(node: Int(wildcard), type: type) }
+                    {
+                        return view.template(wildcard, type: type)
+                    }
                 }
                 return entry.nxDomain
             }

@@ -361,11 +361,11 @@ final class DNSWorker: @unchecked Sendable {
                     into: self.output)
             }
             switch action {
-            case .reply(let size):
+            case .reply(let size, let view):
                 connection.output += [UInt8(size >> 8), UInt8(size & 0xFF)]
                 connection.output += UnsafeRawBufferPointer(rebasing: self.output[0..<size])
                 self.answered.add(1, ordering: .relaxed)
-                self.counters.response(view: self.tables.viewIndex(for: connection.client), rcode: self.output[3])
+                self.counters.response(view: view, rcode: self.output[3])
             case .drop:
                 close = true
             case .forward(let view, let prefix):

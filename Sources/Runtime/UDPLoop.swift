@@ -1,3 +1,4 @@
+import CSys
 import DNSServer
 import DNSWire
 import EventLoop
@@ -18,6 +19,8 @@ final class UDPLoop: @unchecked Sendable {
     var tables: DNSTables
     var generation: Int
     var limiter: RateLimiter
+    /// Per datagram of a batch: the view (-1: none) and the question name's hash, for prefetching.
+    let lookups: UnsafeMutableBufferPointer<(view: Int, hash: UInt64)>
     /// How long a receive sleeps before looking at the stop flag.
     static let wakeEveryMilliseconds: Int32 = 200
 
@@ -27,13 +30,18 @@ final class UDPLoop: @unchecked Sendable {
         self.worker = worker
         self.batch = batch
         self.scratch = .allocate(byteCount: 1024, alignment: 16)
+        self.lookups = .allocate(capacity: 64)
+        self.lookups.initialize(repeating: (-1, 0))
         self.generation = worker.store.generation
         self.tables = worker.store.tables()
         self.limiter = RateLimiter(perSecond: worker.options.rateLimit)
         UDPBatch.setReceiveTimeout(fd, milliseconds: UDPLoop.wakeEveryMilliseconds)
     }
 
-    deinit { self.scratch.deallocate() }
+    deinit {
+        self.scratch.deallocate()
+        self.lookups.deallocate()
+    }
 
     func run() {
         while !self.worker.stopFlag.load(ordering: .acquiring) {
@@ -51,6 +59,22 @@ final class UDPLoop: @unchecked Sendable {
         }
         let tables = self.tables
         var now: UInt64 = 0
+        if count > 1 && count <= self.lookups.count {
+            // Ask for every slot of the batch, then for every record, then answer (see Responder.lookupHash).
+            for message in 0..<count {
+                let packet = self.batch.input(message)
+                self.lookups[message] = (-1, 0)
+                guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)),
+                    let lookup = Responder.lookupHash(packet, from: client, tables: tables, scratch: self.scratch)
+                else { continue }
+                self.lookups[message] = lookup
+                tables.views[lookup.view].names.prefetchSlot(hash: lookup.hash) { csys_prefetch($0) }
+            }
+            for message in 0..<count where self.lookups[message].view >= 0 {
+                let lookup = self.lookups[message]
+                tables.views[lookup.view].names.prefetchRecord(hash: lookup.hash) { csys_prefetch($0) }
+            }
+        }
         for message in 0..<count {
             let packet = self.batch.input(message)
             guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)) else { continue }
@@ -58,8 +82,7 @@ final class UDPLoop: @unchecked Sendable {
             let (action, query) = Responder.respond(
                 to: packet, from: client, tcp: false, tables: tables, scratch: self.scratch, into: out)
             switch action {
-            case .reply(var length):
-                let view = tables.viewIndex(for: client)
+            case .reply(var length, let view):
                 if self.limiter.isEnabled {
                     if view < 0 || !tables.views[view].recursion {
                         if now == 0 { now = monotonicMilliseconds() }

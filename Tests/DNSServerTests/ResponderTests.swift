@@ -38,7 +38,7 @@ import ZoneModel
         let (action, _) = packet.withUnsafeBytes {
             Responder.respond(to: $0, from: address, tcp: tcp, tables: tables, scratch: scratch, into: out)
         }
-        if case .reply(let length) = action { return (action, Array(out[0..<length])) }
+        if case .reply(let length, _) = action { return (action, Array(out[0..<length])) }
         return (action, [])
     }
 

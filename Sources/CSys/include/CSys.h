@@ -112,4 +112,7 @@ long csys_splice(int from, int to, size_t length);
 // Counters: one writer thread adds without a locked instruction; any thread may read (relaxed).
 void csys_counter_add(uint64_t *counter, uint64_t amount);
 uint64_t csys_counter_read(const uint64_t *counter);
+/// A hint that `address` will be read soon (never faults, whatever the address).
+static inline void csys_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
 #endif

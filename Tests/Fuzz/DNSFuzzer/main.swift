@@ -44,7 +44,7 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         for tcp in [false, true] {
             let (action, _) = Responder.respond(
                 to: packet, from: client, tcp: tcp, tables: tables, scratch: scratch, into: output)
-            if case .reply(let length) = action {
+            if case .reply(let length, _) = action {
                 let response = UnsafeRawBufferPointer(rebasing: output[0..<length])
                 guard (try? DNSMessage.decode(response)) != nil else {
                     fatalError("we produced an undecodable response")
