@@ -80,10 +80,12 @@ public enum RequestRewriter {
         _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, clientText: [UInt8], trustedPeer: Bool,
         scheme: String = "http"
     ) -> [UInt8] {
-        // Every piece comes from the head (the host and X-Forwarded-For values at most twice, and each field
-        // gains at most a space), the client's address (twice) or the fixed text below.
+        // Everything written is a part of the head (each field line at most one byte longer, as "name: value"),
+        // plus at most two more copies of the host and one of the first X-Forwarded-For entry (each at most
+        // the head's length), the client's address twice, the scheme, and fixed text (under 150 bytes) with
+        // 100 fields' one extra byte: 4 x the head + 512 leaves room.
         var scheme = scheme
-        let capacity = 4 * head.length + 2 * clientText.count + scheme.utf8.count + 256
+        let capacity = 4 * head.length + 2 * clientText.count + scheme.utf8.count + 512
         return HeadWriter.build(capacity: capacity) { out in
             func append(_ range: Range<Int>) { out.write(UnsafeRawBufferPointer(rebasing: buffer[range])) }
             func append(_ text: StaticString) { out.write(text) }

@@ -93,4 +93,22 @@ import ZoneModel
             ws.contains("Upgrade: websocket\r\n") && ws.contains("Connection: upgrade\r\n")
                 && ws.contains("Sec-WebSocket-Key: k\r\n"))
     }
+
+    /// The head is built into an array of bounded size: the heads that grow most still fit, whole.
+    @Test func headsThatGrowTheMostStillFit() throws {
+        // An absolute-form target with a long authority (copied into Host and X-Forwarded-Host), many minimal
+        // fields (each gains a space), and a trusted X-Forwarded-For whose first entry is copied again.
+        let host = String(repeating: "h", count: 2000) + ".example"
+        let first = String(repeating: "2", count: 3000)
+        var request = "GET http://\(host)/ HTTP/1.1\r\nHost: \(host)\r\nX-Forwarded-For: \(first), 192.0.2.1\r\n"
+        for index in 0..<96 { request += "x\(index):v\r\n" }
+        request += "\r\n"
+        let out = try self.rewrite(request, trusted: true)
+        #expect(out.hasPrefix("GET / HTTP/1.1\r\nHost: \(host)\r\n"))
+        #expect(out.contains("x95: v\r\n"))
+        #expect(out.contains("X-Forwarded-For: \(first), 192.0.2.1, 192.0.2.9\r\n"))
+        #expect(out.contains("X-Real-IP: \(first)\r\n"))
+        #expect(out.contains("X-Forwarded-Host: \(host)\r\n"))
+        #expect(out.hasSuffix("Connection: keep-alive\r\n\r\n"))
+    }
 }
