@@ -1,6 +1,7 @@
 import DNSServer
 import EventLoop
 import Foundation
+import Glibc
 import Runtime
 import ZoneFile
 import ZoneModel
@@ -107,12 +108,30 @@ package final class NSDServer {
     }
 }
 
-/// A port that was free a moment ago (bound to 0 and released).
+/// A port of 127.0.0.1 that was free a moment ago for both TCP and UDP (bound to 0 and released).
+///
+/// The probes bind without SO_REUSEADDR: with it, Linux may hand out a UDP port that another SO_REUSEADDR
+/// socket holds (a running NSD, named or Frontdoor of another test), and the second server bound there then
+/// takes the first one's datagrams — seen here as an NSD that answered once and then fell silent.
 package func freePort() throws -> UInt16 {
-    let fd = try Sockets.udpListener(SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: 0), shared: false)
-    defer { Sockets.close(fd) }
-    guard let port = Sockets.localPort(fd) else { throw FixtureError(message: "no port") }
-    return port
+    for _ in 0..<20 {
+        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer {
+            close(tcp)
+            close(udp)
+        }
+        guard tcp >= 0, udp >= 0, withLoopbackAddress(port: 0, { bind(tcp, $0, $1) }) == 0 else { continue }
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(tcp, $0, &length) }
+        }
+        let port = UInt16(bigEndian: address.sin_port)
+        guard named == 0, port != 0, withLoopbackAddress(port: port, { bind(udp, $0, $1) }) == 0 else { continue }
+        return port
+    }
+    throw FixtureError(message: "no free port on 127.0.0.1")
 }
 
 extension Fixtures {

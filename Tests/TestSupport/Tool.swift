@@ -118,6 +118,16 @@ package enum Tool {
 
     /// Ends a program started by `spawn` and everything it forked: SIGTERM, then SIGKILL after a second.
     package static func stop(_ pid: pid_t) {
+        // Already reaped by a caller that waited for it: the number may be another test's process group by
+        // now, which must not be signalled.
+        var reaped: Int32 = 0
+        let state = waitpid(pid, &reaped, WNOHANG)
+        if state < 0 && errno == ECHILD { return }
+        if state == pid {
+            // It had ended; what it forked may still run in its group.
+            kill(-pid, SIGKILL)
+            return
+        }
         kill(-pid, SIGTERM)
         var status: Int32 = 0
         for _ in 0..<20 {
