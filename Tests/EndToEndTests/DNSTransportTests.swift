@@ -83,7 +83,11 @@ import ZoneModel
             var answered = 0
             var truncated = 0
             var buffer = [UInt8](repeating: 0, count: 1500)
-            while buffer.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, 0) }) > 0 {
+            while true {
+                let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                // A signal (another test's child ending) interrupts the wait; only the timeout ends it.
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else { break }
                 if buffer[2] & 0x02 != 0 { truncated += 1 } else { answered += 1 }
             }
             return (answered, truncated)

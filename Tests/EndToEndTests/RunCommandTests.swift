@@ -1,3 +1,4 @@
+import EventLoop
 import Foundation
 import TestSupport
 import Testing
@@ -122,8 +123,13 @@ import Testing
         setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         func message() -> String {
             var buffer = [UInt8](repeating: 0, count: 512)
-            let got = recv(listener, &buffer, buffer.count, 0)
-            return got > 0 ? String(decoding: buffer[0..<got], as: UTF8.self) : ""
+            // A signal for this process (another test's child ending) interrupts the wait: wait on, within 5 s.
+            let started = monotonicMilliseconds()
+            while true {
+                let got = recv(listener, &buffer, buffer.count, 0)
+                if got > 0 { return String(decoding: buffer[0..<got], as: UTF8.self) }
+                guard got < 0 && errno == EINTR && monotonicMilliseconds() - started < 5_000 else { return "" }
+            }
         }
         let port = try freePort()
         let logPath = directory + "/log"

@@ -188,7 +188,11 @@ package final class TestSocket {
     /// Reads more bytes; false at end of stream, on error or on timeout.
     func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let got = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+        var got = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+        // A signal (another test's child ending) interrupts the wait: that is no end of stream.
+        while got < 0 && errno == EINTR {
+            got = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
+        }
         guard got > 0 else { return false }
         self.buffered += chunk[0..<got]
         return true

@@ -47,9 +47,13 @@ package enum Tool {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            guard poll(&fds, nfds_t(fds.count), 30_000) > 0 else { break }
+            // A signal (another test's child ending) interrupts poll and read: that is no end of output.
+            let ready = poll(&fds, nfds_t(fds.count), 30_000)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { break }
             for entry in fds where entry.revents != 0 {
                 let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
                 if count > 0 {
                     if entry.fd == outPipe[0] { out += buffer[0..<count] } else { err += buffer[0..<count] }
                 } else {
