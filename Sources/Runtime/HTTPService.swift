@@ -160,12 +160,14 @@ struct OutQueue {
         }
     }
 
-    /// Writes as much as the socket takes: false on a write error (the peer is gone).
-    mutating func flush(_ fd: Int32) -> Bool {
+    /// Writes as much as the socket takes: false on a write error (the peer is gone). `more` says that more
+    /// bytes follow at once (MSG_MORE): the kernel holds a partial segment for them.
+    mutating func flush(_ fd: Int32, more: Bool = false) -> Bool {
+        let flags = Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0)
         while !self.isEmpty {
             let offset = self.offset
             let written = self.buffer.withUnsafeBytes { raw in
-                send(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset, Int32(MSG_NOSIGNAL))
+                send(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset, flags)
             }
             if written > 0 {
                 self.offset += written
@@ -292,6 +294,9 @@ final class HTTPWorker: @unchecked Sendable {
     /// The key of the latest requests and how many of them are not yet in `counts`: consecutive requests
     /// mostly share site and status, and comparing a name with itself is cheaper than hashing it.
     var recentKey: LoopCountKey?
+    /// Set while a backend read filled the whole buffer of a body that will be spliced: the client write
+    /// that follows is sent with MSG_MORE and the splice comes right after it (see `backendEvent`).
+    var corkClientWrite = false
     var recentCount = 0
     let publishedCounts = Mutex<[LoopCountKey: Int]>([:])
     let open = Atomic<Int>(0)
@@ -557,6 +562,17 @@ final class HTTPWorker: @unchecked Sendable {
                     }
                 } else {
                     connection.session.backendData(bytes, snapshot: self.snapshot, now: now, into: &self.actions)
+                    // A full buffer of a response whose body will be spliced: the rest is most likely waiting
+                    // already. Its first part leaves corked and the splice follows at once, so the client gets
+                    // the response in one burst (one wake-up) instead of two.
+                    if got == self.readBuffer.count && connection.session.spliceableBytes >= HTTPWorker.spliceThreshold
+                    {
+                        self.corkClientWrite = true
+                        self.perform(connection, now: now)
+                        self.corkClientWrite = false
+                        self.spliceAfterCork(connection, now: now)
+                        return
+                    }
                 }
                 self.activity(connection, now: now)
             } else if got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -577,6 +593,30 @@ final class HTTPWorker: @unchecked Sendable {
         {
             // Not reading (backpressure) and the backend hung up: its data is still readable later.
         }
+        self.perform(connection, now: now)
+    }
+
+    /// Follows a corked client write with the splice of what the backend has ready; pushes the corked bytes
+    /// out when nothing can follow them at once.
+    func spliceAfterCork(_ connection: ClientConnection, now: UInt64) {
+        guard self.slots[connection.slot] === connection, !connection.closing else { return }
+        if let backend = connection.backend, backend.connected, connection.clientQueueEmpty {
+            let spliceable = connection.session.spliceableBytes
+            if spliceable >= HTTPWorker.spliceThreshold {
+                switch self.splice(connection, backend: backend, limit: spliceable, now: now) {
+                case .moved:
+                    self.perform(connection, now: now)
+                    return
+                case .clientGone:
+                    self.abort(connection, now: now)
+                    return
+                case .wouldBlock, .fallBack:
+                    break
+                }
+            }
+        }
+        // Nothing followed: setting TCP_NODELAY again sends what MSG_MORE held back.
+        _ = csys_set_nodelay(connection.fd)
         self.perform(connection, now: now)
     }
 
@@ -712,7 +752,9 @@ final class HTTPWorker: @unchecked Sendable {
             }
         }
         self.actions.removeAll(keepingCapacity: true)
-        if connection.pipeBytes == 0 && !connection.out.isEmpty && !connection.out.flush(connection.fd) {
+        if connection.pipeBytes == 0 && !connection.out.isEmpty
+            && !connection.out.flush(connection.fd, more: self.corkClientWrite)
+        {
             self.abort(connection, now: now)
             return
         }

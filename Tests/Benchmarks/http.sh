@@ -7,8 +7,9 @@
 # every proxy measured the same. Each proxy runs with one worker pinned to core 0, keeps backend connections
 # alive, and is driven by the same wrk run (pinned to core 1): tiny responses over keep-alive, 100 KB
 # responses over keep-alive, and tiny responses with "Connection: close". Proxies take turns, several
-# rounds; the script prints per-proxy medians of requests/s, p99 latency, CPU microseconds per request (all
-# of the proxy's processes) and how busy each core was, then Frontdoor's ratios. Then it opens 10,000 idle
+# rounds, with a "direct" run (wrk to the backend, no proxy: the bound no proxy can pass); the script prints
+# medians of requests/s, p99 latency, CPU microseconds per request (all of the proxy's processes) and how
+# busy each core was, then Frontdoor's ratios. Then it opens 10,000 idle
 # keep-alive clients on Frontdoor and reports its RSS.
 #   Tests/Benchmarks/http.sh [ROUNDS] [SECONDS] [CONNECTIONS]   (defaults 3, 10, 50)
 set -euo pipefail
@@ -170,13 +171,15 @@ frontdoor_leader=$(start 0 "$frontdoor" run --config "$work/conf" --dns "127.0.0
 leaders+=("$frontdoor_leader")
 for port in "$nginx_port" "$haproxy_port" "$frontdoor_port"; do wait_port "$port"; done
 
-declare -A ports=([nginx]=$nginx_port [haproxy]=$haproxy_port [frontdoor]=$frontdoor_port)
-declare -A groups=([nginx]=$nginx_leader [haproxy]=$haproxy_leader [frontdoor]=$frontdoor_leader)
+# "direct" is wrk talking to the backend itself, no proxy in between: the bound of this machine and pinning,
+# which no proxy can pass (its CPU column is the backend's).
+declare -A ports=([direct]=$backend_port [nginx]=$nginx_port [haproxy]=$haproxy_port [frontdoor]=$frontdoor_port)
+declare -A groups=([direct]=${leaders[0]} [nginx]=$nginx_leader [haproxy]=$haproxy_leader [frontdoor]=$frontdoor_leader)
 hz=$(getconf CLK_TCK)
 : > "$work/results"
 for round in $(seq "$rounds"); do
     for load in tiny 100k close; do
-        for proxy in nginx haproxy frontdoor; do
+        for proxy in direct nginx haproxy frontdoor; do
             path=/tiny.txt
             extra=()
             [ "$load" = 100k ] && path=/100k.bin
@@ -216,10 +219,11 @@ median = statistics.median
 print()
 print(f"{'load':<7}{'proxy':<11}{'req/s (median)':>16}{'p99 ms':>9}{'CPU us/req':>12}{'core 0 busy':>13}{'core 1 busy':>13}")
 for load in ("tiny", "100k", "close"):
-    for proxy in ("nginx", "haproxy", "frontdoor"):
+    for proxy in ("direct", "nginx", "haproxy", "frontdoor"):
         entry = table[(load, proxy)]
         print(f"{load:<7}{proxy:<11}{median(entry['rps']):>16,.0f}{median(entry['p99']):>9.2f}"
               f"{median(entry['cpu']):>12.1f}{median(entry['core0']):>12.0f}%{median(entry['core1']):>12.0f}%")
+print("(direct: wrk to the backend with no proxy, the most any proxy can reach here)")
 print()
 for load in ("tiny", "100k", "close"):
     ours = table[(load, "frontdoor")]
@@ -228,6 +232,10 @@ for load in ("tiny", "100k", "close"):
         print(f"{load:<7}frontdoor/{rival:<8} req/s {median(ours['rps']) / median(theirs['rps']):.2f}x"
               f"   p99 {median(ours['p99']) / max(1e-9, median(theirs['p99'])):.2f}x"
               f"   CPU per request {median(ours['cpu']) / median(theirs['cpu']):.2f}x")
+    bound = table[(load, "direct")]
+    print(f"{load:<7}frontdoor/direct   req/s {median(ours['rps']) / median(bound['rps']):.2f}x"
+          f"   (nginx {median(table[(load, 'nginx')]['rps']) / median(bound['rps']):.2f}x,"
+          f" haproxy {median(table[(load, 'haproxy')]['rps']) / median(bound['rps']):.2f}x)")
 PY
 
 # 10,000 idle keep-alive clients: each sends one request, reads the answer and stays connected; RSS is read
