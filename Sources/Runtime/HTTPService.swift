@@ -294,9 +294,6 @@ final class HTTPWorker: @unchecked Sendable {
     /// The key of the latest requests and how many of them are not yet in `counts`: consecutive requests
     /// mostly share site and status, and comparing a name with itself is cheaper than hashing it.
     var recentKey: LoopCountKey?
-    /// Set while a backend read filled the whole buffer of a body that will be spliced: the client write
-    /// that follows is sent with MSG_MORE and the splice comes right after it (see `backendEvent`).
-    var corkClientWrite = false
     var recentCount = 0
     let publishedCounts = Mutex<[LoopCountKey: Int]>([:])
     let open = Atomic<Int>(0)
@@ -567,9 +564,8 @@ final class HTTPWorker: @unchecked Sendable {
                     // the response in one burst (one wake-up) instead of two.
                     if got == self.readBuffer.count && connection.session.spliceableBytes >= HTTPWorker.spliceThreshold
                     {
-                        self.corkClientWrite = true
-                        self.perform(connection, now: now)
-                        self.corkClientWrite = false
+                        self.activity(connection, now: now)
+                        self.perform(connection, now: now, corkClient: true)
                         self.spliceAfterCork(connection, now: now)
                         return
                     }
@@ -690,7 +686,8 @@ final class HTTPWorker: @unchecked Sendable {
     // MARK: - Actions
 
     /// Carries out the session's actions (which may produce more), then sets deadline and epoll interest.
-    func perform(_ connection: ClientConnection, now: UInt64) {
+    /// `corkClient`: the client write is sent with MSG_MORE, because the caller sends more right after it.
+    func perform(_ connection: ClientConnection, now: UInt64, corkClient: Bool = false) {
         // Writes are queued and flushed together after the actions, so a head and a small body leave in one
         // system call (and one segment); backend writes are flushed before anything that depends on them.
         var position = 0
@@ -753,7 +750,7 @@ final class HTTPWorker: @unchecked Sendable {
         }
         self.actions.removeAll(keepingCapacity: true)
         if connection.pipeBytes == 0 && !connection.out.isEmpty
-            && !connection.out.flush(connection.fd, more: self.corkClientWrite)
+            && !connection.out.flush(connection.fd, more: corkClient)
         {
             self.abort(connection, now: now)
             return
