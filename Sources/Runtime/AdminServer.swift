@@ -153,17 +153,25 @@ public final class AdminServer: @unchecked Sendable {
 
     // MARK: - Content
 
-    static func label(_ text: String) -> String {
+    /// `text` with every scalar `replacement` names replaced by its text.
+    static func replacing(_ text: String, _ replacement: (Unicode.Scalar) -> String?) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(scalar)
-            }
+            if let replaced = replacement(scalar) { out += replaced } else { out.unicodeScalars.append(scalar) }
         }
         return out
+    }
+
+    /// A Prometheus label value: backslash, double quote and newline escaped.
+    static func label(_ text: String) -> String {
+        AdminServer.replacing(text) { scalar in
+            switch scalar {
+            case "\\": "\\\\"
+            case "\"": "\\\""
+            case "\n": "\\n"
+            default: nil
+            }
+        }
     }
 
     /// Prometheus text exposition format.
@@ -303,18 +311,17 @@ public final class AdminServer: @unchecked Sendable {
         return .object(members)
     }
 
+    /// Text for HTML content and attribute values.
     static func escape(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
+        AdminServer.replacing(text) { scalar in
             switch scalar {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: out.unicodeScalars.append(scalar)
+            case "&": "&amp;"
+            case "<": "&lt;"
+            case ">": "&gt;"
+            case "\"": "&quot;"
+            default: nil
             }
         }
-        return out
     }
 
     /// A small HTML page: sites with backend health, views, the WAN address history, request counts.
