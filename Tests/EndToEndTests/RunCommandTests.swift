@@ -5,6 +5,19 @@ import Testing
 
 /// `frontdoor run` as a process: the start-up line, answers, SIGHUP reloads (good and bad), SIGTERM.
 @Suite(.serialized) struct RunCommandTests {
+    /// Starts `frontdoor run --config DIRECTORY ARGUMENTS` with its stderr in DIRECTORY/log; returns the
+    /// process and that path. The caller stops it.
+    func startRun(_ directory: String, _ arguments: [String], environment: [String] = []) throws -> (
+        pid: pid_t, logPath: String
+    ) {
+        let logPath = directory + "/log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { close(logFD) }
+        let pid = try Tool.spawn(
+            Tool.frontdoor, ["run", "--config", directory] + arguments, stderr: logFD, environment: environment)
+        return (pid, logPath)
+    }
+
     @Test func runServesReloadsAndStopsCleanly() throws {
         let directory = try Tool.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -13,19 +26,14 @@ import Testing
             "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n$SITE myserver http://192.0.2.69:80\n"
         try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
         let port = try freePort()
-        let logPath = directory + "/log"
-        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        defer { close(logFD) }
         let httpPort = try freePort()
         let adminPort = try freePort()
-        let pid = try Tool.spawn(
-            Tool.frontdoor,
+        let (pid, logPath) = try self.startRun(
+            directory,
             [
-                "run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(httpPort)",
-                "--admin",
-                "127.0.0.1:\(adminPort)", "--workers", "1",
-            ],
-            stderr: logFD)
+                "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(httpPort)", "--admin", "127.0.0.1:\(adminPort)",
+                "--workers", "1",
+            ])
         var stopped = false
         defer { if !stopped { Tool.stop(pid) } }
         for _ in 0..<100 where !Fixtures.textAt(logPath).contains("serving http") { usleep(20_000) }
@@ -132,15 +140,13 @@ import Testing
             }
         }
         let port = try freePort()
-        let logPath = directory + "/log"
-        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        defer { close(logFD) }
-        let pid = try Tool.spawn(
-            Tool.frontdoor,
+        let (pid, logPath) = try self.startRun(
+            directory,
             [
-                "run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(try freePort())",
-                "--admin", "off", "--workers", "1",
-            ], stderr: logFD, environment: ["NOTIFY_SOCKET=\(socketPath)"])
+                "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(try freePort())", "--admin", "off", "--workers",
+                "1",
+            ],
+            environment: ["NOTIFY_SOCKET=\(socketPath)"])
         var stopped = false
         defer { if !stopped { Tool.stop(pid) } }
         #expect(message().hasPrefix("READY=1"), "\(Fixtures.textAt(logPath))")
@@ -181,16 +187,12 @@ import Testing
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no user named 'no-such-user-x'"), "\(unknown.stderr)")
         let port = try freePort()
-        let logPath = directory + "/log"
-        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        defer { close(logFD) }
-        let pid = try Tool.spawn(
-            Tool.frontdoor,
+        let (pid, logPath) = try self.startRun(
+            directory,
             [
-                "run", "--config", directory, "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(try freePort())",
-                "--admin", "off", "--user", "nobody",
-            ],
-            stderr: logFD)
+                "--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(try freePort())", "--admin", "off", "--user",
+                "nobody",
+            ])
         defer { Tool.stop(pid) }
         for _ in 0..<100 where !Fixtures.textAt(logPath).contains("running as user nobody") { usleep(20_000) }
         let uids = Fixtures.textAt("/proc/\(pid)/status").split(separator: "\n").first { $0.hasPrefix("Uid:") } ?? ""
