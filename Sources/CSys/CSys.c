@@ -239,6 +239,8 @@ struct csys_batch {
     struct iovec *out_vectors;
     struct mmsghdr *out_messages;
     uint8_t *out_control;
+    /// Per datagram of the last receive: its length, -1 when it was truncated.
+    int *lengths;
 };
 
 csys_batch *csys_batch_create(int count, int size) {
@@ -255,7 +257,8 @@ csys_batch *csys_batch_create(int count, int size) {
     batch->in_messages = calloc(count, sizeof *batch->in_messages);
     batch->out_vectors = calloc(count, sizeof *batch->out_vectors);
     batch->out_messages = calloc(count, sizeof *batch->out_messages);
-    if (!batch->in || !batch->out || !batch->peers || !batch->control || !batch->out_control || !batch->in_vectors ||
+    batch->lengths = calloc(count, sizeof *batch->lengths);
+    if (!batch->lengths || !batch->in || !batch->out || !batch->peers || !batch->control || !batch->out_control || !batch->in_vectors ||
         !batch->in_messages || !batch->out_vectors || !batch->out_messages) {
         csys_batch_destroy(batch);
         return NULL;
@@ -274,6 +277,7 @@ void csys_batch_destroy(csys_batch *batch) {
     free(batch->in_messages);
     free(batch->out_vectors);
     free(batch->out_messages);
+    free(batch->lengths);
     free(batch);
 }
 
@@ -302,22 +306,27 @@ static int batch_receive(csys_batch *batch, int fd, int flags) {
         header->msg_controllen = CONTROL_SIZE;
         header->msg_flags = 0;
         batch->in_messages[i].msg_len = 0;
+        batch->lengths[i] = 0;
     }
     batch->queued = 0;
     int n = recvmmsg(fd, batch->in_messages, batch->count, flags, NULL);
     if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    for (int i = 0; i < n; i++) {
+        // A datagram larger than the buffer is truncated: report it as too long to parse.
+        const struct mmsghdr *message = &batch->in_messages[i];
+        batch->lengths[i] = (message->msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int)message->msg_len;
+    }
     return n;
 }
 
-uint8_t *csys_batch_in(csys_batch *batch, int index) { return batch->in + (size_t)index * batch->size; }
-int csys_batch_in_length(csys_batch *batch, int index) {
-    // A datagram larger than the buffer is truncated: report it as too long to parse.
-    if (batch->in_messages[index].msg_hdr.msg_flags & MSG_TRUNC) return -1;
-    return (int)batch->in_messages[index].msg_len;
+void csys_batch_layout(csys_batch *batch, uint8_t **in, uint8_t **out, const struct sockaddr_storage **peers,
+                       const int **lengths) {
+    *in = batch->in;
+    *out = batch->out;
+    *peers = batch->peers;
+    *lengths = batch->lengths;
 }
-const struct sockaddr_storage *csys_batch_peer(csys_batch *batch, int index) { return &batch->peers[index]; }
-uint8_t *csys_batch_out(csys_batch *batch, int index) { return batch->out + (size_t)index * batch->size; }
-int csys_batch_size(csys_batch *batch) { return batch->size; }
+
 
 /// Writes a packet-info control message that makes a reply leave from `local` (family 4 or 6; for IPv6
 /// through interface `ifindex`, which link-local addresses need); returns the control length, 0 for an
@@ -439,21 +448,6 @@ long csys_send_from(int fd, const void *data, size_t length, const struct sockad
     return sendmsg(fd, &message, MSG_DONTWAIT);
 }
 
-int csys_address_parts(const struct sockaddr_storage *address, uint8_t *bytes, uint16_t *port) {
-    if (address->ss_family == AF_INET) {
-        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
-        memcpy(bytes, &v4->sin_addr, 4);
-        *port = ntohs(v4->sin_port);
-        return 4;
-    }
-    if (address->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
-        memcpy(bytes, &v6->sin6_addr, 16);
-        *port = ntohs(v6->sin6_port);
-        return 6;
-    }
-    return 0;
-}
 
 socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *bytes, int family, uint16_t port) {
     memset(address, 0, sizeof *address);

@@ -2,7 +2,7 @@ import DNSWire
 import ZoneModel
 
 /// What a precompiled answer is, beyond its bytes.
-public enum TemplateKind: UInt8, Sendable {
+public enum TemplateKind: UInt8, Sendable, BitwiseCopyable {
     /// Authoritative data (AA=1): an answer, NODATA or NXDOMAIN.
     case authoritative
     /// A referral below a zone cut (AA=0).
@@ -51,7 +51,8 @@ public final class AnswerTemplate: Sendable {
 /// The answers of one view, compiled: names → nodes → templates.
 ///
 /// A class, so that workers reach it through one reference instead of copying (and retaining) its arrays.
-public final class ViewAnswers: Sendable {
+/// It owns the raw memory of its `index`, which is what answering reads.
+public final class ViewAnswers: @unchecked Sendable {
     /// Per node: where its (type, template) pairs start in `types`, how many, and its fallbacks.
     public struct NodeEntry: Sendable, BitwiseCopyable {
         public var typesStart: Int32
@@ -66,7 +67,10 @@ public final class ViewAnswers: Sendable {
 
     public let name: String
     public let recursion: Bool
-    public let names: NameTable
+    /// The templates as objects, for the control plane (a forwarded answer keeps its chain prefix).
+    public let templates: [AnswerTemplate]
+    /// Names, types and templates as raw memory this object owns (freed with it).
+    public let index: AnswerIndex
 
     init(
         name: String, recursion: Bool, names: NameTable, types: [UInt16], typeTemplates: [Int32],
@@ -74,20 +78,91 @@ public final class ViewAnswers: Sendable {
     ) {
         self.name = name
         self.recursion = recursion
-        self.names = names
-        self.types = types
-        self.typeTemplates = typeTemplates
         self.templates = templates
+        self.index = AnswerIndex(
+            names: names, types: types, typeTemplates: typeTemplates, templates: templates, recursion: recursion)
     }
 
-    public let types: [UInt16]
-    public let typeTemplates: [Int32]
-    public let templates: [AnswerTemplate]
+    deinit { self.index.deallocate() }
+}
+
+/// One template as answering reads it: its scalars and pointers into memory its view owns.
+public struct FlatTemplate: BitwiseCopyable, @unchecked Sendable {
+    public let kind: TemplateKind
+    public let rcode: UInt8
+    public let answerCount: UInt16
+    public let authorityCount: UInt16
+    public let additionalCount: UInt16
+    public let lengthWithoutAdditional: Int
+    public let bytes: UnsafeRawBufferPointer
+    public let relocations: UnsafeBufferPointer<UInt16>
+}
+
+/// A view's answers laid out for the answering path: plain values and pointers, so a query is answered
+/// without retaining or releasing anything (that was a third of the server's own time per query).
+/// `ViewAnswers` owns the memory; whoever reads an index keeps its `DNSTables` alive meanwhile.
+public struct AnswerIndex: BitwiseCopyable, @unchecked Sendable {
+    public let names: NameTable
+    public let recursion: Bool
+    @usableFromInline let types: UnsafeMutablePointer<UInt16>
+    @usableFromInline let typeTemplates: UnsafeMutablePointer<Int32>
+    @usableFromInline let templates: UnsafeMutablePointer<FlatTemplate>
+    public let templateCount: Int
+    /// Every template's bytes, then every template's relocations.
+    let arena: UnsafeMutableRawPointer
+
+    init(names: NameTable, types: [UInt16], typeTemplates: [Int32], templates: [AnswerTemplate], recursion: Bool) {
+        self.names = names
+        self.recursion = recursion
+        self.types = .allocate(capacity: max(1, types.count))
+        self.types.initialize(from: types, count: types.count)
+        self.typeTemplates = .allocate(capacity: max(1, typeTemplates.count))
+        self.typeTemplates.initialize(from: typeTemplates, count: typeTemplates.count)
+        let byteTotal = templates.reduce(0) { $0 + $1.bytes.count }
+        let relocationTotal = templates.reduce(0) { $0 + $1.relocations.count }
+        // Relocations (UInt16) after the bytes, at an even offset.
+        let relocationStart = (byteTotal + 1) & ~1
+        self.arena = .allocate(byteCount: max(1, relocationStart + relocationTotal * 2), alignment: 16)
+        self.templates = .allocate(capacity: max(1, templates.count))
+        self.templateCount = templates.count
+        var bytePosition = 0
+        var relocationPosition = relocationStart
+        for (number, template) in templates.enumerated() {
+            let bytes = self.arena + bytePosition
+            template.bytes.withUnsafeBytes { source in
+                if let base = source.baseAddress { bytes.copyMemory(from: base, byteCount: source.count) }
+            }
+            let relocations = (self.arena + relocationPosition).bindMemory(
+                to: UInt16.self, capacity: template.relocations.count)
+            relocations.initialize(from: template.relocations, count: template.relocations.count)
+            (self.templates + number).initialize(
+                to: FlatTemplate(
+                    kind: template.kind, rcode: template.rcode, answerCount: template.answerCount,
+                    authorityCount: template.authorityCount, additionalCount: template.additionalCount,
+                    lengthWithoutAdditional: template.lengthWithoutAdditional,
+                    bytes: UnsafeRawBufferPointer(start: bytes, count: template.bytes.count),
+                    relocations: UnsafeBufferPointer(start: relocations, count: template.relocations.count)))
+            bytePosition += template.bytes.count
+            relocationPosition += template.relocations.count * 2
+        }
+    }
+
+    func deallocate() {
+        self.names.deallocate()
+        self.types.deallocate()
+        self.typeTemplates.deallocate()
+        self.templates.deallocate()
+        self.arena.deallocate()
+    }
+
+    /// Template number `index` (from a `NodeEntry` or `template(_:type:)`: always in range).
+    @inlinable @inline(__always)
+    public func template(_ index: Int32) -> FlatTemplate { self.templates[Int(index)] }
 
     /// The template for `type` at the node described by `entry`.
     @inlinable
-    public func template(_ entry: NodeEntry, type: UInt16) -> Int32 {
-        if type == RecordType.any.rawValue { return entry.anyType }
+    public func template(_ entry: NameTable.Entry, type: UInt16) -> Int32 {
+        if type == 255 { return entry.anyType }
         var index = Int(entry.typesStart)
         let end = index + Int(entry.typesCount)
         while index < end {
@@ -107,7 +182,7 @@ public enum AnswerCompiler {
 
     public static func compile(_ view: CompiledView) -> ViewAnswers {
         var builder = Builder()
-        var names = NameTable(capacity: view.nodes.count)
+        var names = NameTable.Builder(capacity: view.nodes.count)
         var types: [UInt16] = []
         var typeTemplates: [Int32] = []
         // Zone cuts below an apex: names under them get referrals, whatever they hold.
@@ -149,7 +224,7 @@ public enum AnswerCompiler {
             if let chainKey { sameChain[chainKey] = entry }
         }
         return ViewAnswers(
-            name: view.name, recursion: view.recursion, names: names, types: types,
+            name: view.name, recursion: view.recursion, names: names.build(), types: types,
             typeTemplates: typeTemplates, templates: builder.templates)
     }
 

@@ -2,9 +2,11 @@ import DNSWire
 import ZoneModel
 
 /// Everything the DNS workers need from one snapshot: the compiled answers of every view, in match order.
-public final class DNSTables: Sendable {
+public final class DNSTables: @unchecked Sendable {
     public let snapshot: Snapshot
     public let views: [ViewAnswers]
+    /// Per view, its `AnswerIndex` (what answering reads), in memory this object frees.
+    @usableFromInline let indexes: UnsafeMutablePointer<AnswerIndex>
 
     /// Per view, in match order: whether it takes every client, else its networks. Kept apart from the
     /// snapshot's views, which are large values: walking those copied (and retained) them on every query.
@@ -16,7 +18,15 @@ public final class DNSTables: Sendable {
         self.views = snapshot.views.map(AnswerCompiler.compile)
         self.matchesAll = snapshot.views.map(\.matchesAll)
         self.networks = snapshot.views.map(\.networks)
+        self.indexes = .allocate(capacity: max(1, self.views.count))
+        self.indexes.initialize(from: self.views.map(\.index), count: self.views.count)
     }
+
+    deinit { self.indexes.deallocate() }
+
+    /// The answering data of view number `view` (0 ..< views.count). Valid while this object lives.
+    @inlinable @inline(__always)
+    public func index(_ view: Int) -> AnswerIndex { self.indexes[view] }
 
     /// The index of the first view matching `client`, or -1 (the client is refused).
     @inlinable
@@ -41,6 +51,22 @@ public enum ResponderAction: Equatable, Sendable {
     case forward(view: Int, prefix: Int32)
 }
 
+/// A query read ahead of answering it (`Responder.prepare`).
+public struct PreparedQuery: Sendable {
+    public var parsed: Result<DNSQuery, QueryProblem>
+    /// The client's view, -1 for none.
+    public var view: Int
+    /// `NameTable.hash` of the lower-cased question name (0 when not parsed or no view).
+    public var hash: UInt64
+
+    @inlinable
+    public init(parsed: Result<DNSQuery, QueryProblem>, view: Int, hash: UInt64) {
+        self.parsed = parsed
+        self.view = view
+        self.hash = hash
+    }
+}
+
 /// The authoritative side of the server, pure: a query's bytes in, a response's bytes out.
 ///
 /// It allocates nothing per query: the caller lends a 255-byte scratch buffer for the lower-cased
@@ -57,9 +83,38 @@ public enum Responder {
         to packet: UnsafeRawBufferPointer, from client: IPAddress, tcp: Bool, tables: DNSTables,
         scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) -> (ResponderAction, DNSQuery?) {
+        let prepared = Responder.prepare(packet, from: client, tables: tables, key: scratch)
+        return Responder.respond(
+            prepared, packet: packet, key: UnsafeRawBufferPointer(scratch), tcp: tcp, tables: tables, scratch: scratch,
+            into: out)
+    }
+
+    /// Reads `packet` ahead of answering it: parses it (its lower-cased question name goes into `key`, 255
+    /// bytes), chooses the client's view and hashes the name. A server that prepares a whole batch can ask
+    /// for the table's slots and records of every query before answering the first (see `NameTable`): with
+    /// tens of thousands of names those reads miss the caches, and asked together they are waited for once.
+    @inlinable
+    public static func prepare(
+        _ packet: UnsafeRawBufferPointer, from client: IPAddress, tables: DNSTables,
+        key: UnsafeMutableRawBufferPointer
+    ) -> PreparedQuery {
+        let view = tables.viewIndex(for: client)
+        let parsed = QueryParser.parse(packet, lowercasedName: key)
+        var hash: UInt64 = 0
+        if view >= 0, case .success(let query) = parsed {
+            hash = NameTable.hash(UnsafeRawBufferPointer(rebasing: key[0..<query.nameLength]))
+        }
+        return PreparedQuery(parsed: parsed, view: view, hash: hash)
+    }
+
+    /// Answers a prepared query: `key` holds its lower-cased name, `scratch` lends 512 bytes for wildcards.
+    public static func respond(
+        _ prepared: PreparedQuery, packet: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, tcp: Bool,
+        tables: DNSTables, scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+    ) -> (ResponderAction, DNSQuery?) {
         let query: DNSQuery
-        let viewIndex = tables.viewIndex(for: client)
-        switch QueryParser.parse(packet, lowercasedName: scratch) {
+        let viewIndex = prepared.view
+        switch prepared.parsed {
         case .success(let parsed): query = parsed
         case .failure(.drop): return (.drop, nil)
         case .failure(.formErr(let questionEnd)):
@@ -72,71 +127,65 @@ public enum Responder {
         guard viewIndex >= 0 else {
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: -1), query)
         }
-        let view = tables.views[viewIndex]
+        let view = tables.index(viewIndex)
         if let edns = query.edns, edns.version != 0 {
             // RFC 6891 §6.1.3: BADVERS, with our OPT saying version 0.
             return (
                 .reply(
-                    length: Responder.empty(query, rcode: .badVers, view: view, packet: packet, into: out),
+                    length: Responder.empty(
+                        query, rcode: .badVers, recursion: view.recursion, packet: packet, into: out),
                     view: viewIndex), query
             )
         }
         let type = query.type
-        if query.qclass != 1 || type == RecordType.axfr.rawValue || type == RecordType.ixfr.rawValue {
+        if query.qclass != 1 || type == Responder.axfr || type == Responder.ixfr {
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: viewIndex), query)
         }
-        if type == RecordType.opt.rawValue || (type >= 128 && type <= 254) {
+        if type == Responder.opt || (type >= 128 && type <= 254) {
             // Meta types other than ANY cannot be asked for (RFC 6895 §3.1).
             return (
                 .reply(
-                    length: Responder.empty(query, rcode: .formErr, view: view, packet: packet, into: out),
+                    length: Responder.empty(
+                        query, rcode: .formErr, recursion: view.recursion, packet: packet, into: out),
                     view: viewIndex), query
             )
         }
-        let key = UnsafeRawBufferPointer(rebasing: scratch[0..<query.nameLength])
-        let template = Responder.find(key, type: type, in: view, scratch: scratch)
+        let name = UnsafeRawBufferPointer(rebasing: key[0..<query.nameLength])
+        let template = Responder.find(name, hash: prepared.hash, type: type, in: view, scratch: scratch)
         guard template >= 0 else {
             if view.recursion { return (.forward(view: viewIndex, prefix: -1), query) }
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: viewIndex), query)
         }
-        let answer = view.templates[Int(template)]
+        let answer = view.template(template)
         if answer.kind == .partial && view.recursion && query.recursionDesired {
             return (.forward(view: viewIndex, prefix: template), query)
         }
-        let length = Responder.write(answer, query: query, view: view, packet: packet, tcp: tcp, into: out)
+        let length = Responder.write(
+            answer, query: query, recursion: view.recursion, packet: packet, tcp: tcp, into: out)
         return (.reply(length: length, view: viewIndex), query)
     }
 
-    /// The client's view and the hash of the question name, for prefetching: with tens of thousands of
-    /// names the lookup's reads miss the caches, and a server that first asks for the slots of a whole batch,
-    /// then for their records, then answers, waits for those misses together instead of one after another.
-    /// Nil when the query would not be looked up.
-    @inlinable
-    public static func lookupHash(
-        _ packet: UnsafeRawBufferPointer, from client: IPAddress, tables: DNSTables,
-        scratch: UnsafeMutableRawBufferPointer
-    ) -> (view: Int, hash: UInt64)? {
-        let viewIndex = tables.viewIndex(for: client)
-        guard viewIndex >= 0, case .success(let query) = QueryParser.parse(packet, lowercasedName: scratch) else {
-            return nil
-        }
-        return (viewIndex, NameTable.hash(UnsafeRawBufferPointer(rebasing: scratch[0..<query.nameLength])))
-    }
+    /// Type codes compared on every query, as plain constants (`RecordType`'s statics are lazily made globals).
+    @usableFromInline static let axfr = UInt16(252)
+    @usableFromInline static let ixfr = UInt16(251)
+    @usableFromInline static let opt = UInt16(41)
 
     /// The template for a lower-cased name: exact node, else referral, wildcard or NXDOMAIN from the closest
     /// encloser (RFC 4592 §3.3.1), else -1 when no served zone holds the name.
     @inlinable
     static func find(
-        _ key: UnsafeRawBufferPointer, type: UInt16, in view: ViewAnswers, scratch: UnsafeMutableRawBufferPointer
+        _ key: UnsafeRawBufferPointer, hash: UInt64, type: UInt16, in view: AnswerIndex,
+        scratch: UnsafeMutableRawBufferPointer
     ) -> Int32 {
-        if let entry = view.names.find(key) { return view.template(entry, type: type) }
+        if let entry = view.names.find(key, hash: hash) { return view.template(entry, type: type) }
         var offset = Int(key[0]) + 1
         while offset < key.count {
             let ancestor = UnsafeRawBufferPointer(rebasing: key[offset...])
             if let entry = view.names.find(ancestor) {
-                let fallback = view.templates[Int(entry.otherType)]
+                let fallback = view.template(entry.otherType)
                 if fallback.kind == .referral { return entry.otherType }
-                // `*.` + encloser, built after the name in the scratch buffer.
+                // `*.` + encloser, built in the scratch buffer after where the name would be (the name may
+                // be in it).
                 let wildcardLength = ancestor.count + 2
                 if key.count + wildcardLength <= scratch.count {
                     let base = key.count
@@ -158,8 +207,8 @@ public enum Responder {
 
     /// Writes header, question, the template (relocated) and OPT; drops the additional section, then sets
     /// TC, when the result would exceed what the client can take.
-    public static func write(
-        _ answer: AnswerTemplate, query: DNSQuery, view: ViewAnswers, packet: UnsafeRawBufferPointer, tcp: Bool,
+    static func write(
+        _ answer: FlatTemplate, query: DNSQuery, recursion: Bool, packet: UnsafeRawBufferPointer, tcp: Bool,
         into out: UnsafeMutableRawBufferPointer
     ) -> Int {
         let limit = tcp ? Responder.maximumMessage : min(query.edns?.udpSize ?? 512, Responder.advertisedUDPSize)
@@ -179,7 +228,7 @@ public enum Responder {
         }
         var flags = DNSHeader.qr | (query.flags & (DNSHeader.rd | DNSHeader.cd)) | UInt16(answer.rcode)
         if answer.kind != .referral { flags |= DNSHeader.aa }
-        if view.recursion { flags |= DNSHeader.ra }
+        if recursion { flags |= DNSHeader.ra }
         if truncated { flags |= DNSHeader.tc }
         Responder.header(
             out, id: query.id, flags: flags, qd: 1, an: truncated ? 0 : answer.answerCount,
@@ -187,12 +236,8 @@ public enum Responder {
         guard let destination = out.baseAddress, let source = packet.baseAddress else { return 0 }
         (destination + DNSHeader.size).copyMemory(from: source + DNSHeader.size, byteCount: questionLength)
         var position = fixed - optLength
-        if bodyLength > 0 {
-            answer.bytes.withUnsafeBytes { bytes in
-                if let body = bytes.baseAddress {
-                    (destination + position).copyMemory(from: body, byteCount: bodyLength)
-                }
-            }
+        if bodyLength > 0, let body = answer.bytes.baseAddress {
+            (destination + position).copyMemory(from: body, byteCount: bodyLength)
             let delta = query.nameLength
             for relocation in answer.relocations where Int(relocation) < bodyLength {
                 let at = position + Int(relocation)
@@ -247,16 +292,16 @@ public enum Responder {
     static func refuse(_ query: DNSQuery, packet: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer)
         -> Int
     {
-        Responder.empty(query, rcode: .refused, view: nil, packet: packet, into: out)
+        Responder.empty(query, rcode: .refused, recursion: false, packet: packet, into: out)
     }
 
     /// A response with the question and no records (REFUSED, FORMERR, BADVERS), with OPT when asked.
     static func empty(
-        _ query: DNSQuery, rcode: DNSRcode, view: ViewAnswers?, packet: UnsafeRawBufferPointer,
+        _ query: DNSQuery, rcode: DNSRcode, recursion: Bool, packet: UnsafeRawBufferPointer,
         into out: UnsafeMutableRawBufferPointer
     ) -> Int {
         var flags = DNSHeader.qr | (query.flags & (DNSHeader.rd | DNSHeader.cd)) | (rcode.rawValue & 0xF)
-        if view?.recursion == true { flags |= DNSHeader.ra }
+        if recursion { flags |= DNSHeader.ra }
         Responder.header(out, id: query.id, flags: flags, qd: 1, an: 0, ns: 0, ar: query.edns == nil ? 0 : 1)
         for index in DNSHeader.size..<query.questionEnd { out[index] = packet[index] }
         var position = query.questionEnd

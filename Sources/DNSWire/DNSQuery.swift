@@ -85,29 +85,21 @@ public enum QueryParser {
             return .failure(
                 (flags & DNSHeader.opcodeMask) != 0 ? .notImp(questionEnd: nil) : .formErr(questionEnd: nil))
         }
-        // The question name: plain labels only (nothing before it could be a pointer target).
+        // The question name: plain labels only (nothing before it could be a pointer target). First its
+        // shape, label by label, then one lower-casing copy of the whole.
         var position = DNSHeader.size
-        var length = 0
         while true {
             guard position < packet.count else { return .failure(.formErr(questionEnd: nil)) }
             let label = Int(packet[position])
             guard label & 0xC0 == 0 else { return .failure(.formErr(questionEnd: nil)) }
-            guard length + label + 1 <= 255, position + 1 + label <= packet.count else {
+            position += label + 1
+            guard position - DNSHeader.size <= 255, position <= packet.count else {
                 return .failure(.formErr(questionEnd: nil))
             }
-            key[length] = UInt8(label)
-            if label == 0 {
-                length += 1
-                position += 1
-                break
-            }
-            for index in 1...label {
-                let byte = packet[position + index]
-                key[length + index] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            }
-            length += label + 1
-            position += label + 1
+            if label == 0 { break }
         }
+        let length = position - DNSHeader.size
+        QueryParser.lowercase(packet, from: DNSHeader.size, count: length, into: key)
         guard position + 4 <= packet.count else { return .failure(.formErr(questionEnd: nil)) }
         let type = UInt16(packet[position]) << 8 | UInt16(packet[position + 1])
         let qclass = UInt16(packet[position + 2]) << 8 | UInt16(packet[position + 3])
@@ -147,5 +139,38 @@ public enum QueryParser {
             return .failure(.formErr(questionEnd: questionEnd))
         }
         return .success(query)
+    }
+
+    /// Copies `count` bytes of `packet` from `start` into `key`, ASCII upper case turned lower, eight bytes at
+    /// a time. A wire name may go through whole: its length octets (at most 63) are never letters.
+    @inlinable @inline(__always)
+    static func lowercase(
+        _ packet: UnsafeRawBufferPointer, from start: Int, count: Int, into key: UnsafeMutableRawBufferPointer
+    ) {
+        guard let source = packet.baseAddress, let target = key.baseAddress else { return }
+        var index = 0
+        while index + 8 <= count {
+            let word = source.loadUnaligned(fromByteOffset: start + index, as: UInt64.self)
+            target.storeBytes(of: QueryParser.lowercaseWord(word), toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < count {
+            let byte = source.load(fromByteOffset: start + index, as: UInt8.self)
+            target.storeBytes(
+                of: byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte, toByteOffset: index, as: UInt8.self)
+            index += 1
+        }
+    }
+
+    /// Each byte of `word` from "A" to "Z" with 0x20 added; every other byte unchanged.
+    @inlinable @inline(__always)
+    static func lowercaseWord(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let low = word & (ones &* 0x7F)
+        // Per byte, without carries between bytes (each is below 0x80): the top bit says >= "A", resp. > "Z".
+        let atLeastA = low &+ ones &* (0x80 - 0x41)
+        let aboveZ = low &+ ones &* (0x80 - 0x5B)
+        let upper = atLeastA & ~aboveZ & ~word & (ones &* 0x80)
+        return word | (upper >> 2)
     }
 }

@@ -10,12 +10,30 @@ public final class UDPBatch {
     @usableFromInline let batch: OpaquePointer
     public let count: Int
     public let bufferSize: Int
+    /// The batch's memory (see `csys_batch_layout`), read directly for every datagram.
+    @usableFromInline let inBase: UnsafeMutablePointer<UInt8>
+    @usableFromInline let outBase: UnsafeMutablePointer<UInt8>
+    @usableFromInline let peers: UnsafePointer<sockaddr_storage>
+    @usableFromInline let lengths: UnsafePointer<Int32>
 
     public init?(count: Int = 64, bufferSize: Int = 4096) {
         guard let batch = csys_batch_create(Int32(count), Int32(bufferSize)) else { return nil }
+        var inBase: UnsafeMutablePointer<UInt8>? = nil
+        var outBase: UnsafeMutablePointer<UInt8>? = nil
+        var peers: UnsafePointer<sockaddr_storage>? = nil
+        var lengths: UnsafePointer<Int32>? = nil
+        csys_batch_layout(batch, &inBase, &outBase, &peers, &lengths)
+        guard let inBase, let outBase, let peers, let lengths else {
+            csys_batch_destroy(batch)
+            return nil
+        }
         self.batch = batch
         self.count = count
         self.bufferSize = bufferSize
+        self.inBase = inBase
+        self.outBase = outBase
+        self.peers = peers
+        self.lengths = lengths
     }
 
     deinit { csys_batch_destroy(self.batch) }
@@ -41,17 +59,13 @@ public final class UDPBatch {
     /// Datagram `index`'s bytes; empty when it was too large for the buffer.
     @inlinable
     public func input(_ index: Int) -> UnsafeRawBufferPointer {
-        let length = Int(csys_batch_in_length(self.batch, Int32(index)))
-        guard length > 0, let base = csys_batch_in(self.batch, Int32(index)) else {
-            return UnsafeRawBufferPointer(start: nil, count: 0)
-        }
-        return UnsafeRawBufferPointer(start: base, count: length)
+        let length = Int(self.lengths[index])
+        guard length > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: self.inBase + index * self.bufferSize, count: length)
     }
 
     @inlinable
-    public func peer(_ index: Int) -> UnsafePointer<sockaddr_storage> {
-        csys_batch_peer(self.batch, Int32(index))
-    }
+    public func peer(_ index: Int) -> UnsafePointer<sockaddr_storage> { self.peers + index }
 
     /// The address datagram `index` was sent to, when the socket reports it (wildcard listeners).
     public func local(_ index: Int) -> LocalAddress {
@@ -64,7 +78,7 @@ public final class UDPBatch {
 
     @inlinable
     public func output(_ index: Int) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: csys_batch_out(self.batch, Int32(index)), count: self.bufferSize)
+        UnsafeMutableRawBufferPointer(start: self.outBase + index * self.bufferSize, count: self.bufferSize)
     }
 
     /// Queues datagram `index`'s reply of `length` bytes.

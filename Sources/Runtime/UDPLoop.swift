@@ -19,19 +19,23 @@ final class UDPLoop: @unchecked Sendable {
     var tables: DNSTables
     var generation: Int
     var limiter: RateLimiter
-    /// Per datagram of a batch: the view (-1: none) and the question name's hash, for prefetching.
-    let lookups: UnsafeMutableBufferPointer<(view: Int, hash: UInt64)>
+    /// Per datagram of a batch: the query read ahead (see `Responder.prepare`), and its lower-cased name.
+    let prepared: UnsafeMutableBufferPointer<PreparedQuery>
+    let keys: UnsafeMutableRawBufferPointer
+    static let batchSize = 64
+    static let keySize = 256
     /// How long a receive sleeps before looking at the stop flag.
     static let wakeEveryMilliseconds: Int32 = 200
 
     init?(fd: Int32, worker: DNSWorker) {
-        guard let batch = UDPBatch(count: 64, bufferSize: 4096) else { return nil }
+        guard let batch = UDPBatch(count: UDPLoop.batchSize, bufferSize: 4096) else { return nil }
         self.fd = fd
         self.worker = worker
         self.batch = batch
         self.scratch = .allocate(byteCount: 1024, alignment: 16)
-        self.lookups = .allocate(capacity: 64)
-        self.lookups.initialize(repeating: (-1, 0))
+        self.prepared = .allocate(capacity: UDPLoop.batchSize)
+        self.prepared.initialize(repeating: PreparedQuery(parsed: .failure(.drop), view: -1, hash: 0))
+        self.keys = .allocate(byteCount: UDPLoop.batchSize * UDPLoop.keySize, alignment: 64)
         self.generation = worker.store.generation
         self.tables = worker.store.tables()
         self.limiter = RateLimiter(perSecond: worker.options.rateLimit)
@@ -40,7 +44,8 @@ final class UDPLoop: @unchecked Sendable {
 
     deinit {
         self.scratch.deallocate()
-        self.lookups.deallocate()
+        self.prepared.deallocate()
+        self.keys.deallocate()
     }
 
     func run() {
@@ -59,33 +64,39 @@ final class UDPLoop: @unchecked Sendable {
         }
         let tables = self.tables
         var now: UInt64 = 0
-        if count > 1 && count <= self.lookups.count {
-            // Ask for every slot of the batch, then for every record, then answer (see Responder.lookupHash).
-            for message in 0..<count {
-                let packet = self.batch.input(message)
-                self.lookups[message] = (-1, 0)
-                guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)),
-                    let lookup = Responder.lookupHash(packet, from: client, tables: tables, scratch: self.scratch)
-                else { continue }
-                self.lookups[message] = lookup
-                tables.views[lookup.view].names.prefetchSlot(hash: lookup.hash) { csys_prefetch($0) }
+        let count = min(count, UDPLoop.batchSize)
+        // Read every query of the batch and ask for its table slot, then for every record, then answer: the
+        // cache misses of the lookups overlap instead of queueing (see Responder.prepare).
+        for message in 0..<count {
+            let packet = self.batch.input(message)
+            guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)) else {
+                self.prepared[message] = PreparedQuery(parsed: .failure(.drop), view: -1, hash: 0)
+                continue
             }
-            for message in 0..<count where self.lookups[message].view >= 0 {
-                let lookup = self.lookups[message]
-                tables.views[lookup.view].names.prefetchRecord(hash: lookup.hash) { csys_prefetch($0) }
+            let prepared = Responder.prepare(packet, from: client, tables: tables, key: self.key(message))
+            self.prepared[message] = prepared
+            if prepared.view >= 0, case .success = prepared.parsed {
+                tables.index(prepared.view).names.prefetchSlot(hash: prepared.hash) { csys_prefetch($0) }
+            }
+        }
+        for message in 0..<count {
+            let prepared = self.prepared[message]
+            if prepared.view >= 0, case .success = prepared.parsed {
+                tables.index(prepared.view).names.prefetchRecord(hash: prepared.hash) { csys_prefetch($0) }
             }
         }
         for message in 0..<count {
             let packet = self.batch.input(message)
-            guard packet.count > 0, let client = IPAddress(peer: self.batch.peer(message)) else { continue }
             let out = self.batch.output(message)
             let (action, query) = Responder.respond(
-                to: packet, from: client, tcp: false, tables: tables, scratch: self.scratch, into: out)
+                self.prepared[message], packet: packet, key: UnsafeRawBufferPointer(self.key(message)), tcp: false,
+                tables: tables, scratch: self.scratch, into: out)
             switch action {
             case .reply(var length, let view):
                 if self.limiter.isEnabled {
-                    if view < 0 || !tables.views[view].recursion {
+                    if view < 0 || !tables.index(view).recursion {
                         if now == 0 { now = monotonicMilliseconds() }
+                        guard let client = IPAddress(peer: self.batch.peer(message)) else { continue }
                         switch self.limiter.check(client, nowMilliseconds: now) {
                         case .send: break
                         case .drop: continue
@@ -116,5 +127,12 @@ final class UDPLoop: @unchecked Sendable {
         }
         self.answered.add(count, ordering: .relaxed)
         self.batch.flush(self.fd)
+    }
+
+    /// The name buffer of datagram `message` of the batch.
+    @inline(__always)
+    func key(_ message: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(
+            rebasing: self.keys[(message * UDPLoop.keySize)..<((message + 1) * UDPLoop.keySize)])
     }
 }

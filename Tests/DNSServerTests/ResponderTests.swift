@@ -243,6 +243,49 @@ import ZoneModel
             if case .reply = action { _ = try? DNSMessage.decode(bytes) }
         }
     }
+
+    /// The UDP loop prepares a batch first (name into a buffer of its own, view, hash) and answers later; that
+    /// path must give the same bytes as answering in one step, for every kind of answer and for garbage.
+    @Test func preparedQueriesAreAnsweredAlikeToOneStepAnswers() throws {
+        let tables = try #require(Self.tables)
+        let key = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
+        let first = UnsafeMutableRawBufferPointer.allocate(byteCount: Responder.maximumMessage, alignment: 8)
+        let second = UnsafeMutableRawBufferPointer.allocate(byteCount: Responder.maximumMessage, alignment: 8)
+        defer {
+            for buffer in [key, scratch, first, second] { buffer.deallocate() }
+        }
+        var packets: [[UInt8]] = []
+        let questions: [(String, RecordType)] = [
+            ("myserver.example.com.", .a), ("MyServer.Example.COM.", .aaaa), ("x.lab.example.com.", .a),
+            ("a.b.LAB.example.com.", .txt), ("nothing.example.com.", .a), ("example.com.", .mx),
+            ("example.com.", .any), ("big.example.", .txt), ("x.sub.cut.example.", .a), ("other.example.", .a),
+            ("example.com.", .axfr),
+        ]
+        for (name, type) in questions {
+            packets.append(QueryBuilder.query(id: 9, name: try DomainName(name), type: type.rawValue))
+            packets.append(QueryBuilder.query(id: 9, name: try DomainName(name), type: type.rawValue, udpSize: nil))
+        }
+        packets += [[], [1, 2, 3], Array(packets[0][0..<20]), packets[0] + [0]]
+        for client in ["192.0.2.100", "198.51.100.7"] {
+            let address = try #require(IPAddress(client))
+            for packet in packets {
+                let (one, _) = packet.withUnsafeBytes {
+                    Responder.respond(to: $0, from: address, tcp: false, tables: tables, scratch: scratch, into: first)
+                }
+                let (two, _) = packet.withUnsafeBytes { bytes in
+                    let prepared = Responder.prepare(bytes, from: address, tables: tables, key: key)
+                    return Responder.respond(
+                        prepared, packet: bytes, key: UnsafeRawBufferPointer(key), tcp: false, tables: tables,
+                        scratch: scratch, into: second)
+                }
+                #expect(one == two, "\(client) \(packet)")
+                if case .reply(let length, _) = one {
+                    #expect(Array(first[0..<length]) == Array(second[0..<length]), "\(client) \(packet)")
+                }
+            }
+        }
+    }
 }
 
 /// Reads fields out of record data in tests.

@@ -95,3 +95,38 @@ import ZoneModel
             writer.bytes.suffix(15).elementsEqual([1, 116, 7, 101, 120, 97, 109, 112, 108, 101, 3, 99, 111, 109, 0]))
     }
 }
+
+/// The parser lower-cases question names eight bytes at a time: it must agree with the byte-wise rule for
+/// every octet value, at every position, in names of every length.
+@Suite struct QuestionNameCaseTests {
+    @Test func everyOctetIsLowerCasedExactlyWhenItIsAnASCIICapital() throws {
+        let key = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        defer { key.deallocate() }
+        var state: UInt64 = 0x1234_5678
+        func next() -> UInt8 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+        // Labels hold any octets; walk all 256 values through every lane, in names from 2 to 255 octets.
+        for round in 0..<600 {
+            var name: [UInt8] = []
+            let target = 1 + round % 254
+            while name.count + 1 < target {
+                let length = min(63, target - 1 - name.count - 1, 1 + Int(next()) % 63)
+                guard length > 0 else { break }
+                name.append(UInt8(length))
+                for index in 0..<length { name.append(round < 256 && index == 0 ? UInt8(round) : next()) }
+            }
+            name.append(0)
+            let packet = QueryBuilder.query(id: 1, name: DomainName(uncheckedWire: [0]), type: 1, udpSize: nil)
+            let query = Array(packet[0..<12]) + name + [0, 1, 0, 1]
+            let result = query.withUnsafeBytes { QueryParser.parse($0, lowercasedName: key) }
+            guard case .success(let parsed) = result else {
+                Issue.record("round \(round): \(result)")
+                continue
+            }
+            let expected = name.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+            #expect(Array(key[0..<parsed.nameLength]) == expected, "round \(round)")
+        }
+    }
+}

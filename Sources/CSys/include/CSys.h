@@ -4,6 +4,8 @@
 // _GNU_SOURCE is defined only in CSys.c: defining it here breaks debug builds (fd_set conflicts).
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
+#include <string.h>
 #include <sys/socket.h>
 
 // epoll ----------------------------------------------------------------------------------------------
@@ -75,11 +77,11 @@ int csys_batch_receive(csys_batch *batch, int fd);
 int csys_batch_receive_wait(csys_batch *batch, int fd);
 /// SO_RCVTIMEO: how long a blocking receive on `fd` may sleep.
 int csys_set_receive_timeout(int fd, int timeout_ms);
-uint8_t *csys_batch_in(csys_batch *batch, int index);
-int csys_batch_in_length(csys_batch *batch, int index);
-const struct sockaddr_storage *csys_batch_peer(csys_batch *batch, int index);
-uint8_t *csys_batch_out(csys_batch *batch, int index);
-int csys_batch_size(csys_batch *batch);
+/// Where the batch keeps its buffers (`count` of `size` bytes each, in and out), the peers' addresses and,
+/// after each receive, the datagrams' lengths (-1: truncated). Fixed for the batch's life, so a caller
+/// reads them once instead of calling per datagram.
+void csys_batch_layout(csys_batch *batch, uint8_t **in, uint8_t **out, const struct sockaddr_storage **peers,
+                       const int **lengths);
 /// Queues reply `index` (already written into its out buffer) to go back to its peer.
 void csys_batch_reply(csys_batch *batch, int index, int length);
 /// sendmmsg of the queued replies; returns how many went out. Clears the queue.
@@ -94,7 +96,22 @@ long csys_send_from(int fd, const void *data, size_t length, const struct sockad
 
 // Addresses ------------------------------------------------------------------------------------------
 /// 4 for IPv4, 6 for IPv6, 0 otherwise; the address in network order into `bytes` (4 or 16) and the port.
-int csys_address_parts(const struct sockaddr_storage *address, uint8_t *bytes, uint16_t *port);
+/// Inline: it runs for every datagram.
+static inline int csys_address_parts(const struct sockaddr_storage *address, uint8_t *bytes, uint16_t *port) {
+    if (address->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)address;
+        memcpy(bytes, &v4->sin_addr, 4);
+        *port = ntohs(v4->sin_port);
+        return 4;
+    }
+    if (address->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)address;
+        memcpy(bytes, &v6->sin6_addr, 16);
+        *port = ntohs(v6->sin6_port);
+        return 6;
+    }
+    return 0;
+}
 /// Builds a sockaddr from 4 or 16 address bytes and a port; returns its length.
 socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *bytes, int family, uint16_t port);
 

@@ -32,10 +32,14 @@ nonisolated(unsafe) let tables: DNSTables = {
 nonisolated(unsafe) let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 16)
 nonisolated(unsafe) let output = UnsafeMutableRawBufferPointer.allocate(
     byteCount: Responder.maximumMessage + 2, alignment: 16)
+nonisolated(unsafe) let key = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 16)
+nonisolated(unsafe) let second = UnsafeMutableRawBufferPointer.allocate(
+    byteCount: Responder.maximumMessage + 2, alignment: 16)
 nonisolated(unsafe) let clients = [IPAddress("192.0.2.9"), IPAddress("198.51.100.1")].compactMap { $0 }
 
 /// One input: as a query to the responder from both views, over UDP and TCP, and as a whole message to
-/// the decoder; every response we produce must decode again.
+/// the decoder; every response we produce must decode again, and the UDP loop's two-step path (prepare,
+/// then answer) must produce the same bytes as the one-step one.
 @_cdecl("LLVMFuzzerTestOneInput")
 func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let packet = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : size)
@@ -48,6 +52,16 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                 let response = UnsafeRawBufferPointer(rebasing: output[0..<length])
                 guard (try? DNSMessage.decode(response)) != nil else {
                     fatalError("we produced an undecodable response")
+                }
+            }
+            if !tcp {
+                let prepared = Responder.prepare(packet, from: client, tables: tables, key: key)
+                let (again, _) = Responder.respond(
+                    prepared, packet: packet, key: UnsafeRawBufferPointer(key), tcp: false, tables: tables,
+                    scratch: scratch, into: second)
+                guard again == action else { fatalError("prepared: \(again), one step: \(action)") }
+                if case .reply(let length, _) = action, !output[0..<length].elementsEqual(second[0..<length]) {
+                    fatalError("the prepared answer differs from the one-step answer")
                 }
             }
         }
