@@ -52,7 +52,7 @@ public final class AnswerTemplate: Sendable {
 ///
 /// A class, so that workers reach it through one reference instead of copying (and retaining) its arrays.
 /// It owns the raw memory of its `index`, which is what answering reads.
-public final class ViewAnswers: @unchecked Sendable {
+public final class ViewAnswers: Sendable {
     /// Per node: where its (type, template) pairs start in `types`, how many, and its fallbacks.
     public struct NodeEntry: Sendable, BitwiseCopyable {
         public var typesStart: Int32
