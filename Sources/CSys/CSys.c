@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -505,3 +506,5 @@ long csys_splice(int from, int to, size_t length) {
     ssize_t moved = splice(from, NULL, to, NULL, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     return moved < 0 ? -errno : moved;
 }
+
+void csys_trim_heap(void) { malloc_trim(0); }

@@ -1,3 +1,4 @@
+import CSys
 import DNSServer
 import Synchronization
 import ZoneFile
@@ -62,6 +63,9 @@ public final class Appliance: @unchecked Sendable {
         } else {
             self.store = SnapshotStore(tables)
         }
+        // Compiling a large model leaves much freed heap behind (the model's intermediate values, the name
+        // tables' builders): hand it back to the system instead of keeping it resident.
+        csys_trim_heap()
         return nil
     }
 

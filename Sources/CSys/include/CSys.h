@@ -119,6 +119,8 @@ socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *byt
 uint32_t csys_random32(void);
 /// CLOCK_MONOTONIC in milliseconds.
 uint64_t csys_now_ms(void);
+/// Returns freed heap memory to the system (malloc_trim): for after a large compile, never per request.
+void csys_trim_heap(void);
 /// Names the calling thread (at most 15 characters show in top and perf).
 void csys_set_thread_name(const char *name);
 
