@@ -13,12 +13,9 @@ public enum TemplateKind: UInt8, Sendable, BitwiseCopyable {
     case broken
 }
 
-/// One answer compiled to wire bytes: everything after the question, for any question name.
-///
-/// Records owned by the question name point at offset 12; pointers to names inside the template are
-/// written as if the question name were empty and move by its real length when copied (`relocations`).
-/// A class, immutable: answering takes one reference to it instead of copying (and retaining) its arrays.
-public final class AnswerTemplate: Sendable {
+/// What a template is and how its bytes divide: the part every reader of a template needs, shared by the
+/// control plane's `AnswerTemplate` and the answering path's `FlatTemplate`.
+public struct TemplateShape: Sendable, BitwiseCopyable {
     public let kind: TemplateKind
     public let rcode: UInt8
     public let answerCount: UInt16
@@ -26,22 +23,23 @@ public final class AnswerTemplate: Sendable {
     public let additionalCount: UInt16
     /// Template bytes without the additional section, for when the whole does not fit (RFC 2181 §9).
     public let lengthWithoutAdditional: Int
+}
+
+/// One answer compiled to wire bytes: everything after the question, for any question name.
+///
+/// Records owned by the question name point at offset 12; pointers to names inside the template are
+/// written as if the question name were empty and move by its real length when copied (`relocations`).
+/// A class, immutable: a forwarded answer keeps its chain prefix by one reference.
+public final class AnswerTemplate: Sendable {
+    public let shape: TemplateShape
     public let bytes: [UInt8]
     /// Offsets in `bytes` of compression pointers to relocate by the question name's length.
     public let relocations: [UInt16]
     /// For `.partial`: the name the chain ends at, which a recursive view resolves upstream.
     public let chainEnd: DomainName?
 
-    init(
-        kind: TemplateKind, rcode: UInt8, answerCount: UInt16, authorityCount: UInt16, additionalCount: UInt16,
-        lengthWithoutAdditional: Int, bytes: [UInt8], relocations: [UInt16], chainEnd: DomainName?
-    ) {
-        self.kind = kind
-        self.rcode = rcode
-        self.answerCount = answerCount
-        self.authorityCount = authorityCount
-        self.additionalCount = additionalCount
-        self.lengthWithoutAdditional = lengthWithoutAdditional
+    init(shape: TemplateShape, bytes: [UInt8], relocations: [UInt16], chainEnd: DomainName?) {
+        self.shape = shape
         self.bytes = bytes
         self.relocations = relocations
         self.chainEnd = chainEnd
@@ -86,14 +84,9 @@ public final class ViewAnswers: Sendable {
     deinit { self.index.deallocate() }
 }
 
-/// One template as answering reads it: its scalars and pointers into memory its view owns.
+/// One template as answering reads it: its shape and pointers into memory its view owns.
 public struct FlatTemplate: BitwiseCopyable, @unchecked Sendable {
-    public let kind: TemplateKind
-    public let rcode: UInt8
-    public let answerCount: UInt16
-    public let authorityCount: UInt16
-    public let additionalCount: UInt16
-    public let lengthWithoutAdditional: Int
+    public let shape: TemplateShape
     public let bytes: UnsafeRawBufferPointer
     public let relocations: UnsafeBufferPointer<UInt16>
 }
@@ -137,9 +130,7 @@ public struct AnswerIndex: BitwiseCopyable, @unchecked Sendable {
             relocations.initialize(from: template.relocations, count: template.relocations.count)
             (self.templates + number).initialize(
                 to: FlatTemplate(
-                    kind: template.kind, rcode: template.rcode, answerCount: template.answerCount,
-                    authorityCount: template.authorityCount, additionalCount: template.additionalCount,
-                    lengthWithoutAdditional: template.lengthWithoutAdditional,
+                    shape: template.shape,
                     bytes: UnsafeRawBufferPointer(start: bytes, count: template.bytes.count),
                     relocations: UnsafeBufferPointer(start: relocations, count: template.relocations.count)))
             bytePosition += template.bytes.count
@@ -331,9 +322,11 @@ public enum AnswerCompiler {
         for record in additional {
             writer.writeRecord(record, ownerPointer: record.owner == AnswerCompiler.questionMarker ? 12 : nil)
         }
-        return AnswerTemplate(
+        let shape = TemplateShape(
             kind: kind, rcode: rcode, answerCount: UInt16(answer.count), authorityCount: UInt16(authority.count),
-            additionalCount: UInt16(additional.count), lengthWithoutAdditional: withoutAdditional, bytes: writer.bytes,
+            additionalCount: UInt16(additional.count), lengthWithoutAdditional: withoutAdditional)
+        return AnswerTemplate(
+            shape: shape, bytes: writer.bytes,
             relocations: writer.relocations.map { UInt16($0) }, chainEnd: chainEnd)
     }
 }

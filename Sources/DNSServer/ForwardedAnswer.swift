@@ -80,7 +80,7 @@ public enum ForwardedAnswer {
     ) -> [UInt8] {
         var flags = DNSHeader.qr | DNSHeader.ra | (waiter.flags & (DNSHeader.rd | DNSHeader.cd)) | (rcode & 0xF)
         if truncated { flags |= DNSHeader.tc }
-        let prefixCount = prefix.map { Int($0.answerCount) } ?? 0
+        let prefixCount = prefix.map { Int($0.shape.answerCount) } ?? 0
         let answers = answer?.answer ?? []
         let authority = answer?.authority ?? []
         let additional = withAdditional ? answer?.additional ?? [] : []
@@ -94,7 +94,7 @@ public enum ForwardedAnswer {
         var bytes = header.bytes + waiter.question
         if let prefix {
             // The chain's own bytes, relocated as the responder does, without its additional section.
-            var body = Array(prefix.bytes[0..<prefix.lengthWithoutAdditional])
+            var body = Array(prefix.bytes[0..<prefix.shape.lengthWithoutAdditional])
             for relocation in prefix.relocations where Int(relocation) + 1 < body.count {
                 let at = Int(relocation)
                 let pointer = (Int(body[at]) & 0x3F) << 8 | Int(body[at + 1])

@@ -157,7 +157,7 @@ public enum Responder {
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: viewIndex), query)
         }
         let answer = view.template(template)
-        if answer.kind == .partial && view.recursion && query.recursionDesired {
+        if answer.shape.kind == .partial && view.recursion && query.recursionDesired {
             return (.forward(view: viewIndex, prefix: template), query)
         }
         let length = Responder.write(
@@ -183,7 +183,7 @@ public enum Responder {
             let ancestor = UnsafeRawBufferPointer(rebasing: key[offset...])
             if let entry = view.names.find(ancestor) {
                 let fallback = view.template(entry.otherType)
-                if fallback.kind == .referral { return entry.otherType }
+                if fallback.shape.kind == .referral { return entry.otherType }
                 // `*.` + encloser, built in the scratch buffer after where the name would be (the name may
                 // be in it).
                 let wildcardLength = ancestor.count + 2
@@ -211,28 +211,29 @@ public enum Responder {
         _ answer: FlatTemplate, query: DNSQuery, recursion: Bool, packet: UnsafeRawBufferPointer, tcp: Bool,
         into out: UnsafeMutableRawBufferPointer
     ) -> Int {
+        let shape = answer.shape
         let limit = tcp ? Responder.maximumMessage : min(query.edns?.udpSize ?? 512, Responder.advertisedUDPSize)
         let optLength = query.edns == nil ? 0 : Responder.optLength
         let questionLength = query.questionEnd - DNSHeader.size
         let fixed = DNSHeader.size + questionLength + optLength
         var bodyLength = answer.bytes.count
-        var additional = answer.additionalCount
+        var additional = shape.additionalCount
         var truncated = false
         if fixed + bodyLength > limit {
-            bodyLength = answer.lengthWithoutAdditional
+            bodyLength = shape.lengthWithoutAdditional
             additional = 0
             if fixed + bodyLength > limit {
                 bodyLength = 0
                 truncated = true
             }
         }
-        var flags = DNSHeader.qr | (query.flags & (DNSHeader.rd | DNSHeader.cd)) | UInt16(answer.rcode)
-        if answer.kind != .referral { flags |= DNSHeader.aa }
+        var flags = DNSHeader.qr | (query.flags & (DNSHeader.rd | DNSHeader.cd)) | UInt16(shape.rcode)
+        if shape.kind != .referral { flags |= DNSHeader.aa }
         if recursion { flags |= DNSHeader.ra }
         if truncated { flags |= DNSHeader.tc }
         Responder.header(
-            out, id: query.id, flags: flags, qd: 1, an: truncated ? 0 : answer.answerCount,
-            ns: truncated ? 0 : answer.authorityCount, ar: additional + (optLength > 0 ? 1 : 0))
+            out, id: query.id, flags: flags, qd: 1, an: truncated ? 0 : shape.answerCount,
+            ns: truncated ? 0 : shape.authorityCount, ar: additional + (optLength > 0 ? 1 : 0))
         guard let destination = out.baseAddress, let source = packet.baseAddress else { return 0 }
         (destination + DNSHeader.size).copyMemory(from: source + DNSHeader.size, byteCount: questionLength)
         var position = fixed - optLength
