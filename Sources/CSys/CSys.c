@@ -259,8 +259,8 @@ csys_batch *csys_batch_create(int count, int size) {
     batch->out_vectors = calloc(count, sizeof *batch->out_vectors);
     batch->out_messages = calloc(count, sizeof *batch->out_messages);
     batch->lengths = calloc(count, sizeof *batch->lengths);
-    if (!batch->lengths || !batch->in || !batch->out || !batch->peers || !batch->control || !batch->out_control || !batch->in_vectors ||
-        !batch->in_messages || !batch->out_vectors || !batch->out_messages) {
+    if (!batch->in || !batch->out || !batch->peers || !batch->control || !batch->out_control || !batch->in_vectors ||
+        !batch->in_messages || !batch->out_vectors || !batch->out_messages || !batch->lengths) {
         csys_batch_destroy(batch);
         return NULL;
     }
@@ -327,7 +327,6 @@ void csys_batch_layout(csys_batch *batch, uint8_t **in, uint8_t **out, const str
     *peers = batch->peers;
     *lengths = batch->lengths;
 }
-
 
 /// Writes a packet-info control message that makes a reply leave from `local` (family 4 or 6; for IPv6
 /// through interface `ifindex`, which link-local addresses need); returns the control length, 0 for an
@@ -448,7 +447,6 @@ long csys_send_from(int fd, const void *data, size_t length, const struct sockad
     }
     return sendmsg(fd, &message, MSG_DONTWAIT);
 }
-
 
 socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *bytes, int family, uint16_t port) {
     memset(address, 0, sizeof *address);

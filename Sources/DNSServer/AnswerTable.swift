@@ -64,7 +64,6 @@ public final class ViewAnswers: Sendable {
     }
 
     public let name: String
-    public let recursion: Bool
     /// The templates as objects, for the control plane (a forwarded answer keeps its chain prefix).
     public let templates: [AnswerTemplate]
     /// Names, types and templates as raw memory this object owns (freed with it).
@@ -75,13 +74,14 @@ public final class ViewAnswers: Sendable {
         templates: [AnswerTemplate]
     ) {
         self.name = name
-        self.recursion = recursion
         self.templates = templates
         self.index = AnswerIndex(
             names: names, types: types, typeTemplates: typeTemplates, templates: templates, recursion: recursion)
     }
 
     deinit { self.index.deallocate() }
+
+    public var recursion: Bool { self.index.recursion }
 }
 
 /// One template as answering reads it: its shape and pointers into memory its view owns.
@@ -100,7 +100,6 @@ public struct AnswerIndex: BitwiseCopyable, @unchecked Sendable {
     @usableFromInline let types: UnsafeMutablePointer<UInt16>
     @usableFromInline let typeTemplates: UnsafeMutablePointer<Int32>
     @usableFromInline let templates: UnsafeMutablePointer<FlatTemplate>
-    public let templateCount: Int
     /// Every template's bytes, then every template's relocations.
     let arena: UnsafeMutableRawPointer
 
@@ -117,7 +116,6 @@ public struct AnswerIndex: BitwiseCopyable, @unchecked Sendable {
         let relocationStart = (byteTotal + 1) & ~1
         self.arena = .allocate(byteCount: max(1, relocationStart + relocationTotal * 2), alignment: 16)
         self.templates = .allocate(capacity: max(1, templates.count))
-        self.templateCount = templates.count
         var bytePosition = 0
         var relocationPosition = relocationStart
         for (number, template) in templates.enumerated() {

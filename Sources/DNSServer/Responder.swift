@@ -59,6 +59,13 @@ public struct PreparedQuery: Sendable {
     /// `NameTable.hash` of the lower-cased question name (0 when not parsed or no view).
     public var hash: UInt64
 
+    /// Whether answering it will look its name up (it parsed and its client has a view): then `hash` is set.
+    @inlinable
+    public var looksUp: Bool {
+        guard self.view >= 0, case .success = self.parsed else { return false }
+        return true
+    }
+
     @inlinable
     public init(parsed: Result<DNSQuery, QueryProblem>, view: Int, hash: UInt64) {
         self.parsed = parsed

@@ -75,13 +75,13 @@ final class UDPLoop: @unchecked Sendable {
             }
             let prepared = Responder.prepare(packet, from: client, tables: tables, key: self.key(message))
             self.prepared[message] = prepared
-            if prepared.view >= 0, case .success = prepared.parsed {
+            if prepared.looksUp {
                 tables.index(prepared.view).names.prefetchSlot(hash: prepared.hash) { csys_prefetch($0) }
             }
         }
         for message in 0..<count {
             let prepared = self.prepared[message]
-            if prepared.view >= 0, case .success = prepared.parsed {
+            if prepared.looksUp {
                 tables.index(prepared.view).names.prefetchRecord(hash: prepared.hash) { csys_prefetch($0) }
             }
         }
