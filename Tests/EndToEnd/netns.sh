@@ -210,6 +210,9 @@ $PROXY reverseproxy lan=192.0.2.42 wan=auto ttl=5
 $SITE myserver http://192.0.2.69:80 http://192.0.2.70:80 health=/
 $SITE nas      http://192.0.2.69:80 views=lan
 ZONE
+# A TXT answer of 860 bytes: larger than the 552-byte path MTU a forged ICMP claims below.
+long=$(printf 'x%.0s' $(seq 200))
+echo "big TXT \"$long\" \"$long\" \"$long\" \"$long\"" >> "$work/front/example.com.zone"
 daemon front "$frontdoor" run --config "$work/front" --workers 2 2>"$work/front/log"
 for _ in $(seq 100); do grep -q "serving http" "$work/front/log" 2>/dev/null && break; sleep 0.1; done
 for _ in $(seq 50); do
@@ -248,6 +251,38 @@ check "the same query from the WAN is REFUSED (never an open resolver)" "status:
     "$(ns wan dig @203.0.113.1 +time=2 +tries=1 www.outside.test A)"
 check "the primary got the WAN address by RFC 2136" "203.0.113.1" \
     "$(ns wan dig @203.0.113.54 +short +time=2 +tries=1 home.example.net A)"
+
+# Fragmentation attack: a forged ICMP "fragmentation needed, MTU 552" names a reply Frontdoor sent to
+# 192.0.2.100:35354. A socket that believes it fragments its later answers there, and forged fragments are
+# how caches get poisoned. Frontdoor's UDP sockets ignore path MTU news (IP_PMTUDISC_OMIT), so the
+# 860-byte answer still arrives whole: the client's IP layer has nothing to reassemble.
+cat > "$work/icmp.py" <<'PY'
+import socket, struct
+def checksum(data):
+    if len(data) % 2: data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16: total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+quoted_ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 1000, 0, 0x4000, 64, 17, 0,
+                        socket.inet_aton("192.0.2.42"), socket.inet_aton("192.0.2.100"))
+quoted_ip = quoted_ip[:10] + struct.pack("!H", checksum(quoted_ip)) + quoted_ip[12:]
+quoted_udp = struct.pack("!HHHH", 53, 35354, 980, 0)
+body = struct.pack("!BBHHH", 3, 4, 0, 0, 552) + quoted_ip + quoted_udp
+body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for _ in range(3): sock.sendto(body, ("192.0.2.42", 0))
+PY
+# Ip: ReasmReqds, the fragments the LAN client's IP layer was asked to reassemble.
+reassembled() { ns lan awk '/^Ip:/ { if (seen) { print $15; exit } seen = 1 }' /proc/net/snmp; }
+whole=$(ns lan dig @192.0.2.42 -b '192.0.2.100#35354' +time=2 +tries=1 big.example.com TXT | grep -o 'rcvd: [0-9]*')
+before=$(reassembled)
+ns lan python3 "$work/icmp.py"
+sleep 0.2
+big=$(ns lan dig @192.0.2.42 -b '192.0.2.100#35354' +time=2 +tries=1 +ignore big.example.com TXT)
+check "after a forged ICMP 'fragmentation needed' the TXT answer still arrives whole (${whole:-no first answer})" \
+    "${whole:-the first answer}" "$big"
+check "... unfragmented (fragments reassembled at the client: $before before, $(reassembled) after)" \
+    "=$before=" "=$(reassembled)="
 
 # The ISP moves the router's WAN address: the wan answer and the primary follow within 10 s.
 ns router ip addr del 203.0.113.1/24 dev brw

@@ -1,4 +1,5 @@
 import DNSWire
+import EventLoop
 import Foundation
 import Glibc
 import TestSupport
@@ -19,6 +20,27 @@ import ZoneModel
         let outcome = try Tool.run(dig, ["@::1", "-p", "\(server.port)", "+short", "myserver.example.com"])
         // ::1 is in no view of the fixture config but the catch-all wan.
         #expect(outcome.stdout.split(separator: "\n").last == "203.0.113.1", "\(outcome.stdout)\(outcome.stderr)")
+    }
+
+    /// DNS listeners ignore ICMP "fragmentation needed" and "packet too big" (IP_PMTUDISC_OMIT, as NSD and
+    /// Knot): a forged one would make answers go out in fragments, which an attacker can replace. The whole
+    /// attack, forged ICMP and all, is played in Tests/EndToEnd/netns.sh; this checks IPv6 too.
+    @Test func udpListenersIgnorePathMTUNews() throws {
+        let listeners = [
+            (SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: 0), Int32(IPPROTO_IP), IP_MTU_DISCOVER),
+            (
+                SocketAddress(address: .v6(IPv6Address(high: 0, low: 1)), port: 0), Int32(IPPROTO_IPV6),
+                IPV6_MTU_DISCOVER
+            ),
+        ]
+        for (address, level, option) in listeners {
+            let fd = try Sockets.udpListener(address, shared: false)
+            defer { close(fd) }
+            var mode: Int32 = -1
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            #expect(getsockopt(fd, level, option, &mode, &length) == 0)
+            #expect(mode == IP_PMTUDISC_OMIT, "\(address): path MTU mode \(mode)")
+        }
     }
 
     /// A raw TCP connection to the server on loopback.
