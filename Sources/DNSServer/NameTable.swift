@@ -101,10 +101,18 @@ public struct NameTable: BitwiseCopyable, @unchecked Sendable {
         prefetch(self.slots + (Int(truncatingIfNeeded: hash) & self.mask))
     }
 
-    /// Hands `prefetch` the addresses of the record that slot points at, when there is one.
+    /// Hands `prefetch` the addresses of the record a key with hash `hash` would be found in: the first slot
+    /// from its start with the key's tag (at this table's load about a fifth of the names are not in their first
+    /// slot), none when an empty slot comes first.
     @inlinable @inline(__always)
     public func prefetchRecord(hash: UInt64, _ prefetch: (UnsafeRawPointer) -> Void) {
-        let slotValue = self.slots[Int(truncatingIfNeeded: hash) & self.mask]
+        let tag = hash & 0xFFFF_FFFF_0000_0000
+        var slot = Int(truncatingIfNeeded: hash) & self.mask
+        var slotValue = self.slots[slot]
+        while slotValue != 0 && slotValue & 0xFFFF_FFFF_0000_0000 != tag {
+            slot = (slot + 1) & self.mask
+            slotValue = self.slots[slot]
+        }
         guard slotValue != 0 else { return }
         // A record (entry, length, key: some 45 bytes) often straddles two cache lines: ask for both.
         let record = self.records + Int(slotValue & 0xFFFF_FFFF) - 1
