@@ -92,9 +92,13 @@ int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_
     // "packet too big" can be forged to make a server fragment its answers, and a fragment is what a
     // cache-poisoning attacker replaces. With OMIT the socket ignores those messages and sends at the
     // interface MTU; answers are at most 1232 bytes, so they fit every path without fragments.
-    int omit = address->sa_family == AF_INET ? IP_PMTUDISC_OMIT : IPV6_PMTUDISC_OMIT;
-    if (address->sa_family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &omit, sizeof omit);
-    else setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &omit, sizeof omit);
+    if (address->sa_family == AF_INET) {
+        int omit = IP_PMTUDISC_OMIT;
+        setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &omit, sizeof omit);
+    } else {
+        int omit = IPV6_PMTUDISC_OMIT;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &omit, sizeof omit);
+    }
     if (is_wildcard(address)) {
         int one = 1;
         if (address->sa_family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);

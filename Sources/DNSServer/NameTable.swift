@@ -44,7 +44,7 @@ public struct NameTable: BitwiseCopyable, @unchecked Sendable {
             let hash = key.withUnsafeBytes { NameTable.hash($0) }
             var slot = Int(truncatingIfNeeded: hash) & self.mask
             while self.slots[slot] != 0 { slot = (slot + 1) & self.mask }
-            self.slots[slot] = (hash & 0xFFFF_FFFF_0000_0000) | UInt64(offset + 1)
+            self.slots[slot] = (hash & NameTable.tagMask) | UInt64(offset + 1)
         }
 
         /// The table, in newly allocated memory the caller frees with `deallocate()`.
@@ -62,6 +62,27 @@ public struct NameTable: BitwiseCopyable, @unchecked Sendable {
     func deallocate() {
         self.records.deallocate()
         self.slots.deallocate()
+    }
+
+    /// The part of a key's hash its slot keeps (the slot number comes from the low bits).
+    @inlinable @inline(__always)
+    static var tagMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
+
+    /// From `slot` on, the first slot holding `tag`, or the empty slot that ends the probe (`value` 0).
+    @inlinable @inline(__always)
+    func probe(from slot: Int, tag: UInt64) -> (slot: Int, value: UInt64) {
+        var slot = slot
+        while true {
+            let value = self.slots[slot]
+            if value == 0 || value & NameTable.tagMask == tag { return (slot, value) }
+            slot = (slot + 1) & self.mask
+        }
+    }
+
+    /// The record a (non-empty) slot value points at.
+    @inlinable @inline(__always)
+    func record(_ slotValue: UInt64) -> UnsafeRawPointer {
+        UnsafeRawPointer(self.records + Int(slotValue & 0xFFFF_FFFF) - 1)
     }
 
     /// The key's hash, eight bytes at a time (names are short: a byte-wise hash spent more time in its chain
@@ -106,16 +127,10 @@ public struct NameTable: BitwiseCopyable, @unchecked Sendable {
     /// slot), none when an empty slot comes first.
     @inlinable @inline(__always)
     public func prefetchRecord(hash: UInt64, _ prefetch: (UnsafeRawPointer) -> Void) {
-        let tag = hash & 0xFFFF_FFFF_0000_0000
-        var slot = Int(truncatingIfNeeded: hash) & self.mask
-        var slotValue = self.slots[slot]
-        while slotValue != 0 && slotValue & 0xFFFF_FFFF_0000_0000 != tag {
-            slot = (slot + 1) & self.mask
-            slotValue = self.slots[slot]
-        }
-        guard slotValue != 0 else { return }
+        let found = self.probe(from: Int(truncatingIfNeeded: hash) & self.mask, tag: hash & NameTable.tagMask)
+        guard found.value != 0 else { return }
         // A record (entry, length, key: some 45 bytes) often straddles two cache lines: ask for both.
-        let record = self.records + Int(slotValue & 0xFFFF_FFFF) - 1
+        let record = self.record(found.value)
         prefetch(record)
         prefetch(record + 48)
     }
@@ -128,21 +143,19 @@ public struct NameTable: BitwiseCopyable, @unchecked Sendable {
     @inlinable
     public func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Entry? {
         guard let keyBase = key.baseAddress else { return nil }
-        let tag = hash & 0xFFFF_FFFF_0000_0000
+        let tag = hash & NameTable.tagMask
         let entrySize = MemoryLayout<Entry>.size
         var slot = Int(truncatingIfNeeded: hash) & self.mask
         while true {
-            let slotValue = self.slots[slot]
-            if slotValue == 0 { return nil }
-            if slotValue & 0xFFFF_FFFF_0000_0000 == tag {
-                let record = UnsafeRawPointer(self.records + Int(slotValue & 0xFFFF_FFFF) - 1)
-                if Int(record.load(fromByteOffset: entrySize, as: UInt8.self)) == key.count
-                    && memcmpBytes(record + entrySize + 1, keyBase, key.count)
-                {
-                    return record.loadUnaligned(as: Entry.self)
-                }
+            let found = self.probe(from: slot, tag: tag)
+            if found.value == 0 { return nil }
+            let record = self.record(found.value)
+            if Int(record.load(fromByteOffset: entrySize, as: UInt8.self)) == key.count
+                && memcmpBytes(record + entrySize + 1, keyBase, key.count)
+            {
+                return record.loadUnaligned(as: Entry.self)
             }
-            slot = (slot + 1) & self.mask
+            slot = (found.slot + 1) & self.mask
         }
     }
 }

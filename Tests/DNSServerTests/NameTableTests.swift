@@ -63,9 +63,7 @@ import Testing
         var displaced = 0
         for name in names {
             let hash = name.withUnsafeBytes { NameTable.hash($0) }
-            if table.slots[Int(truncatingIfNeeded: hash) & table.mask] & 0xFFFF_FFFF_0000_0000
-                != hash & 0xFFFF_FFFF_0000_0000
-            {
+            if table.slots[Int(truncatingIfNeeded: hash) & table.mask] & NameTable.tagMask != hash & NameTable.tagMask {
                 displaced += 1
             }
             var addresses: [UnsafeRawPointer] = []
