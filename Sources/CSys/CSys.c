@@ -52,12 +52,16 @@ void csys_eventfd_drain(int fd) {
     (void)ignored;
 }
 
-static int bound_socket(int type, const struct sockaddr *address, socklen_t length, int reuse_port) {
+/// How a bound socket shares its port: EXCLUSIVE binds fail when any socket holds the port, whatever its
+/// options (used to find a port nobody holds); the others set SO_REUSEADDR, and SO_REUSEPORT (one per worker).
+enum sharing { EXCLUSIVE, REUSE_ADDRESS, REUSE_PORT };
+
+static int bound_socket(int type, const struct sockaddr *address, socklen_t length, enum sharing sharing) {
     int fd = socket(address->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    if (sharing != EXCLUSIVE) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (sharing == REUSE_PORT && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         int error = errno;
         close(fd);
         return -error;
@@ -83,7 +87,7 @@ static int is_wildcard(const struct sockaddr *address) {
 }
 
 int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_port) {
-    int fd = bound_socket(SOCK_DGRAM, address, length, reuse_port);
+    int fd = bound_socket(SOCK_DGRAM, address, length, reuse_port ? REUSE_PORT : REUSE_ADDRESS);
     if (fd < 0) return fd;
     // Blocking: its thread sleeps in recvmmsg (bounded by SO_RCVTIMEO); every other call on it passes
     // MSG_DONTWAIT. A non-blocking socket would make that thread spin.
@@ -108,7 +112,7 @@ int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_
 }
 
 int csys_listen_tcp(const struct sockaddr *address, socklen_t length, int reuse_port, int backlog) {
-    int fd = bound_socket(SOCK_STREAM, address, length, reuse_port);
+    int fd = bound_socket(SOCK_STREAM, address, length, reuse_port ? REUSE_PORT : REUSE_ADDRESS);
     if (fd < 0) return fd;
     if (listen(fd, backlog) != 0) {
         int error = errno;
@@ -116,6 +120,33 @@ int csys_listen_tcp(const struct sockaddr *address, socklen_t length, int reuse_
         return -error;
     }
     return fd;
+}
+
+int csys_unshared_port(const struct sockaddr *address, socklen_t length) {
+    struct sockaddr_storage chosen;
+    if (length > sizeof chosen) return -EINVAL;
+    memcpy(&chosen, address, length);
+    for (int attempt = 0; attempt < 64; attempt++) {
+        // The kernel's pick for an exclusive socket is a port nobody holds; a socket with SO_REUSEPORT
+        // would be handed one that another such socket of the same user holds, and share its traffic.
+        int udp = bound_socket(SOCK_DGRAM, address, length, EXCLUSIVE);
+        if (udp < 0) return udp;
+        int port = csys_local_port(udp);
+        if (port <= 0) {
+            close(udp);
+            return -EADDRNOTAVAIL;
+        }
+        if (chosen.ss_family == AF_INET) ((struct sockaddr_in *)&chosen)->sin_port = htons((uint16_t)port);
+        else ((struct sockaddr_in6 *)&chosen)->sin6_port = htons((uint16_t)port);
+        int tcp = bound_socket(SOCK_STREAM, (struct sockaddr *)&chosen, length, EXCLUSIVE);
+        close(udp);
+        if (tcp >= 0) {
+            close(tcp);
+            return port;
+        }
+        if (tcp != -EADDRINUSE) return tcp;
+    }
+    return -EADDRINUSE;
 }
 
 int csys_accept(int fd, struct sockaddr_storage *peer, socklen_t *length) {

@@ -101,6 +101,15 @@ public enum Sockets {
         return fd
     }
 
+    /// A port on `address`'s host that no UDP or TCP socket holds, for listeners asked for port 0. Binding
+    /// port 0 with SO_REUSEPORT would not do: the kernel may pick a UDP port that another SO_REUSEPORT socket of
+    /// the same user holds, and the two would then share its traffic.
+    public static func unsharedPort(_ address: SocketAddress) throws(SocketError) -> UInt16 {
+        let port = address.withSockaddr { csys_unshared_port($0, $1) }
+        guard port > 0 else { throw SocketError(errno: -port, context: "no free port on \(address)") }
+        return UInt16(port)
+    }
+
     /// A UDP socket connected to `address` from a random local port.
     public static func udpClient(_ address: SocketAddress) throws(SocketError) -> Int32 {
         let fd = address.withSockaddr { csys_connect_udp($0, $1) }

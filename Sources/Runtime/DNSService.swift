@@ -44,32 +44,34 @@ public final class DNSService: @unchecked Sendable {
         var opened: [Int32] = []
         do throws(SocketError) {
             for listener in options.listeners {
-                var address = listener
-                for worker in 0..<perWorker.count {
-                    var attempt = 0
-                    while true {
-                        attempt += 1
-                        let udp = try Sockets.udpListener(address, shared: true)
-                        var chosen = address
-                        if address.port == 0, let port = Sockets.localPort(udp) {
-                            chosen = SocketAddress(address: address.address, port: port)
+                var attempt = 0
+                while true {
+                    attempt += 1
+                    // Port 0 (tests): one port that nobody holds, then every worker's sockets on it.
+                    let address =
+                        listener.port == 0
+                        ? SocketAddress(address: listener.address, port: try Sockets.unsharedPort(listener)) : listener
+                    var sockets: [(udp: Int32, tcp: Int32)] = []
+                    var bound: [Int32] = []
+                    do throws(SocketError) {
+                        for _ in perWorker.indices {
+                            let udp = try Sockets.udpListener(address, shared: true)
+                            bound.append(udp)
+                            let tcp = try Sockets.tcpListener(address, shared: true)
+                            bound.append(tcp)
+                            sockets.append((udp, tcp))
                         }
-                        do {
-                            let tcp = try Sockets.tcpListener(chosen, shared: true)
-                            opened += [udp, tcp]
-                            perWorker[worker].append((udp, tcp))
-                            address = chosen
-                            break
-                        } catch {
-                            Sockets.close(udp)
-                            // Port 0: the kernel's free UDP port may be taken for TCP; pick another.
-                            guard listener.port == 0, worker == 0, error.errno == EADDRINUSE, attempt < 20 else {
-                                throw error
-                            }
-                        }
+                    } catch {
+                        for fd in bound { Sockets.close(fd) }
+                        // Another socket took the port between the pick and the bind: pick again.
+                        guard listener.port == 0, error.errno == EADDRINUSE, attempt < 20 else { throw error }
+                        continue
                     }
+                    opened += bound
+                    for (worker, pair) in sockets.enumerated() { perWorker[worker].append(pair) }
+                    resolved.append(address)
+                    break
                 }
-                resolved.append(address)
             }
         } catch {
             for fd in opened { Sockets.close(fd) }

@@ -210,8 +210,8 @@ import ZoneModel
                         let theirs = try Dig.ask(port: nsd.port, ["+norec", name, type])
                     else { return }
                     #expect(
-                        ours.status == theirs.status, "\(viewName) \(name) \(type): \(ours.status) vs \(theirs.status)")
-                    #expect(ours.answer.sorted() == theirs.answer.sorted(), "\(viewName) \(name) \(type)")
+                        ours.status == theirs.status && ours.answer.sorted() == theirs.answer.sorted(),
+                        "\(viewName) \(name) \(type)\nours:\n\(ours.output)\nNSD's:\n\(theirs.output)")
                 }
             }
         }

@@ -1,7 +1,9 @@
+import DNSServer
 import DNSWire
 import EventLoop
 import Foundation
 import Glibc
+import Runtime
 import TestSupport
 import Testing
 import ZoneModel
@@ -20,6 +22,29 @@ import ZoneModel
         let outcome = try Tool.run(dig, ["@::1", "-p", "\(server.port)", "+short", "myserver.example.com"])
         // ::1 is in no view of the fixture config but the catch-all wan.
         #expect(outcome.stdout.split(separator: "\n").last == "203.0.113.1", "\(outcome.stdout)\(outcome.stderr)")
+    }
+
+    /// Listeners asked for port 0 (every test server) take a port nobody holds. The kernel hands a socket with
+    /// SO_REUSEPORT, as the listeners have, a UDP port that another such socket of the same user holds, and
+    /// the two then share its traffic: a test's queries went half to another test's server. With two
+    /// ephemeral ports and one held, the old bind landed on the held one about every second time.
+    @Test func portZeroListenersShareTheirPortWithNobody() throws {
+        let tables = DNSTables(snapshot: try #require(Fixtures.compile(zones: Self.zone).snapshot))
+        // Inside, on the namespace's thread, nothing records test issues: the results come out first.
+        let outcome = try inNewNetworkNamespace(ephemeralPorts: 40000...40001) {
+            let any = SocketAddress(address: .v4(IPv4Address(0)), port: 0)
+            let other = try Sockets.udpListener(any, shared: true)
+            defer { close(other) }
+            let ports = try (0..<12).map { _ in
+                try DNSService(
+                    options: DNSOptions(listeners: [any], workers: 2, upstreams: []), store: SnapshotStore(tables)
+                )
+                .boundListeners[0].port
+            }
+            return (taken: Sockets.localPort(other), ports: ports)
+        }
+        guard let outcome else { return }
+        #expect(outcome.taken != nil && !outcome.ports.contains(outcome.taken ?? 0), "\(outcome)")
     }
 
     /// DNS listeners ignore ICMP "fragmentation needed" and "packet too big" (IP_PMTUDISC_OMIT, as NSD and

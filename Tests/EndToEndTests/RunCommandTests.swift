@@ -136,7 +136,10 @@ import Testing
             while true {
                 let got = recv(listener, &buffer, buffer.count, 0)
                 if got > 0 { return String(decoding: buffer[0..<got], as: UTF8.self) }
-                guard got < 0 && errno == EINTR && monotonicMilliseconds() - started < 5_000 else { return "" }
+                let error = errno
+                guard got < 0 && error == EINTR && monotonicMilliseconds() - started < 5_000 else {
+                    return got < 0 ? "(recv: \(String(cString: strerror(error))))" : "(empty datagram)"
+                }
             }
         }
         let port = try freePort()

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// Runs programs for end-to-end tests: the built `frontdoor` and Debian peers such as `named-checkzone`.
 package enum Tool {
@@ -29,6 +30,14 @@ package enum Tool {
         return nil
     }
 
+    /// pipe2(2), which Glibc's module does not export.
+    static let pipe2: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32 = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pipe2") else {
+            fatalError("no pipe2 in libc")
+        }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32).self)
+    }()
+
     /// Runs `executable` with `arguments` to completion, in `directory` when given.
     ///
     /// posix_spawn and poll(2) rather than Foundation's Process: a long-lived daemon started by a test must
@@ -36,8 +45,11 @@ package enum Tool {
     package static func run(_ executable: String, _ arguments: [String], directory: String? = nil) throws -> Outcome {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw FixtureError(message: "pipe failed") }
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // Close-on-exec from the start: a program another test starts meanwhile must not inherit a write end
+        // (this call would then wait for that program to end before it saw the end of this one's output).
+        guard Tool.pipe2(&outPipe, O_CLOEXEC) == 0, Tool.pipe2(&errPipe, O_CLOEXEC) == 0 else {
+            throw FixtureError(message: "pipe failed")
+        }
         let pid = try Tool.spawn(executable, arguments, directory: directory, stdout: outPipe[1], stderr: errPipe[1])
         close(outPipe[1])
         close(errPipe[1])
@@ -153,4 +165,60 @@ package enum Tool {
     package static func skip(_ tool: String, package: String) {
         print("SKIP: \(tool) not installed (apt-get install \(package)); .ci/run installs it")
     }
+}
+
+/// Runs `body` on a thread of its own inside a new network namespace (unshare(CLONE_NEWNET) applies to the
+/// calling thread only, so the test's other threads stay where they are), with the namespace's ephemeral
+/// ports narrowed to `ports`. Only its loopback device exists, and it is down. Nil, with the reason printed,
+/// when namespaces are not allowed (not root).
+package func inNewNetworkNamespace<T>(ephemeralPorts ports: ClosedRange<UInt16>, _ body: () throws -> T) throws -> T? {
+    typealias Unshare = @convention(c) (Int32) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "unshare") else {
+        print("SKIP: unshare(2) not found")
+        return nil
+    }
+    let unshare = unsafeBitCast(symbol, to: Unshare.self)
+    let cloneNewNet: Int32 = 0x4000_0000  // CLONE_NEWNET, which Glibc's module does not export
+    return try withoutActuallyEscaping(body) { body throws -> T? in
+        // The thread runs while this function waits for it, so nothing here is touched by two threads at once.
+        nonisolated(unsafe) let body = body
+        nonisolated(unsafe) var outcome: Result<T, any Error>?
+        nonisolated(unsafe) var refused: String?
+        // Joined before returning, so `body` does not outlive this call.
+        let thread = startThread(name: "netns") {
+            guard unshare(cloneNewNet) == 0 else {
+                refused = "unshare(CLONE_NEWNET): \(String(cString: strerror(errno))) (CI runs the tests as root)"
+                return
+            }
+            // /proc/sys/net shows the namespace of the thread that reads it.
+            let range = "\(ports.lowerBound) \(ports.upperBound)\n"
+            let fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY)
+            defer { if fd >= 0 { close(fd) } }
+            guard fd >= 0, write(fd, range, range.utf8.count) == range.utf8.count else {
+                refused = "cannot narrow the ephemeral ports: \(String(cString: strerror(errno)))"
+                return
+            }
+            outcome = Result { try body() }
+        }
+        guard let thread else { throw FixtureError(message: "cannot start a thread") }
+        joinThread(thread)
+        // A thread started from inside (a thread pool growing, say) would stay in the namespace and take the
+        // work of later tests there.
+        let home = networkNamespace("/proc/self/ns/net")
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        let strays = tasks.filter { networkNamespace("/proc/self/task/\($0)/ns/net") ?? home != home }
+        guard strays.isEmpty else { throw FixtureError(message: "threads left in the namespace: \(strays)") }
+        if let refused {
+            print("SKIP: \(refused)")
+            return nil
+        }
+        return try outcome?.get()
+    }
+}
+
+/// The namespace a /proc ns link names ("net:[4026531840]").
+private func networkNamespace(_ link: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: 64)
+    let count = readlink(link, &buffer, buffer.count - 1)
+    return count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
 }

@@ -39,6 +39,10 @@ void csys_eventfd_drain(int fd);
 /// sockets block (their thread sleeps in recvmmsg). Returns the fd or -errno.
 int csys_listen_udp(const struct sockaddr *address, socklen_t length, int reuse_port);
 int csys_listen_tcp(const struct sockaddr *address, socklen_t length, int reuse_port, int backlog);
+/// A port that no UDP or TCP socket holds on `address`'s host (whose port is ignored), for listeners asked
+/// for port 0: their own SO_REUSEPORT would let the kernel hand them a port another SO_REUSEPORT socket of
+/// the same user holds. Returns the port or -errno.
+int csys_unshared_port(const struct sockaddr *address, socklen_t length);
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; -errno on failure.
 int csys_accept(int fd, struct sockaddr_storage *peer, socklen_t *length);
 /// A non-blocking UDP socket connected to `address` from a kernel-chosen random port; -errno on failure.
