@@ -114,7 +114,7 @@ import Testing
         try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
         // The notification socket systemd would hold.
         let socketPath = directory + "/notify"
-        let listener = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let listener = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         defer { close(listener) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -132,12 +132,14 @@ import Testing
         func message() -> String {
             var buffer = [UInt8](repeating: 0, count: 512)
             // A signal for this process (another test's child ending) interrupts the wait: wait on, within 5 s.
+            // (Once seen here: a receive that gave up at once, errno not recorded; it now waits on and says.)
             let started = monotonicMilliseconds()
             while true {
                 let got = recv(listener, &buffer, buffer.count, 0)
                 if got > 0 { return String(decoding: buffer[0..<got], as: UTF8.self) }
                 let error = errno
-                guard got < 0 && error == EINTR && monotonicMilliseconds() - started < 5_000 else {
+                let transient = error == EINTR || error == EAGAIN
+                guard got < 0 && transient && monotonicMilliseconds() - started < 5_000 else {
                     return got < 0 ? "(recv: \(String(cString: strerror(error))))" : "(empty datagram)"
                 }
             }
