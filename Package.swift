@@ -74,7 +74,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "TestSupport",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "EventLoop", "HTTPProxy"],
+        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "EventLoop", "HTTPProxy", "CSys"],
         path: "Tests/TestSupport"
     ),
     .testTarget(

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <sys/inotify.h>
 #include <poll.h>
+#include <sched.h>
 #include <stddef.h>
 #include <time.h>
 #include <unistd.h>
@@ -541,6 +542,10 @@ int csys_pipe(int fds[2]) {
     fcntl(fds[1], F_SETPIPE_SZ, 256 * 1024);
     return 0;
 }
+
+int csys_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
+
+int csys_unshare_network(void) { return unshare(CLONE_NEWNET) == 0 ? 0 : -errno; }
 
 long csys_splice(int from, int to, size_t length) {
     ssize_t moved = splice(from, NULL, to, NULL, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

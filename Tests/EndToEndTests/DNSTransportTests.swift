@@ -39,17 +39,18 @@ import ZoneModel
             // The one free port can stay held a moment after the last service closed it: a program another test
             // is starting holds copies of this process's descriptors until its exec closes them.
             func start() throws(SocketError) -> UInt16 {
-                for _ in 0..<200 {
+                var attempt = 0
+                while true {
+                    attempt += 1
                     let result = Result { () throws(SocketError) in
                         try DNSService(options: options, store: SnapshotStore(tables))
                     }
-                    if case .failure(let error) = result, error.errno == EADDRINUSE {
+                    if case .failure(let error) = result, error.errno == EADDRINUSE, attempt < 200 {
                         usleep(10_000)
                         continue
                     }
                     return try result.get().boundListeners[0].port
                 }
-                return try DNSService(options: options, store: SnapshotStore(tables)).boundListeners[0].port
             }
             let ports = try (0..<12).map { _ in try start() }
             return (taken: Sockets.localPort(other), ports: ports)

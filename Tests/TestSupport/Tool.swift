@@ -1,3 +1,4 @@
+import CSys
 import Foundation
 import Runtime
 
@@ -30,14 +31,6 @@ package enum Tool {
         return nil
     }
 
-    /// pipe2(2), which Glibc's module does not export.
-    static let pipe2: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32 = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pipe2") else {
-            fatalError("no pipe2 in libc")
-        }
-        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32).self)
-    }()
-
     /// Runs `executable` with `arguments` to completion, in `directory` when given.
     ///
     /// posix_spawn and poll(2) rather than Foundation's Process: a long-lived daemon started by a test must
@@ -47,7 +40,7 @@ package enum Tool {
         var errPipe: [Int32] = [0, 0]
         // Close-on-exec from the start: a program another test starts meanwhile must not inherit a write end
         // (this call would then wait for that program to end before it saw the end of this one's output).
-        guard Tool.pipe2(&outPipe, O_CLOEXEC) == 0, Tool.pipe2(&errPipe, O_CLOEXEC) == 0 else {
+        guard csys_pipe_cloexec(&outPipe) == 0, csys_pipe_cloexec(&errPipe) == 0 else {
             throw FixtureError(message: "pipe failed")
         }
         let pid = try Tool.spawn(executable, arguments, directory: directory, stdout: outPipe[1], stderr: errPipe[1])
@@ -172,13 +165,6 @@ package enum Tool {
 /// ports narrowed to `ports`. Only its loopback device exists, and it is down. Nil, with the reason printed,
 /// when namespaces are not allowed (not root).
 package func inNewNetworkNamespace<T>(ephemeralPorts ports: ClosedRange<UInt16>, _ body: () throws -> T) throws -> T? {
-    typealias Unshare = @convention(c) (Int32) -> Int32
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "unshare") else {
-        print("SKIP: unshare(2) not found")
-        return nil
-    }
-    let unshare = unsafeBitCast(symbol, to: Unshare.self)
-    let cloneNewNet: Int32 = 0x4000_0000  // CLONE_NEWNET, which Glibc's module does not export
     return try withoutActuallyEscaping(body) { body throws -> T? in
         // The thread runs while this function waits for it, so nothing here is touched by two threads at once.
         nonisolated(unsafe) let body = body
@@ -186,8 +172,9 @@ package func inNewNetworkNamespace<T>(ephemeralPorts ports: ClosedRange<UInt16>,
         nonisolated(unsafe) var refused: String?
         // Joined before returning, so `body` does not outlive this call.
         let thread = startThread(name: "netns") {
-            guard unshare(cloneNewNet) == 0 else {
-                refused = "unshare(CLONE_NEWNET): \(String(cString: strerror(errno))) (CI runs the tests as root)"
+            let unshared = csys_unshare_network()
+            guard unshared == 0 else {
+                refused = "unshare(CLONE_NEWNET): \(String(cString: strerror(-unshared))) (CI runs the tests as root)"
                 return
             }
             // /proc/sys/net shows the namespace of the thread that reads it.

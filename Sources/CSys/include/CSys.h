@@ -130,6 +130,11 @@ void csys_set_thread_name(const char *name);
 
 // Zero-copy relay: a non-blocking pipe, and splice(2) between a socket and it (-errno on failure).
 int csys_pipe(int fds[2]);
+/// A blocking pipe, close-on-exec from the start (pipe2): for reading a child's output while other threads
+/// start programs too, none of which may inherit an end. -errno on failure.
+int csys_pipe_cloexec(int fds[2]);
+/// unshare(CLONE_NEWNET): the calling thread alone moves to a new network namespace (tests). -errno on failure.
+int csys_unshare_network(void);
 long csys_splice(int from, int to, size_t length);
 
 // Counters: one writer thread adds without a locked instruction; any thread may read (relaxed).
