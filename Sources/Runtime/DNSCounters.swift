@@ -11,7 +11,8 @@ final class DNSCounters: @unchecked Sendable {
     static let cacheMisses = DNSCounters.responseSlots + 1
     static let upstreamReplies = DNSCounters.responseSlots + 2
     static let upstreamMilliseconds = DNSCounters.responseSlots + 3
-    static let count = DNSCounters.responseSlots + 4
+    static let upstreamQueries = DNSCounters.responseSlots + 4
+    static let count = DNSCounters.responseSlots + 5
 
     let values: UnsafeMutablePointer<UInt64>
 
@@ -43,6 +44,8 @@ public struct DNSStatistics: Sendable {
     public var cacheMisses: UInt64 = 0
     public var upstreamReplies: UInt64 = 0
     public var upstreamMilliseconds: UInt64 = 0
+    /// Queries sent upstream (UDP datagrams and TCP queries), retries included.
+    public var upstreamQueries: UInt64 = 0
 
     mutating func add(_ counters: DNSCounters) {
         for slot in 0..<DNSCounters.responseSlots {
@@ -53,5 +56,6 @@ public struct DNSStatistics: Sendable {
         self.cacheMisses += counters.read(DNSCounters.cacheMisses)
         self.upstreamReplies += counters.read(DNSCounters.upstreamReplies)
         self.upstreamMilliseconds += counters.read(DNSCounters.upstreamMilliseconds)
+        self.upstreamQueries += counters.read(DNSCounters.upstreamQueries)
     }
 }

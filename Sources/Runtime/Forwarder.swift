@@ -8,22 +8,17 @@ import ZoneModel
     import Glibc
 #endif
 
-/// The LAN resolver of one worker: cache, identical questions coalesced, upstream queries over UDP (TCP
-/// when truncated) from a fresh random port with a random ID, replies checked against the question,
-/// retries across upstreams, SERVFAIL at the deadline.
+/// The LAN resolver of one worker: cache, identical questions coalesced, and the sockets of each question's
+/// `UpstreamExchange` (the pure type that decides which upstream to ask, when to retry and when to give up).
+/// Every `if` here is about descriptors and timers; every DNS rule is in the exchange.
 final class Forwarder {
     /// One question being resolved upstream and the clients waiting for it.
     struct Pending {
-        var key: CacheKey
+        var exchange: UpstreamExchange
         var waiters: [(Waiter, Endpoint)]
-        var attempt = 0
         var fd: Int32 = -1
-        var id: UInt16 = 0
-        var attemptDeadline: UInt64 = 0
-        let deadline: UInt64
-        /// Over TCP: the framed query to send, and what has arrived so far.
-        var tcp = false
-        var tcpConnected = false
+        /// Over TCP: the framed query to send once connected, and what has arrived so far.
+        var tcpQuery: [UInt8] = []
         var tcpInput: [UInt8] = []
         /// When the current attempt was sent (for upstream latency).
         var sentAt: UInt64 = 0
@@ -65,60 +60,79 @@ final class Forwarder {
             self.pending[key] = existing
             return
         }
-        guard self.pending.count < Forwarder.maximumPending, !self.upstreams.isEmpty else {
-            return self.answer(waiter, endpoint, nil)
-        }
-        var entry = Pending(
-            key: key, waiters: [(waiter, endpoint)], deadline: now + self.worker.options.upstreamDeadlineMilliseconds)
-        entry.attempt = Int(randomUInt32() % UInt32(self.upstreams.count))
-        self.pending[key] = entry
-        self.send(key, now: now, first: true)
+        guard self.pending.count < Forwarder.maximumPending else { return self.answer(waiter, endpoint, nil) }
+        let options = self.worker.options
+        var exchange = UpstreamExchange(
+            question: key, upstreamCount: self.upstreams.count, now: now,
+            deadlineMilliseconds: options.upstreamDeadlineMilliseconds,
+            attemptMilliseconds: options.upstreamAttemptMilliseconds,
+            seed: UInt64(randomUInt32()) << 32 | UInt64(randomUInt32()))
+        let action = exchange.start(now: now)
+        self.pending[key] = Pending(exchange: exchange, waiters: [(waiter, endpoint)])
+        self.perform(action, for: key, now: now)
     }
 
-    /// Sends (or re-sends) the question for `key` over UDP to the next upstream.
-    func send(_ key: CacheKey, now: UInt64, first: Bool = false) {
+    /// Feeds one event to a question's exchange and performs what it decides.
+    func step(_ key: CacheKey, now: UInt64, _ event: (inout UpstreamExchange) -> UpstreamExchange.Action) {
+        guard var entry = self.pending[key] else { return }
+        let action = event(&entry.exchange)
+        self.pending[key] = entry
+        self.perform(action, for: key, now: now)
+    }
+
+    func perform(_ action: UpstreamExchange.Action, for key: CacheKey, now: UInt64) {
+        switch action {
+        case .wait:
+            return
+        case .send(let upstream, let transport, let id):
+            self.open(key, upstream: self.upstreams[upstream], transport: transport, id: id, now: now)
+        case .answer(let message):
+            self.worker.counters.add(DNSCounters.upstreamReplies)
+            if let entry = self.pending[key] {
+                self.worker.counters.add(DNSCounters.upstreamMilliseconds, now &- entry.sentAt)
+            }
+            self.cache.store(key, message: message, now: now)
+            let answer = CachedAnswer(
+                rcode: message.rcode, answer: message.answers, authority: message.authority,
+                additional: message.additional, stored: now, expires: now)
+            self.finish(key, with: answer, now: now)
+        case .fail:
+            self.finish(key, with: nil, now: now)
+        }
+    }
+
+    /// Replaces the question's socket with a new one to `upstream` and sends (UDP) or connects (TCP).
+    func open(_ key: CacheKey, upstream: SocketAddress, transport: UpstreamExchange.Transport, id: UInt16, now: UInt64)
+    {
         guard var entry = self.pending[key] else { return }
         self.closeSocket(&entry)
-        if !first { entry.attempt += 1 }
-        let upstream = self.upstreams[entry.attempt % self.upstreams.count]
-        entry.id = UInt16(truncatingIfNeeded: randomUInt32())
-        entry.tcp = false
-        entry.attemptDeadline = min(entry.deadline, now + self.worker.options.upstreamAttemptMilliseconds)
+        self.worker.counters.add(DNSCounters.upstreamQueries)
         entry.sentAt = now
-        do {
-            let fd = try Sockets.udpClient(upstream)
-            try self.worker.poller.add(fd, events: Poller.readable, token: DNSWorker.token(.upstream, fd))
-            entry.fd = fd
-            self.byFD[fd] = key
-            let query = QueryBuilder.query(
-                id: entry.id, name: key.name, type: key.type, recursionDesired: true, udpSize: 1232)
-            _ = query.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-        } catch {
-            // The next expiry check moves on to another upstream.
-            entry.attemptDeadline = now
-        }
-        self.pending[key] = entry
-    }
-
-    /// Re-asks over TCP after a truncated UDP reply (RFC 7766 §5).
-    func sendTCP(_ key: CacheKey, now: UInt64) {
-        guard var entry = self.pending[key] else { return }
-        self.closeSocket(&entry)
-        let upstream = self.upstreams[entry.attempt % self.upstreams.count]
-        entry.tcp = true
-        entry.tcpConnected = false
         entry.tcpInput = []
-        entry.attemptDeadline = min(entry.deadline, now + self.worker.options.upstreamAttemptMilliseconds * 2)
-        entry.sentAt = now
+        var failed = false
         do {
-            let fd = try Sockets.tcpClient(upstream)
-            try self.worker.poller.add(fd, events: Poller.writable, token: DNSWorker.token(.upstream, fd))
-            entry.fd = fd
-            self.byFD[fd] = key
+            switch transport {
+            case .udp:
+                let fd = try Sockets.udpClient(upstream)
+                entry.fd = fd
+                try self.worker.poller.add(fd, events: Poller.readable, token: DNSWorker.token(.upstream, fd))
+                let query = QueryBuilder.query(
+                    id: id, name: key.name, type: key.type, recursionDesired: true, udpSize: 1232)
+                let sent = query.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                failed = sent < 0
+            case .tcp:
+                let fd = try Sockets.tcpClient(upstream)
+                entry.fd = fd
+                try self.worker.poller.add(fd, events: Poller.writable, token: DNSWorker.token(.upstream, fd))
+                entry.tcpQuery = TCPFraming.framed(
+                    QueryBuilder.query(id: id, name: key.name, type: key.type, recursionDesired: true, udpSize: nil))
+            }
         } catch {
-            entry.attemptDeadline = now
+            failed = true
         }
+        if entry.fd >= 0 { self.byFD[entry.fd] = key }
         self.pending[key] = entry
+        if failed { self.step(key, now: now) { $0.transportFailed(now: now) } }
     }
 
     func closeSocket(_ entry: inout Pending) {
@@ -131,98 +145,67 @@ final class Forwarder {
 
     /// Milliseconds until the earliest attempt deadline (for the poll timeout).
     func nextTimeout(now: UInt64) -> UInt64 {
-        guard let earliest = self.pending.values.map(\.attemptDeadline).min() else { return 1000 }
+        guard let earliest = self.pending.values.map(\.exchange.attemptDeadline).min() else { return 1000 }
         return earliest > now ? earliest - now : 0
     }
 
-    /// Retries questions whose attempt timed out; fails those past their deadline.
+    /// Tells every question whose attempt timed out.
     func expire(now: UInt64) {
-        for (key, entry) in self.pending where entry.attemptDeadline <= now {
-            if now >= entry.deadline || entry.attempt + 1 >= 2 * self.upstreams.count + 1 {
-                self.finish(key, with: nil, now: now)
-            } else {
-                self.send(key, now: now)
-            }
+        for (key, entry) in self.pending where entry.exchange.attemptDeadline <= now {
+            self.step(key, now: now) { $0.timerFired(now: now) }
         }
     }
 
     /// An upstream socket is readable (or, for TCP, connected).
     func upstreamReady(_ fd: Int32, events: UInt32, now: UInt64) {
-        guard let key = self.byFD[fd], var entry = self.pending[key] else {
+        guard let key = self.byFD[fd], let entry = self.pending[key] else {
             self.worker.poller.remove(fd)
             Sockets.close(fd)
             return
         }
-        if entry.tcp {
-            self.tcpReady(key, &entry, events: events, now: now)
-            return
-        }
+        if entry.exchange.transport == .tcp { return self.tcpReady(key, entry, now: now) }
         let count = self.receiveBuffer.withUnsafeMutableBytes {
             recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
         }
-        guard count > 0 else {
-            // ICMP unreachable and the like: try the next upstream now.
-            if count < 0 && errno != EAGAIN { self.send(key, now: now) }
-            return
+        if count > 0 {
+            let reply = Array(self.receiveBuffer[0..<count])
+            self.step(key, now: now) { $0.received(reply, now: now) }
+        } else if count < 0 && errno != EAGAIN && errno != EINTR {
+            // ICMP unreachable and the like, reported on the connected socket.
+            self.step(key, now: now) { $0.transportFailed(now: now) }
         }
-        self.received(key, Array(self.receiveBuffer[0..<count]), now: now)
     }
 
-    func tcpReady(_ key: CacheKey, _ entry: inout Pending, events: UInt32, now: UInt64) {
+    func tcpReady(_ key: CacheKey, _ entry: Pending, now: UInt64) {
+        var entry = entry
         let fd = entry.fd
-        if !entry.tcpConnected {
-            guard csys_socket_error(fd) == 0 else { return self.send(key, now: now) }
-            entry.tcpConnected = true
-            let query = QueryBuilder.query(
-                id: entry.id, name: key.name, type: key.type, recursionDesired: true, udpSize: nil)
-            let framed = [UInt8(query.count >> 8), UInt8(query.count & 0xFF)] + query
-            let written = framed.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard written == framed.count else { return self.send(key, now: now) }
-            self.worker.poller.modify(fd, events: Poller.readable, token: DNSWorker.token(.upstream, fd))
+        if !entry.tcpQuery.isEmpty {
+            guard csys_socket_error(fd) == 0 else { return self.step(key, now: now) { $0.transportFailed(now: now) } }
+            let written = entry.tcpQuery.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == entry.tcpQuery.count else {
+                return self.step(key, now: now) { $0.transportFailed(now: now) }
+            }
+            entry.tcpQuery = []
             self.pending[key] = entry
+            self.worker.poller.modify(fd, events: Poller.readable, token: DNSWorker.token(.upstream, fd))
             return
         }
+        var closed = false
         while true {
             let count = self.receiveBuffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 entry.tcpInput += self.receiveBuffer[0..<count]
                 continue
             }
-            if count == 0 || errno != EAGAIN {
-                self.pending[key] = entry
-                if entry.tcpInput.count < 2 { return self.send(key, now: now) }
-            }
+            closed = count == 0 || (errno != EAGAIN && errno != EINTR)
             break
         }
         self.pending[key] = entry
-        guard entry.tcpInput.count >= 2 else { return }
-        let length = Int(entry.tcpInput[0]) << 8 | Int(entry.tcpInput[1])
-        guard entry.tcpInput.count >= 2 + length else { return }
-        self.received(key, Array(entry.tcpInput[2..<(2 + length)]), now: now)
-    }
-
-    /// Checks a reply against the question; caches and answers, or moves on.
-    func received(_ key: CacheKey, _ bytes: [UInt8], now: UInt64) {
-        guard let entry = self.pending[key] else { return }
-        guard let message = try? DNSMessage.decode(bytes), message.id == entry.id, message.flags & DNSHeader.qr != 0,
-            let question = message.question, question.name == key.name, question.type == key.type, question.qclass == 1
-        else {
-            // Not our answer (or garbage): keep waiting for the real one until the attempt times out.
-            return
-        }
-        if message.flags & DNSHeader.tc != 0 && !entry.tcp { return self.sendTCP(key, now: now) }
-        self.worker.counters.add(DNSCounters.upstreamReplies)
-        self.worker.counters.add(DNSCounters.upstreamMilliseconds, now &- entry.sentAt)
-        switch DNSRcode(rawValue: message.rcode) {
-        case .noError, .nxDomain:
-            self.cache.store(key, message: message, now: now)
-            let answer = CachedAnswer(
-                rcode: message.rcode, answer: message.answers, authority: message.authority,
-                additional: message.additional, stored: now, expires: now)
-            self.finish(key, with: answer, now: now)
-        default:
-            // SERVFAIL, REFUSED and the like: another upstream may do better.
-            self.send(key, now: now)
+        if let frame = TCPFraming.message(in: entry.tcpInput) {
+            let reply = Array(entry.tcpInput[frame])
+            self.step(key, now: now) { $0.received(reply, now: now) }
+        } else if closed {
+            self.step(key, now: now) { $0.transportFailed(now: now) }
         }
     }
 

@@ -206,4 +206,59 @@ import ZoneModel
         let slow = Fixtures.textAt(log).split(separator: "\n").filter { $0.hasSuffix(" slow.test.") }
         #expect(slow.count == 1, "identical questions in flight are coalesced: \(slow)")
     }
+
+    /// Starts the fake upstream on a free port; returns its process, its address and its query log.
+    func fakeUpstream(python: String, directory: String, tag: String) throws -> (pid_t, SocketAddress, String) {
+        let port = try freePort()
+        let log = directory + "/\(tag).log"
+        let pid = try Tool.spawn(python, [Fixtures.path("Tests/Fixtures/fake_upstream.py"), "\(port)", log])
+        for _ in 0..<100 where !Fixtures.textAt(log).contains("ready") { usleep(50_000) }
+        return (pid, SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: port), log)
+    }
+
+    @Test(.bug(id: "13")) func hostileUpstreamsGetABoundedNumberOfQueriesAndUnaskedRecordsAreScrubbed() throws {
+        guard let python = Tool.find("python3") else { return Tool.skip("python3", package: "python3") }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let one = try self.fakeUpstream(python: python, directory: directory, tag: "one")
+        defer { Tool.stop(one.0) }
+        let two = try self.fakeUpstream(python: python, directory: directory, tag: "two")
+        defer { Tool.stop(two.0) }
+        let server = try FrontdoorDNS(zones: Self.zone, upstreams: [one.1, two.1], workers: 1)
+        defer { withExtendedLifetime(server) {} }
+        for name in ["servfail.test", "refused.test"] {
+            let started = monotonicMilliseconds()
+            guard let answer = try Dig.ask(port: server.port, [name, "A"], source: "127.0.0.1") else { return }
+            let elapsed = monotonicMilliseconds() - started
+            #expect(answer.status == "SERVFAIL", "\(answer.output)")
+            #expect(elapsed < 2000, "every upstream said no: no need to wait for the deadline (\(elapsed) ms)")
+            let queries = (Fixtures.textAt(one.2) + Fixtures.textAt(two.2)).split(separator: "\n").filter {
+                $0.hasSuffix(" \(name).")
+            }
+            #expect(queries.count >= 2, "both upstreams were asked: \(queries)")
+            #expect(queries.count <= 2 * 2 + 2, "at most 2 × upstreams + 2 upstream queries: \(queries.count)")
+        }
+
+        guard let junk = try Dig.ask(port: server.port, ["junk.test", "A"], source: "127.0.0.1"),
+            let again = try Dig.ask(port: server.port, ["junk.test", "A"], source: "127.0.0.1")
+        else { return }
+        for reply in [junk, again] {
+            #expect(reply.answer == ["junk.test. 60 IN A 198.51.100.1"], "\(reply.output)")
+            #expect(reply.authority.isEmpty && reply.additional.isEmpty, "\(reply.output)")
+        }
+        #expect(!again.output.contains("bank.example"), "nor replayed from the cache")
+    }
+
+    @Test(.bug(id: "13")) func anUnreachableUpstreamIsATryNotALoop() throws {
+        // A port nobody listens on: every query draws ICMP port unreachable at once.
+        let closed = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: try freePort())
+        let server = try FrontdoorDNS(zones: Self.zone, upstreams: [closed], workers: 1)
+        defer { withExtendedLifetime(server) {} }
+        guard let answer = try Dig.ask(port: server.port, ["unreachable.test", "A"], source: "127.0.0.1") else {
+            return
+        }
+        #expect(answer.status == "SERVFAIL")
+        let sent = server.service.statistics.upstreamQueries
+        #expect(sent >= 1 && sent <= 2 * 1 + 2, "upstream queries for one question: \(sent)")
+    }
 }

@@ -7,6 +7,8 @@ Answers over UDP and TCP on 127.0.0.1:PORT and logs "udp|tcp SOURCEPORT ID NAME"
 - spoof.test.: first a reply with the wrong ID, then one for another question, then the real answer.
 - big.test.:   over UDP only TC=1 with no records; over TCP the full answer (30 TXT records).
 - slow.test.:  the answer after half a second (so identical questions pile up and must be coalesced).
+- servfail.test., refused.test.: SERVFAIL or REFUSED, over UDP and TCP (a hostile or broken upstream).
+- junk.test.:  its A record plus records nobody asked for in every section (they must be scrubbed).
 - anything else: one A record 198.51.100.1.
 """
 import socket, struct, sys, threading
@@ -23,12 +25,34 @@ def parse(data):
     qtype, qclass = struct.unpack(">HH", data[pos + 1:pos + 5])
     return qid, ".".join(labels) + ".", data[12:pos + 5], qtype
 
-def answer(qid, question, records, tc=False):
-    flags = 0x8180 | (0x0200 if tc else 0)
-    msg = struct.pack(">HHHHHH", qid, flags, 1, len(records), 0, 0) + question
+RCODES = {"servfail.test.": 2, "refused.test.": 5}
+
+def wire(name):
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".") if label) + b"\x00"
+
+def answer(qid, question, records, tc=False, rcode=0, extra=()):
+    """records: (type, rdata) at the question's name; extra: (section, owner, type, rdata) elsewhere."""
+    flags = 0x8180 | (0x0200 if tc else 0) | rcode
+    counts = [len(records) + sum(1 for e in extra if e[0] == 0), sum(1 for e in extra if e[0] == 1),
+              sum(1 for e in extra if e[0] == 2)]
+    msg = struct.pack(">HHHHHH", qid, flags, 1, *counts) + question
     for rtype, rdata in records:
         msg += b"\xc0\x0c" + struct.pack(">HHIH", rtype, 1, 60, len(rdata)) + rdata
+    for section in range(3):
+        for _, owner, rtype, rdata in (e for e in extra if e[0] == section):
+            msg += wire(owner) + struct.pack(">HHIH", rtype, 1, 60, len(rdata)) + rdata
     return msg
+
+def reply(qid, name, question):
+    if name in RCODES:
+        return answer(qid, question, [], rcode=RCODES[name])
+    if name == "junk.test.":
+        return answer(qid, question, records(name), extra=[
+            (0, "www.bank.example.", 1, bytes([203, 0, 113, 66])),
+            (1, "bank.example.", 2, wire("ns.evil.example.")),
+            (2, "ns.evil.example.", 1, bytes([203, 0, 113, 53])),
+        ])
+    return answer(qid, question, records(name))
 
 def records(name):
     if name == "big.test.":
@@ -50,10 +74,10 @@ def udp():
             sock.sendto(answer(qid, question, [], tc=True), peer)
             continue
         if name == "slow.test.":
-            reply = answer(qid, question, records(name))
-            threading.Timer(0.5, sock.sendto, args=(reply, peer)).start()
+            late = answer(qid, question, records(name))
+            threading.Timer(0.5, sock.sendto, args=(late, peer)).start()
             continue
-        sock.sendto(answer(qid, question, records(name)), peer)
+        sock.sendto(reply(qid, name, question), peer)
 
 def tcp_client(conn, peer):
     with conn:
@@ -63,8 +87,8 @@ def tcp_client(conn, peer):
             data += conn.recv(length - len(data))
         qid, name, question, qtype = parse(data)
         log.write(f"tcp {peer[1]} {qid} {name}\n")
-        reply = answer(qid, question, records(name))
-        conn.sendall(struct.pack(">H", len(reply)) + reply)
+        message = reply(qid, name, question)
+        conn.sendall(struct.pack(">H", len(message)) + message)
 
 def tcp():
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
