@@ -41,12 +41,18 @@ public enum HTTPRequestError: Error, Equatable, Sendable {
     case headersTooLarge
     /// 505: a major version other than 1.
     case versionNotSupported
+    /// 501: a transfer coding or method the proxy does not implement (RFC 9112 §6.1, RFC 9110 §9.1).
+    case notImplemented(String)
+    /// 417: an expectation other than 100-continue (RFC 9110 §10.1.1).
+    case expectationFailed
 
     public var status: Int {
         switch self {
         case .badRequest: 400
         case .uriTooLong: 414
+        case .expectationFailed: 417
         case .headersTooLarge: 431
+        case .notImplemented: 501
         case .versionNotSupported: 505
         }
     }
@@ -92,6 +98,7 @@ public enum HTTPRequestParser {
         let minor = Int(buffer[version.lowerBound + 7]) - 48
         guard (0...9).contains(major), (0...9).contains(minor) else { throw .badRequest("bad HTTP version") }
         guard major == 1 else { throw .versionNotSupported }
+        try HTTPRequestParser.checkTarget(buffer, method: method, target: targetStart..<targetEnd)
 
         var head = HTTPRequestHead(
             method: method, target: targetStart..<targetEnd, minorVersion: min(minor, 1), fields: [], framing: .none,
@@ -135,6 +142,7 @@ public enum HTTPRequestParser {
                 transferEncoding += HTTPRequestParser.list(buffer, value)
             } else if HTTPRequestParser.named(buffer, name, "host") {
                 guard head.host == nil else { throw .badRequest("more than one Host") }
+                guard HTTPRequestParser.isAuthority(buffer, value) else { throw .badRequest("bad Host") }
                 head.host = value
             } else if HTTPRequestParser.named(buffer, name, "connection") {
                 for option in HTTPRequestParser.list(buffer, value) {
@@ -144,7 +152,7 @@ public enum HTTPRequestParser {
                 }
             } else if HTTPRequestParser.named(buffer, name, "expect") {
                 guard HTTPRequestParser.equalsIgnoringCase(buffer, value, "100-continue") else {
-                    throw .badRequest("unsupported Expect")
+                    throw .expectationFailed
                 }
                 head.expectContinue = minor >= 1
             }
@@ -158,6 +166,9 @@ public enum HTTPRequestParser {
             guard let last = transferEncoding.last, HTTPRequestParser.equalsIgnoringCase(buffer, last, "chunked"),
                 transferEncoding.dropLast().allSatisfy({ !HTTPRequestParser.equalsIgnoringCase(buffer, $0, "chunked") })
             else { throw .badRequest("Transfer-Encoding must end in chunked, once") }
+            // Only chunked is decoded here; forwarding a coding we did not parse (gzip, ...) would hand the
+            // backend framing the proxy never checked.
+            guard transferEncoding.count == 1 else { throw .notImplemented("transfer coding") }
             head.framing = .chunked
         } else if let contentLength {
             head.framing = contentLength == 0 ? .none : .contentLength(contentLength)
@@ -166,6 +177,100 @@ public enum HTTPRequestParser {
         if minor >= 1 && head.host == nil { throw .badRequest("missing Host") }
         head.keepAlive = minor >= 1 ? !connectionClose : connectionKeepAlive && !connectionClose
         return head
+    }
+
+    /// Accepts the four request-target forms of RFC 9112 §3.2 only where they belong: origin-form
+    /// (`/path?query`), absolute-form (`http://authority/...` or https), `*` for OPTIONS alone; CONNECT's
+    /// authority-form is not served (a reverse proxy tunnels nothing unless a site asks for it). A fragment
+    /// never belongs in a target.
+    static func checkTarget(_ buffer: UnsafeRawBufferPointer, method: Range<Int>, target: Range<Int>)
+        throws(HTTPRequestError)
+    {
+        if HTTPRequestParser.isExactly(buffer, method, "CONNECT") {
+            throw .notImplemented("CONNECT")
+        }
+        for index in target where buffer[index] == UInt8(ascii: "#") {
+            throw .badRequest("fragment in the request target")
+        }
+        let first = buffer[target.lowerBound]
+        if first == UInt8(ascii: "/") { return }
+        if target.count == 1 && first == UInt8(ascii: "*") {
+            guard HTTPRequestParser.isExactly(buffer, method, "OPTIONS") else {
+                throw .badRequest("'*' is a target for OPTIONS only")
+            }
+            return
+        }
+        // absolute-form: scheme "://" authority [path-abempty] [ "?" query ], for http and https only.
+        var schemeEnd = target.lowerBound
+        while schemeEnd < target.upperBound && buffer[schemeEnd] != UInt8(ascii: ":") { schemeEnd += 1 }
+        let scheme = target.lowerBound..<schemeEnd
+        guard
+            HTTPRequestParser.equalsIgnoringCase(buffer, scheme, "http")
+                || HTTPRequestParser.equalsIgnoringCase(buffer, scheme, "https"),
+            HTTPRequestParser.matches(buffer, schemeEnd, "://")
+        else { throw .badRequest("bad request target") }
+        var authorityEnd = schemeEnd + 3
+        while authorityEnd < target.upperBound && buffer[authorityEnd] != UInt8(ascii: "/")
+            && buffer[authorityEnd] != UInt8(ascii: "?")
+        {
+            authorityEnd += 1
+        }
+        var authorityStart = schemeEnd + 3
+        // userinfo "@" is deprecated in http URIs (RFC 9110 §4.2.4) but harmless: the host follows it.
+        for index in authorityStart..<authorityEnd where buffer[index] == UInt8(ascii: "@") {
+            authorityStart = index + 1
+        }
+        guard authorityStart < authorityEnd,
+            HTTPRequestParser.isAuthority(buffer, authorityStart..<authorityEnd)
+        else { throw .badRequest("bad authority in the request target") }
+    }
+
+    /// `host [":" port]` (RFC 9110 §7.2, RFC 3986 §3.2): a reg-name, IPv4 or bracketed IPv6 host of the
+    /// characters RFC 3986 allows, and a port of at most five digits when a colon is there. An empty
+    /// value passes (RFC 9112 §3.2 allows it; routing then finds no site).
+    static func isAuthority(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        var index = range.lowerBound
+        if index < range.upperBound && buffer[index] == UInt8(ascii: "[") {
+            while index < range.upperBound && buffer[index] != UInt8(ascii: "]") {
+                let byte = buffer[index]
+                let allowed =
+                    byte == UInt8(ascii: "[") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".")
+                    || HTTPRequestParser.isHexDigit(byte)
+                guard allowed else { return false }
+                index += 1
+            }
+            guard index < range.upperBound else { return false }
+            index += 1
+        } else {
+            while index < range.upperBound && buffer[index] != UInt8(ascii: ":") {
+                guard HTTPRequestParser.isRegNameByte(buffer[index]) else { return false }
+                index += 1
+            }
+        }
+        guard index < range.upperBound else { return true }
+        guard buffer[index] == UInt8(ascii: ":"), range.upperBound - index - 1 <= 5 else { return false }
+        for digit in (index + 1)..<range.upperBound where buffer[digit] < 48 || buffer[digit] > 57 { return false }
+        return true
+    }
+
+    static func isHexDigit(_ byte: UInt8) -> Bool {
+        (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 102)
+    }
+
+    /// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2).
+    static func isRegNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
+            UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+            UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"),
+            UInt8(ascii: "="):
+            true
+        default:
+            false
+        }
     }
 
     /// The offset of the CR of the next CRLF at or after `from`; nil when there is none yet. Refuses a bare
@@ -261,6 +366,11 @@ public enum HTTPRequestParser {
         return (0..<count).allSatisfy { buffer[at + $0] == text.utf8Start[$0] }
     }
 
+    /// Whether `range` holds exactly `text` (methods are case-sensitive, RFC 9110 §9.1).
+    static func isExactly(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        range.count == text.utf8CodeUnitCount && HTTPRequestParser.matches(buffer, range.lowerBound, text)
+    }
+
     @inline(__always)
     static func named(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ name: StaticString) -> Bool {
         HTTPRequestParser.equalsIgnoringCase(buffer, range, name)
@@ -287,16 +397,15 @@ public enum HTTPRequestParser {
         return start..<stop
     }
 
-    /// Merges a Content-Length value into `length`: RFC 9112 §6.3 lets several fields (or a list) appear
-    /// only when they all agree.
+    /// Reads a Content-Length value into `length`: exactly one field holding one decimal number (RFC 9110
+    /// §8.6). A list of equal values or a repeated field could be merged, but the original text would still
+    /// travel on to the other side, which may read it otherwise; they are refused, as nginx does.
     static func contentLength(_ buffer: UnsafeRawBufferPointer, _ value: Range<Int>, into length: inout UInt64?)
         throws(HTTPRequestError)
     {
-        for part in HTTPRequestParser.list(buffer, value) {
-            guard let parsed = HTTPRequestParser.decimal(buffer, part) else { throw .badRequest("bad Content-Length") }
-            if let length, length != parsed { throw .badRequest("differing Content-Length values") }
-            length = parsed
-        }
+        guard length == nil else { throw .badRequest("more than one Content-Length") }
+        guard let parsed = HTTPRequestParser.decimal(buffer, value) else { throw .badRequest("bad Content-Length") }
+        length = parsed
     }
 
     /// Comma-separated list elements, trimmed, empty ones dropped (RFC 9110 §5.6.1).

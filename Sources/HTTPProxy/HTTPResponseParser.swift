@@ -55,8 +55,7 @@ public enum HTTPResponseParser {
         head.fields.reserveCapacity(16)
         var position = lineEnd + 2
         var contentLength: UInt64? = nil
-        var chunked = false
-        var sawTransferEncoding = false
+        var transferEncoding: [Range<Int>] = []
         var close = false
         var keepAlive = false
         while true {
@@ -80,9 +79,7 @@ public enum HTTPResponseParser {
             if HTTPRequestParser.named(buffer, name, "content-length") {
                 try HTTPRequestParser.contentLength(buffer, value, into: &contentLength)
             } else if HTTPRequestParser.named(buffer, name, "transfer-encoding") {
-                sawTransferEncoding = true
-                let codings = HTTPRequestParser.list(buffer, value)
-                chunked = codings.last.map { HTTPRequestParser.equalsIgnoringCase(buffer, $0, "chunked") } ?? false
+                transferEncoding += HTTPRequestParser.list(buffer, value)
             } else if HTTPRequestParser.named(buffer, name, "connection") {
                 for option in HTTPRequestParser.list(buffer, value) {
                     if HTTPRequestParser.equalsIgnoringCase(buffer, option, "close") { close = true }
@@ -96,9 +93,17 @@ public enum HTTPResponseParser {
         // RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304, whatever the fields say.
         if headRequest || status < 200 || status == 204 || status == 304 {
             head.framing = .none
-        } else if sawTransferEncoding {
+        } else if !transferEncoding.isEmpty {
             guard contentLength == nil else { throw .badRequest("Content-Length with Transfer-Encoding") }
-            if chunked {
+            let chunkedAt = transferEncoding.indices.filter {
+                HTTPRequestParser.equalsIgnoringCase(buffer, transferEncoding[$0], "chunked")
+            }
+            // RFC 9112 §6.1: chunked at most once, and last. `chunked, chunked` would reach the client chunked
+            // twice after the proxy found the end of the outer layer: the client would wait forever.
+            guard chunkedAt.count <= 1, chunkedAt.allSatisfy({ $0 == transferEncoding.count - 1 }) else {
+                throw .badRequest("chunked applied twice or not last")
+            }
+            if !chunkedAt.isEmpty {
                 head.framing = .chunked
             } else {
                 head.framing = .untilClose

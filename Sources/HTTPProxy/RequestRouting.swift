@@ -81,11 +81,11 @@ public enum RequestRewriter {
         scheme: String = "http"
     ) -> [UInt8] {
         // Everything written is a part of the head (each field line at most one byte longer, as "name: value"),
-        // plus at most two more copies of the host and one of the first X-Forwarded-For entry (each at most
-        // the head's length), the client's address twice, the scheme, and fixed text (under 150 bytes) with
-        // 100 fields' one extra byte: 4 x the head + 512 leaves room.
+        // plus at most three more copies of the host and one of the first X-Forwarded-For entry (each at most
+        // the head's length), the client's address three times (once bracketed), the scheme twice, and fixed
+        // text (under 200 bytes) with 100 fields' one extra byte: 5 x the head + 3 x the address + 512.
         var scheme = scheme
-        let capacity = 4 * head.length + 2 * clientText.count + scheme.utf8.count + 512
+        let capacity = 5 * head.length + 3 * clientText.count + 2 * scheme.utf8.count + 512
         return HeadWriter.build(capacity: capacity) { out in
             func append(_ range: Range<Int>) { out.write(UnsafeRawBufferPointer(rebasing: buffer[range])) }
             func append(_ text: StaticString) { out.write(text) }
@@ -104,6 +104,7 @@ public enum RequestRewriter {
             // Fields named by Connection are hop-by-hop too.
             var named: [Range<Int>] = []
             var forwardedFor: [Range<Int>] = []
+            var forwarded: [Range<Int>] = []
             for field in head.fields where HTTPRequestParser.equalsIgnoringCase(buffer, field.name, "connection") {
                 named += HTTPRequestParser.list(buffer, field.value)
             }
@@ -124,6 +125,10 @@ public enum RequestRewriter {
                 if named.contains(where: { RequestRewriter.equal(buffer, $0, name) }) { continue }
                 if HTTPRequestParser.equalsIgnoringCase(buffer, name, "x-forwarded-for") {
                     forwardedFor.append(field.value)
+                    continue
+                }
+                if HTTPRequestParser.equalsIgnoringCase(buffer, name, "forwarded") {
+                    forwarded.append(field.value)
                     continue
                 }
                 if HTTPRequestParser.equalsIgnoringCase(buffer, name, "host") {
@@ -167,6 +172,31 @@ public enum RequestRewriter {
                 append(host)
                 append("\r\n")
             }
+            // Forwarded (RFC 7239) as X-Forwarded-For: a trusted peer's elements are kept and ours appended;
+            // anyone else's are dropped. An IPv6 node is bracketed and quoted (§6), the host always quoted.
+            append("Forwarded: ")
+            if trustedPeer {
+                for value in forwarded {
+                    append(value)
+                    append(", ")
+                }
+            }
+            append("for=")
+            if clientText.contains(UInt8(ascii: ":")) {
+                append("\"[")
+                out.write(clientText)
+                append("]\"")
+            } else {
+                out.write(clientText)
+            }
+            if let host, !host.isEmpty {
+                append(";host=\"")
+                append(host)
+                append("\"")
+            }
+            append(";proto=")
+            scheme.withUTF8 { out.write(UnsafeRawBufferPointer($0)) }
+            append("\r\n")
             append(head.minorVersion == 0 ? "Via: 1.0 frontdoor\r\n" : "Via: 1.1 frontdoor\r\n")
             append(head.upgrade ? "Connection: upgrade\r\n" : "Connection: keep-alive\r\n")
             append("\r\n")

@@ -291,8 +291,17 @@ public struct ResponseStream: Sendable {
                     named.append(option)
                 }
             }
+            // RFC 9110 §8.6, RFC 9112 §6.1: no framing field in a 1xx or 204 response, and none needed in a 304
+            // (its Content-Length may only repeat a 200's); one a backend sends anyway is dropped, not passed on.
+            let bodiless = head.status < 200 || head.status == 204 || head.status == 304
             for line in head.fields {
                 let field = name(of: line)
+                if bodiless
+                    && (HTTPRequestParser.equalsIgnoringCase(buffer, field, "content-length")
+                        || HTTPRequestParser.equalsIgnoringCase(buffer, field, "transfer-encoding"))
+                {
+                    continue
+                }
                 if HTTPRequestParser.isHopByHop(buffer, field) {
                     if head.status == 101 && HTTPRequestParser.equalsIgnoringCase(buffer, field, "upgrade") {
                         appendLine(line)

@@ -69,11 +69,28 @@ import ZoneModel
                 X-Real-IP: 192.0.2.9\r
                 X-Forwarded-Proto: http\r
                 X-Forwarded-Host: myapp.example.com\r
+                Forwarded: for=192.0.2.9;host="myapp.example.com";proto=http\r
                 Via: 1.1 frontdoor\r
                 Connection: keep-alive\r
                 \r
 
                 """)
+    }
+
+    @Test(.bug(id: "13")) func forwardedIsTreatedAsXForwardedFor() throws {
+        let request =
+            "GET / HTTP/1.1\r\nHost: a.example\r\nForwarded: for=203.0.113.66;proto=https\r\n"
+            + "forwarded: for=198.51.100.1\r\n\r\n"
+        let untrusted = try self.rewrite(request)
+        #expect(!untrusted.contains("203.0.113.66") && !untrusted.contains("198.51.100.1"), "\(untrusted)")
+        #expect(untrusted.contains("\r\nForwarded: for=192.0.2.9;host=\"a.example\";proto=http\r\n"))
+        let trusted = try self.rewrite(request, trusted: true)
+        #expect(
+            trusted.contains(
+                "\r\nForwarded: for=203.0.113.66;proto=https, for=198.51.100.1, for=192.0.2.9;host=\"a.example\";proto=http\r\n"
+            ), "\(trusted)")
+        let six = try self.rewrite("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n", client: "2001:db8::7")
+        #expect(six.contains("Forwarded: for=\"[2001:db8::7]\";host="), "RFC 7239 §6: IPv6 bracketed and quoted")
     }
 
     @Test func aTrustedProxysForwardedForIsExtended() throws {
