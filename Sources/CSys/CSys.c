@@ -150,6 +150,15 @@ int csys_unshared_port(const struct sockaddr *address, socklen_t length) {
     return -EADDRINUSE;
 }
 
+int csys_probe_listener(int stream, const struct sockaddr *address, socklen_t length) {
+    // UDP: an exclusive bind fails where any socket holds the address, SO_REUSEPORT or not. TCP: with
+    // SO_REUSEADDR the bind ignores connections in TIME_WAIT (a restart) but fails on a listening socket.
+    int fd = bound_socket(stream ? SOCK_STREAM : SOCK_DGRAM, address, length, stream ? REUSE_ADDRESS : EXCLUSIVE);
+    if (fd < 0) return fd;
+    close(fd);
+    return 0;
+}
+
 int csys_accept(int fd, struct sockaddr_storage *peer, socklen_t *length) {
     *length = sizeof *peer;
     int client = accept4(fd, (struct sockaddr *)peer, length, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -57,13 +57,25 @@ public final class AdminServer: @unchecked Sendable {
 
     public func run() {
         var entries = self.listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        var backoff = AcceptBackoff()
         while !self.stopped.load(ordering: .acquiring) {
+            if backoff.isPaused {
+                usleep(UInt32(AcceptBackoff.pause * 1000))
+                _ = backoff.resumes(now: monotonicMilliseconds())
+            }
             guard poll(&entries, nfds_t(entries.count), 250) > 0 else { continue }
             for entry in entries where entry.revents & Int16(POLLIN) != 0 {
                 var peer = sockaddr_storage()
                 var length = socklen_t(0)
                 let fd = csys_accept(entry.fd, &peer, &length)
-                guard fd >= 0 else { continue }
+                guard fd >= 0 else {
+                    if AcceptBackoff.isExhaustion(-fd),
+                        let line = backoff.exhausted(-fd, service: "admin", open: 0, now: monotonicMilliseconds())
+                    {
+                        Log.error(line)
+                    }
+                    continue
+                }
                 let client = withUnsafePointer(to: &peer) { IPAddress(peer: $0) }
                 if let client, self.allows(client) {
                     self.serve(fd)
@@ -215,6 +227,10 @@ public final class AdminServer: @unchecked Sendable {
             metric(
                 "frontdoor_dns_cache_misses_total", "counter", "Forwarded questions that were not in the cache.",
                 [("", Double(statistics.cacheMisses))])
+            metric(
+                "frontdoor_dns_upstream_queries_total", "counter",
+                "Queries sent to the upstream resolvers, retries and TCP fallbacks included.",
+                [("", Double(statistics.upstreamQueries))])
             lines.append("# HELP frontdoor_dns_upstream_seconds Time from a question sent upstream to its reply.")
             lines.append("# TYPE frontdoor_dns_upstream_seconds summary")
             lines.append("frontdoor_dns_upstream_seconds_sum \(Double(statistics.upstreamMilliseconds) / 1000)")

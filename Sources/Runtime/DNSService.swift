@@ -43,6 +43,11 @@ public final class DNSService: @unchecked Sendable {
         var perWorker: [[(udp: Int32, tcp: Int32)]] = Array(repeating: [], count: max(1, options.workers))
         var opened: [Int32] = []
         do throws(SocketError) {
+            // Before any of ours is bound: a listener may overlap another of ours (0.0.0.0 and 192.0.2.1).
+            for listener in options.listeners where listener.port != 0 {
+                try Sockets.ensureUnclaimed(listener, stream: false, service: "dns")
+                try Sockets.ensureUnclaimed(listener, stream: true, service: "dns")
+            }
             for listener in options.listeners {
                 var attempt = 0
                 while true {
@@ -175,6 +180,8 @@ final class DNSWorker: @unchecked Sendable {
     var nextSerial: UInt64 = 1
     var forwarder: Forwarder?
     var lastSweep: UInt64 = 0
+    /// Set while the TCP listeners are not watched because the process ran out of descriptors.
+    var acceptBackoff = AcceptBackoff()
 
     init(index: Int, options: DNSOptions, store: SnapshotStore, sockets: [(udp: Int32, tcp: Int32)]) throws(SocketError)
     {
@@ -228,7 +235,8 @@ final class DNSWorker: @unchecked Sendable {
 
     func run() {
         while !self.stopFlag.load(ordering: .acquiring) {
-            let timeout = self.forwarder?.nextTimeout(now: monotonicMilliseconds()) ?? 1000
+            var timeout = self.forwarder?.nextTimeout(now: monotonicMilliseconds()) ?? 1000
+            if self.acceptBackoff.isPaused { timeout = min(timeout, AcceptBackoff.pause) }
             self.poller.wait(timeout: Int32(min(timeout, 1000))) { token, events in
                 let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
                 if token == Poller.wakeToken {
@@ -244,6 +252,12 @@ final class DNSWorker: @unchecked Sendable {
             }
             let now = monotonicMilliseconds()
             self.forwarder?.expire(now: now)
+            if self.acceptBackoff.resumes(now: now) {
+                for socket in self.sockets {
+                    try? self.poller.add(
+                        socket.tcp, events: Poller.readable, token: DNSWorker.token(.tcpListener, socket.tcp))
+                }
+            }
             if now >= self.lastSweep + 1000 {
                 self.lastSweep = now
                 self.sweepIdleConnections(now: now)
@@ -293,7 +307,7 @@ final class DNSWorker: @unchecked Sendable {
         case .tcp(let fd, let serial):
             guard var connection = self.connections[fd], connection.serial == serial else { return }
             connection.pendingForwards -= 1
-            connection.output += [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes
+            connection.output += TCPFraming.framed(bytes)
             self.connections[fd] = connection
             self.flush(fd)
         }
@@ -306,7 +320,17 @@ final class DNSWorker: @unchecked Sendable {
             var peer = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let fd = csys_accept(listener, &peer, &length)
-            if fd < 0 { return }
+            if fd < 0 {
+                if AcceptBackoff.isExhaustion(-fd) {
+                    let now = monotonicMilliseconds()
+                    let open = self.connections.count
+                    if let line = self.acceptBackoff.exhausted(-fd, service: "dns (tcp)", open: open, now: now) {
+                        Log.error(line)
+                    }
+                    for socket in self.sockets { self.poller.remove(socket.tcp) }
+                }
+                return
+            }
             guard let client = IPAddress(peer: &peer),
                 self.connections.count < self.options.tcpConnectionsPerWorker,
                 self.perSource[client, default: 0] < self.options.tcpConnectionsPerSource
@@ -349,11 +373,9 @@ final class DNSWorker: @unchecked Sendable {
         self.refreshTables()
         var consumed = 0
         var close = false
-        while connection.input.count - consumed >= 2 {
-            let length = Int(connection.input[consumed]) << 8 | Int(connection.input[consumed + 1])
-            guard connection.input.count - consumed - 2 >= length else { break }
-            let start = consumed + 2
-            consumed = start + length
+        while let frame = TCPFraming.message(in: connection.input, from: consumed) {
+            let (start, length) = (frame.lowerBound, frame.count)
+            consumed = frame.upperBound
             let action: ResponderAction
             let query: DNSQuery?
             (action, query) = connection.input.withUnsafeBytes { raw in
@@ -364,7 +386,7 @@ final class DNSWorker: @unchecked Sendable {
             }
             switch action {
             case .reply(let size, let view):
-                connection.output += [UInt8(size >> 8), UInt8(size & 0xFF)]
+                connection.output += TCPFraming.prefix(size)
                 connection.output += UnsafeRawBufferPointer(rebasing: self.output[0..<size])
                 self.answered.add(1, ordering: .relaxed)
                 self.counters.response(view: view, rcode: self.output[3])

@@ -44,6 +44,10 @@ public final class HTTPService: @unchecked Sendable {
         var perWorker: [[Int32]] = Array(repeating: [], count: max(1, options.workers))
         var opened: [Int32] = []
         do throws(SocketError) {
+            // Before any of ours is bound: a listener may overlap another of ours (0.0.0.0 and 192.0.2.1).
+            for listener in options.listeners where listener.port != 0 {
+                try Sockets.ensureUnclaimed(listener, stream: true, service: "http")
+            }
             for listener in options.listeners {
                 var address = listener
                 for worker in 0..<perWorker.count {
@@ -264,6 +268,8 @@ final class HTTPWorker: @unchecked Sendable {
     let poller: Poller
     var listeners: [Int32]
     var listening = true
+    /// Set while accepting is paused because the process ran out of descriptors (see AcceptBackoff).
+    var acceptBackoff = AcceptBackoff()
     var slots: [ClientConnection?] = []
     var freeSlots: [Int] = []
     /// Slots freed during the current epoll batch: reused only after it, so a stale event of the batch can
@@ -403,7 +409,16 @@ final class HTTPWorker: @unchecked Sendable {
         for _ in 0..<64 {
             guard self.listening, self.openCount < self.options.maximumConnections else { return }
             let fd = csys_accept(listener, &peer, &length)
-            guard fd >= 0 else { return }
+            guard fd >= 0 else {
+                if AcceptBackoff.isExhaustion(-fd) {
+                    let now = monotonicMilliseconds()
+                    if let line = self.acceptBackoff.exhausted(-fd, service: "http", open: self.openCount, now: now) {
+                        Log.error(line)
+                    }
+                    self.pauseAccepting()
+                }
+                return
+            }
             _ = csys_set_nodelay(fd)
             let client = withUnsafePointer(to: &peer) { IPAddress(peer: $0) } ?? .v4(IPv4Address(0))
             let trusted = self.trusted.contains { $0.contains(client) }
@@ -440,7 +455,7 @@ final class HTTPWorker: @unchecked Sendable {
     }
 
     func resumeAccepting() {
-        guard !self.listening, !self.draining else { return }
+        guard !self.listening, !self.draining, !self.acceptBackoff.isPaused else { return }
         self.listening = true
         for (position, fd) in self.listeners.enumerated() {
             try? self.poller.add(fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
@@ -976,6 +991,9 @@ final class HTTPWorker: @unchecked Sendable {
     /// Returns true when the loop should end.
     func tick(now: UInt64) -> Bool {
         self.refreshSnapshot()
+        if self.acceptBackoff.resumes(now: now) && self.openCount < self.options.maximumConnections {
+            self.resumeAccepting()
+        }
         let generation = self.board.generation
         if generation != self.boardGeneration {
             self.boardGeneration = generation

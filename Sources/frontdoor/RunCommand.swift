@@ -10,14 +10,14 @@ import ZoneModel
 
 enum RunCommand {
     static let help = """
-        usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT]... [--http ADDRESS:PORT]...
+        usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT|off]... [--http ADDRESS:PORT|off]...
                              [--admin ADDRESS:PORT|off]... [--user NAME] [--workers N]
                              [--wan ADDRESS]... [--rate-limit N] [--access-log PATH|-]
                              [--access-log-format combined|json]
 
         Serves the model in DIR (default /etc/frontdoor): split-horizon DNS over UDP and TCP, forwarding
         other names for views with recursion, and the Host-routing HTTP reverse proxy. --dns and --http
-        replace the config's listeners (repeatable), e.g. --dns 127.0.0.1:5353 --http 127.0.0.1:8080 to try
+        replace the config's listeners (repeatable; 'off' turns the service off), e.g. --dns 127.0.0.1:5353 --http 127.0.0.1:8080 to try
         it without root. --admin moves the admin listener (/metrics, /status, a status page; default
         127.0.0.1:9053) or turns it off. --user (or 'user NAME' in frontdoor.conf) switches to that user once
         the ports are bound (the state-dir must be writable by it). --access-log appends one line per request to PATH ('-': standard output), in nginx's
@@ -37,31 +37,9 @@ enum RunCommand {
             ], boolean: [])
         guard arguments.positional.isEmpty else { throw UsageError(message: "run takes no positional arguments") }
         let directory = arguments.value("--config") ?? defaultDirectory
-        var listeners: [SocketAddress] = []
-        for text in arguments.values["--dns"] ?? [] {
-            guard let address = SocketAddress(text) else {
-                throw UsageError(message: "--dns: '\(text)' is not ADDRESS:PORT")
-            }
-            listeners.append(address)
-        }
-        var httpListeners: [SocketAddress] = []
-        for text in arguments.values["--http"] ?? [] {
-            guard let address = SocketAddress(text) else {
-                throw UsageError(message: "--http: '\(text)' is not ADDRESS:PORT")
-            }
-            httpListeners.append(address)
-        }
-        var adminListeners: [SocketAddress]? = nil
-        for text in arguments.values["--admin"] ?? [] {
-            if text == "off" {
-                adminListeners = []
-                continue
-            }
-            guard let address = SocketAddress(text) else {
-                throw UsageError(message: "--admin: '\(text)' is not ADDRESS:PORT (or 'off')")
-            }
-            adminListeners = (adminListeners ?? []) + [address]
-        }
+        let listeners = try RunCommand.listeners(arguments, "--dns")
+        let httpListeners = try RunCommand.listeners(arguments, "--http")
+        let adminListeners = try RunCommand.listeners(arguments, "--admin")
         var accessLogFormat = AccessLog.Format.combined
         switch arguments.value("--access-log-format") {
         case nil, "combined": break
@@ -98,9 +76,10 @@ enum RunCommand {
         }
         guard let store = appliance.store else { return .failure }
         let settings = store.tables().snapshot.settings
+        // Each connection needs a descriptor or two: take what the hard limit allows before binding.
+        raiseOpenFileLimit()
         var options = DNSOptions(
-            listeners: listeners.isEmpty ? settings.dnsListeners : listeners, workers: workers,
-            upstreams: settings.upstreams)
+            listeners: listeners ?? settings.dnsListeners, workers: workers, upstreams: settings.upstreams)
         options.rateLimit = rateLimit
         var service: DNSService? = nil
         do {
@@ -109,8 +88,7 @@ enum RunCommand {
             Log.error(error.description)
             return .failure
         }
-        var httpOptions = HTTPOptions(
-            listeners: httpListeners.isEmpty ? settings.httpListeners : httpListeners, workers: workers)
+        var httpOptions = HTTPOptions(listeners: httpListeners ?? settings.httpListeners, workers: workers)
         var http: HTTPService? = nil
         do {
             if let path = arguments.value("--access-log") {
@@ -121,44 +99,26 @@ enum RunCommand {
             Log.error(error.description)
             return .failure
         }
-        service?.start()
-        http?.start()
         // DynDNS: on when the config names WAN sources or providers and --wan did not fix the address.
         var updater: WANUpdater? = nil
-        var updaterThread: pthread_t? = nil
         if arguments.values["--wan"] == nil && (!settings.wanSources.isEmpty || !settings.providers.isEmpty) {
-            let started = WANUpdater(appliance: appliance)
-            updater = started
-            updaterThread = startThread(name: "dyndns") { started.run() }
-            Log.info(
-                "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
-                    + "\(settings.providers.count) provider(s)")
-        }
-        let views = store.tables().views.map(\.name).joined(separator: ", ")
-        if let service {
-            let listeners = service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")
-            Log.info("serving dns on \(listeners) with \(workers) worker(s); views \(views); model \(directory)")
-        } else {
-            Log.info("dns is off; views \(views); model \(directory)")
+            updater = WANUpdater(appliance: appliance)
         }
         // The admin listener: /metrics, /status, and a status page.
         var admin: AdminServer? = nil
-        var adminThread: pthread_t? = nil
         let adminAddresses = adminListeners ?? settings.adminListeners
         if !adminAddresses.isEmpty {
             do {
                 let context = AdminContext(
                     store: store, dns: service, http: http, updater: updater, started: Double(time(nil)))
-                let server = try AdminServer(listeners: adminAddresses, context: context)
-                admin = server
-                adminThread = startThread(name: "admin") { server.run() }
-                Log.info("admin on \(server.boundListeners.map { "http://\($0)/" }.joined(separator: ", "))")
+                admin = try AdminServer(listeners: adminAddresses, context: context)
             } catch {
                 Log.error("\(error.description) (the admin listener; --admin ADDRESS:PORT or --admin off)")
                 return .failure
             }
         }
-        // Every port is bound: drop root now if asked to.
+        // Every port is bound and no thread runs yet: drop root now if asked to. A failure here, or a failed
+        // bind above, leaves nothing running.
         if let user = arguments.value("--user") ?? settings.user {
             if let problem = Privileges.drop(to: user) {
                 Log.error(problem)
@@ -166,10 +126,33 @@ enum RunCommand {
             }
             Log.info("running as user \(user)")
         }
+        service?.start()
+        http?.start()
+        let views = store.tables().views.map(\.name).joined(separator: ", ")
+        if let service {
+            let listeners = service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")
+            Log.info("serving dns on \(listeners) with \(workers) worker(s); views \(views); model \(directory)")
+        } else {
+            Log.info("dns is off; views \(views); model \(directory)")
+        }
+        var updaterThread: pthread_t? = nil
+        if let updater {
+            updaterThread = startThread(name: "dyndns") { updater.run() }
+            Log.info(
+                "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
+                    + "\(settings.providers.count) provider(s)")
+        }
+        var adminThread: pthread_t? = nil
+        if let admin {
+            adminThread = startThread(name: "admin") { admin.run() }
+            Log.info("admin on \(admin.boundListeners.map { "http://\($0)/" }.joined(separator: ", "))")
+        }
         if let http {
             let sites = store.tables().snapshot.routes.sites.count
             Log.info(
                 "serving http on \(http.boundListeners.map(\.description).joined(separator: ", ")); \(sites) site(s)")
+        } else {
+            Log.info("http is off")
         }
         // Edits under the config directory reload it, as SIGHUP does.
         let watcher = ConfigWatcher(directory: directory)
@@ -203,5 +186,22 @@ enum RunCommand {
             Log.info("stopped")
             return .ok
         }
+    }
+
+    /// A listener flag's addresses (repeatable); nil when not given (the config decides), none for 'off'.
+    static func listeners(_ arguments: Arguments, _ flag: String) throws(UsageError) -> [SocketAddress]? {
+        guard let texts = arguments.values[flag] else { return nil }
+        var addresses: [SocketAddress] = []
+        for text in texts {
+            if text == "off" {
+                guard texts.count == 1 else { throw UsageError(message: "\(flag) off cannot go with addresses") }
+                return []
+            }
+            guard let address = SocketAddress(text) else {
+                throw UsageError(message: "\(flag): '\(text)' is not ADDRESS:PORT (or 'off')")
+            }
+            addresses.append(address)
+        }
+        return addresses
     }
 }

@@ -238,7 +238,183 @@ import Testing
             ])
         #expect(busy.status == 1)
         #expect(
-            busy.stderr.contains("cannot listen on udp 127.0.0.1:\(busyPort): Address already in use"), "\(busy.stderr)"
-        )
+            busy.stderr.contains("the dns listener 127.0.0.1:\(busyPort) (udp) is already in use"), "\(busy.stderr)")
+    }
+
+    /// A directory with the fixture config and one site, for the tests below.
+    func modelDirectory() throws -> String {
+        let directory = try Tool.temporaryDirectory()
+        try Fixtures.config.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let zone =
+            "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n$SITE myserver http://192.0.2.69:80\n"
+        try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        return directory
+    }
+
+    /// Runs `frontdoor ARGUMENTS` for at most 10 s (a second instance that wrongly starts would run on):
+    /// its exit status (nil when it had to be stopped) and its stderr.
+    func runBriefly(_ arguments: [String], directory: String) throws -> (status: Int32?, stderr: String) {
+        let logPath = directory + "/brief.log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let pid = try Tool.spawn(Tool.frontdoor, arguments, stderr: logFD)
+        close(logFD)
+        var status: Int32 = 0
+        for _ in 0..<500 {
+            if waitpid(pid, &status, WNOHANG) == pid {
+                return ((status >> 8) & 0xFF, Fixtures.textAt(logPath))
+            }
+            usleep(20_000)
+        }
+        Tool.stop(pid)
+        return (nil, Fixtures.textAt(logPath))
+    }
+
+    func waitFor(_ text: String, in path: String, pid: pid_t) -> Bool {
+        for _ in 0..<250 {
+            if Fixtures.textAt(path).contains(text) { return true }
+            if kill(pid, 0) != 0 { break }
+            usleep(20_000)
+        }
+        return Fixtures.textAt(path).contains(text)
+    }
+
+    @Test(.bug(id: "13")) func aSecondInstanceOnTheSameListenersIsRefusedAndNamesTheFirst() throws {
+        let directory = try self.modelDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try freePort()
+        let httpPort = try freePort()
+        let listeners = ["--dns", "127.0.0.1:\(port)", "--http", "127.0.0.1:\(httpPort)", "--admin", "off"]
+        let (pid, logPath) = try self.startRun(directory, listeners + ["--workers", "2"])
+        defer { Tool.stop(pid) }
+        #expect(self.waitFor("serving http", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        let second = try self.runBriefly(["run", "--config", directory] + listeners, directory: directory)
+        #expect(second.status == 1)
+        #expect(
+            second.stderr.contains("the dns listener 127.0.0.1:\(port) (udp) is already in use by process \(pid) "),
+            "\(second.stderr)")
+        // The HTTP listener alone is refused the same way.
+        let http = try self.runBriefly(
+            ["run", "--config", directory, "--dns", "off", "--http", "127.0.0.1:\(httpPort)", "--admin", "off"],
+            directory: directory)
+        #expect(http.status == 1)
+        #expect(
+            http.stderr.contains("the http listener 127.0.0.1:\(httpPort) (tcp) is already in use by process \(pid) "))
+        // The first still answers every query: nobody took half of its traffic.
+        for _ in 0..<8 {
+            guard let answer = try Dig.ask(port: port, ["+short", "reverseproxy.example.com"], source: "127.0.0.2")
+            else { return }
+            #expect(answer.output.contains("203.0.113.1"))
+        }
+    }
+
+    @Test(.bug(id: "13")) func eachServiceCanBeTurnedOffAndAFailedStartLeavesNothingRunning() throws {
+        let directory = try self.modelDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try freePort()
+        let (pid, logPath) = try self.startRun(
+            directory, ["--dns", "127.0.0.1:\(port)", "--http", "off", "--admin", "off", "--workers", "1"])
+        #expect(self.waitFor("http is off", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        if let answer = try Dig.ask(port: port, ["+short", "reverseproxy.example.com"], source: "127.0.0.2") {
+            #expect(answer.output.contains("203.0.113.1"))
+        }
+        Tool.stop(pid)
+
+        let httpPort = try freePort()
+        let (httpOnly, httpLog) = try self.startRun(
+            directory, ["--dns", "off", "--http", "127.0.0.1:\(httpPort)", "--admin", "off", "--workers", "1"])
+        #expect(self.waitFor("serving http", in: httpLog, pid: httpOnly), "\(Fixtures.textAt(httpLog))")
+        #expect(Fixtures.textAt(httpLog).contains("dns is off"))
+        let client = try TestSocket(port: httpPort)
+        client.send("GET / HTTP/1.1\r\nHost: nowhere.example\r\nConnection: close\r\n\r\n")
+        #expect(client.readResponse()?.status == 421)
+        client.close()
+        Tool.stop(httpOnly)
+
+        // The admin port is taken: the run fails before any service thread started.
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        _ = withLoopbackAddress(port: 0) { bind(holder, $0, $1) }
+        listen(holder, 4)
+        let holderPort = Sockets.localPort(holder) ?? 0
+        let failed = try Tool.run(
+            Tool.frontdoor,
+            [
+                "run", "--config", directory, "--dns", "127.0.0.1:\(try freePort())", "--http",
+                "127.0.0.1:\(try freePort())", "--admin", "127.0.0.1:\(holderPort)",
+            ])
+        #expect(failed.status == 1)
+        #expect(failed.stderr.contains("the admin listener"), "\(failed.stderr)")
+        #expect(!failed.stderr.contains("serving dns") && !failed.stderr.contains("serving http"), "\(failed.stderr)")
+    }
+
+    @Test(.bug(id: "13")) func runningOutOfDescriptorsBacksOffInsteadOfSpinning() throws {
+        let directory = try self.modelDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let httpPort = try freePort()
+        let port = try freePort()
+        let logPath = directory + "/log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // Soft and hard limit 64 (dash's ulimit sets both): start-up needs about 30.
+        let pid = try Tool.spawn(
+            "/bin/sh",
+            [
+                "-c", "ulimit -n 64 && exec \"$0\" \"$@\"", Tool.frontdoor, "run", "--config", directory, "--dns",
+                "127.0.0.1:\(port)", "--http", "127.0.0.1:\(httpPort)", "--admin", "off", "--workers", "1",
+            ], stderr: logFD)
+        close(logFD)
+        defer { Tool.stop(pid) }
+        #expect(self.waitFor("serving http", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        // 80 clients that each sent part of a head (so TCP_DEFER_ACCEPT hands them over) and wait.
+        var clients: [TestSocket] = []
+        for _ in 0..<80 {
+            let client = try TestSocket(port: httpPort)
+            client.send("GET / HTTP/1.1\r\n")
+            clients.append(client)
+        }
+        #expect(self.waitFor("out of file descriptors", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        func cpuTicks() -> Int {
+            let stat = Fixtures.textAt("/proc/\(pid)/stat")
+            let fields = stat[(stat.lastIndex(of: ")") ?? stat.startIndex)...].split(separator: " ")
+            // After the command: state is field 3, utime and stime are fields 14 and 15.
+            return fields.count > 13 ? (Int(fields[12]) ?? 0) + (Int(fields[13]) ?? 0) : 0
+        }
+        let before = cpuTicks()
+        usleep(2_000_000)
+        let used = cpuTicks() - before
+        // A spinning accept loop burns the whole 2 s (200 ticks); backing off costs a few wake-ups.
+        #expect(used < 50, "CPU ticks used in 2 s while out of descriptors: \(used)")
+        let lines = Fixtures.textAt(logPath).split(separator: "\n").filter { $0.contains("out of file descriptors") }
+        #expect(lines.count == 1, "logged once, not per attempt: \(lines)")
+        #expect(Fixtures.textAt("/proc/\(pid)/limits").contains("Max open files            64                   64"))
+        // Descriptors come back: so does accepting.
+        for client in clients { client.close() }
+        clients = []
+        var recovered = false
+        for _ in 0..<50 where !recovered {
+            if let client = try? TestSocket(port: httpPort, timeout: 2) {
+                client.send("GET / HTTP/1.1\r\nHost: nowhere.example\r\nConnection: close\r\n\r\n")
+                recovered = client.readResponse()?.status == 421
+                client.close()
+            }
+            if !recovered { usleep(100_000) }
+        }
+        #expect(recovered, "a request is served again once connections closed")
+    }
+
+    @Test(.bug(id: "13")) func theSoftOpenFileLimitIsRaisedToTheHardOne() throws {
+        let directory = try self.modelDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let logPath = directory + "/log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let pid = try Tool.spawn(
+            "/bin/sh",
+            [
+                "-c", "ulimit -S -n 100 && ulimit -H -n 2048 && exec \"$0\" \"$@\"", Tool.frontdoor, "run", "--config",
+                directory, "--dns", "127.0.0.1:\(try freePort())", "--http", "off", "--admin", "off", "--workers", "1",
+            ], stderr: logFD)
+        close(logFD)
+        defer { Tool.stop(pid) }
+        #expect(self.waitFor("serving dns", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        #expect(Fixtures.textAt("/proc/\(pid)/limits").contains("Max open files            2048                 2048"))
     }
 }

@@ -43,6 +43,9 @@ int csys_listen_tcp(const struct sockaddr *address, socklen_t length, int reuse_
 /// for port 0: their own SO_REUSEPORT would let the kernel hand them a port another SO_REUSEPORT socket of
 /// the same user holds. Returns the port or -errno.
 int csys_unshared_port(const struct sockaddr *address, socklen_t length);
+/// Whether a listener could be bound on `address` with no other process's socket in the way (TCP when
+/// `stream`): 0 when free, else -errno (EADDRINUSE when some socket, SO_REUSEPORT or not, holds it).
+int csys_probe_listener(int stream, const struct sockaddr *address, socklen_t length);
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC; -errno on failure.
 int csys_accept(int fd, struct sockaddr_storage *peer, socklen_t *length);
 /// A non-blocking UDP socket connected to `address` from a kernel-chosen random port; -errno on failure.
