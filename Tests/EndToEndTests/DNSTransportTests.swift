@@ -59,6 +59,29 @@ import ZoneModel
         #expect(outcome.taken != nil && !outcome.ports.contains(outcome.taken ?? 0), "\(outcome)")
     }
 
+    /// The CI failure of issue 13: dig asked a test server and read back its own query (QR unset, its cookie
+    /// echoed). dig binds its source port with SO_REUSEPORT, so the kernel may hand it a port that a test
+    /// server's SO_REUSEPORT socket holds, and dig's connected socket then receives what it sent. Played here
+    /// with the ephemeral range narrowed to one port and a server holding it; `freePort` stays below the range,
+    /// where no client is ever put.
+    @Test(.bug(id: "13")) func testServersSitWhereNoClientPortCanLand() throws {
+        guard let dig = Tool.find("dig") else { return Tool.skip("dig", package: "dnsutils") }
+        guard let ip = Tool.find("ip") else { return Tool.skip("ip", package: "iproute2") }
+        let outcome = try inNewNetworkNamespace(ephemeralPorts: 40000...40000) {
+            _ = try Tool.run(ip, ["link", "set", "lo", "up"])
+            let server = try Sockets.udpListener(
+                SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: 40000), shared: true)
+            defer { close(server) }
+            let inRange = try Tool.run(dig, ["@127.0.0.1", "-p", "40000", "+time=1", "+tries=1", "example.com"])
+            return (output: inRange.stdout, free: try freePort())
+        }
+        guard let outcome else { return }
+        #expect(
+            outcome.output.contains(";; Warning: query response not set") && outcome.output.contains("(echoed)"),
+            "dig on the server's own port reads its query back: \(outcome.output)")
+        #expect(outcome.free < 40000, "freePort stays below the ephemeral range: \(outcome.free)")
+    }
+
     /// DNS listeners ignore ICMP "fragmentation needed" and "packet too big" (IP_PMTUDISC_OMIT, as NSD and
     /// Knot): a forged one would make answers go out in fragments, which an attacker can replace. The whole
     /// attack, forged ICMP and all, is played in Tests/EndToEnd/netns.sh; this checks IPv6 too.

@@ -3,6 +3,7 @@ import EventLoop
 import Foundation
 import Glibc
 import Runtime
+import Synchronization
 import ZoneFile
 import ZoneModel
 
@@ -27,6 +28,10 @@ package final class FrontdoorDNS {
             upstreams: upstreams)
         options.rateLimit = rateLimit
         tweak(&options)
+        // A port from freePort, not the kernel's pick: see there why a test server stays out of the ephemeral range.
+        for index in options.listeners.indices where options.listeners[index].port == 0 {
+            options.listeners[index] = SocketAddress(address: options.listeners[index].address, port: try freePort())
+        }
         self.service = try DNSService(options: options, store: self.store)
         self.port = self.service.boundListeners[0].port
         self.service.start()
@@ -108,30 +113,60 @@ package final class NSDServer {
     }
 }
 
-/// A port of 127.0.0.1 that was free a moment ago for both TCP and UDP (bound to 0 and released).
+/// Ports handed out by `freePort`, counting up from a random start so that no two tests of this process get
+/// the same one, even after the first has closed it.
+private let nextPort = Atomic<Int>(Int(UInt16.random(in: 0..<UInt16.max)))
+
+/// A port on which nothing listens on 127.0.0.1 or ::1 (UDP or TCP), for a test's server, chosen below the
+/// kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range).
 ///
-/// The probes bind without SO_REUSEADDR: with it, Linux may hand out a UDP port that another SO_REUSEADDR
-/// socket holds (a running NSD, named or Frontdoor of another test), and the second server bound there then
-/// takes the first one's datagrams — seen here as an NSD that answered once and then fell silent.
+/// Outside that range on purpose: `dig` binds its source port with SO_REUSEPORT, and the kernel may then hand
+/// it a port that a test server's SO_REUSEPORT socket of the same user holds. dig's own connected socket then
+/// receives its query and takes it for the answer (seen in CI as a reply with QR unset). No kernel-chosen port
+/// comes from below the range, so a server there can share its port with no client.
 package func freePort() throws -> UInt16 {
-    for _ in 0..<20 {
-        let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer {
-            close(tcp)
-            close(udp)
-        }
-        guard tcp >= 0, udp >= 0, withLoopbackAddress(port: 0, { bind(tcp, $0, $1) }) == 0 else { continue }
-        var address = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(tcp, $0, &length) }
-        }
-        let port = UInt16(bigEndian: address.sin_port)
-        guard named == 0, port != 0, withLoopbackAddress(port: port, { bind(udp, $0, $1) }) == 0 else { continue }
-        return port
+    let range = Fixtures.textAt("/proc/sys/net/ipv4/ip_local_port_range").split(whereSeparator: {
+        $0 == " " || $0 == "\t" || $0 == "\n"
+    })
+    let ephemeralLow = range.first.flatMap { Int($0) } ?? 32768
+    let low = max(1024, ephemeralLow - 12_000)
+    let count = ephemeralLow - low
+    guard count > 0 else { throw FixtureError(message: "no ports below the ephemeral range") }
+    for _ in 0..<200 {
+        let port = UInt16(low + nextPort.add(1, ordering: .relaxed).oldValue % count)
+        if isFree(port) { return port }
     }
-    throw FixtureError(message: "no free port on 127.0.0.1")
+    throw FixtureError(message: "no free port on 127.0.0.1 below \(ephemeralLow)")
+}
+
+/// Whether exclusive binds (no reuse options) of UDP and TCP succeed on 127.0.0.1 and ::1 at `port`.
+private func isFree(_ port: UInt16) -> Bool {
+    for family in [AF_INET, AF_INET6] {
+        for type in [SOCK_DGRAM, SOCK_STREAM] {
+            let fd = socket(family, Int32(type.rawValue), 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            let bound: Int32
+            if family == AF_INET {
+                bound = withLoopbackAddress(port: port) { bind(fd, $0, $1) }
+            } else {
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+                var address = sockaddr_in6()
+                address.sin6_family = sa_family_t(AF_INET6)
+                address.sin6_port = port.bigEndian
+                address.sin6_addr = in6addr_loopback
+                bound = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                    }
+                }
+            }
+            // ::1 may be missing (no IPv6): then only IPv4 counts.
+            if bound != 0 && !(family == AF_INET6 && errno == EADDRNOTAVAIL) { return false }
+        }
+    }
+    return true
 }
 
 extension Fixtures {
