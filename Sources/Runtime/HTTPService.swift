@@ -225,10 +225,11 @@ final class ClientConnection {
     var session: ProxySession
     var out = OutQueue()
     var backend: BackendLink?
-    /// The backend connection of the previous request, kept on this client connection while idle: the next
-    /// request that goes to the same backend uses it without touching the pool or epoll. Never set while
-    /// `backend` is (both share the backend token).
+    /// The backend connection of the previous request, kept on this client connection for a short grace
+    /// (BackendReuse.parkGrace): the next request that goes to the same backend uses it without touching the
+    /// pool or epoll. Never set while `backend` is (both share the backend token).
     var parked: BackendLink?
+    var parkedSince: UInt64 = 0
     var interest: UInt32 = 0
     var deadline: UInt64 = 0
     var lastPhase: ProxySession.Phase = .idle
@@ -268,6 +269,8 @@ final class HTTPWorker: @unchecked Sendable {
     let poller: Poller
     var listeners: [Int32]
     var listening = true
+    /// Where backend connections go after a response: parked, pooled or closed.
+    let reuse: BackendReuse
     /// Set while accepting is paused because the process ran out of descriptors (see AcceptBackoff).
     var acceptBackoff = AcceptBackoff()
     var slots: [ClientConnection?] = []
@@ -312,6 +315,7 @@ final class HTTPWorker: @unchecked Sendable {
     {
         self.index = index
         self.options = options
+        self.reuse = BackendReuse(maximumIdle: options.maximumIdlePerBackend)
         self.store = store
         self.board = board
         self.listeners = listeners
@@ -913,26 +917,29 @@ final class HTTPWorker: @unchecked Sendable {
             balancer.pool.finished(backend.index)
             if failed { balancer.pool.failed(backend.index, now: now) } else { balancer.pool.succeeded(backend.index) }
         }
-        if reusable && backend.out.isEmpty && !backend.closedByPeer && !self.draining {
-            if !connection.closing && connection.parked == nil {
-                connection.parked = backend
-                if backend.interest != Poller.readable {
-                    backend.interest = Poller.readable
-                    self.poller.modify(
-                        backend.fd, events: Poller.readable, token: HTTPWorker.token(.backend, connection.slot))
-                }
-                return
+        let placement = self.reuse.placement(
+            reusable: reusable && backend.out.isEmpty && !backend.closedByPeer, clientClosing: connection.closing,
+            clientHasParked: connection.parked != nil, draining: self.draining)
+        switch placement {
+        case .park:
+            connection.parked = backend
+            connection.parkedSince = now
+            if backend.interest != Poller.readable {
+                backend.interest = Poller.readable
+                self.poller.modify(
+                    backend.fd, events: Poller.readable, token: HTTPWorker.token(.backend, connection.slot))
             }
+        case .pool:
             self.pool(backend, now: now)
-            return
+        case .close:
+            self.closeBackend(backend)
         }
-        self.closeBackend(backend)
     }
 
     /// Puts a reusable backend connection into the worker's idle pool (or closes it when the pool is full).
     func pool(_ backend: BackendLink, now: UInt64) {
         var idle = self.pools[backend.address] ?? []
-        guard idle.count < self.options.maximumIdlePerBackend, !self.draining else {
+        guard self.reuse.poolAccepts(idle: idle.count, draining: self.draining) else {
             self.closeBackend(backend)
             return
         }
@@ -1008,7 +1015,12 @@ final class HTTPWorker: @unchecked Sendable {
             }
         }
         for slot in self.slots.indices {
-            guard let connection = self.slots[slot], connection.deadline <= now else { continue }
+            guard let connection = self.slots[slot] else { continue }
+            if let parked = connection.parked, self.reuse.parkExpired(since: connection.parkedSince, now: now) {
+                connection.parked = nil
+                self.pool(parked, now: now)
+            }
+            guard connection.deadline <= now else { continue }
             if connection.closing || connection.tunnel {
                 self.destroy(connection)
                 continue
@@ -1016,11 +1028,11 @@ final class HTTPWorker: @unchecked Sendable {
             connection.session.timedOut(snapshot: self.snapshot, now: now, into: &self.actions)
             self.perform(connection, now: now)
         }
-        // Idle pooled connections: close those idle for 30 s (backends commonly close at 60–75 s).
+        // Idle pooled connections: close those idle too long (backends commonly close at 60–75 s).
         for (address, idle) in self.pools {
-            let kept = idle.filter { now &- $0.since < 30_000 }
+            let kept = idle.filter { !self.reuse.idleExpired(since: $0.since, now: now) }
             if kept.count != idle.count {
-                for entry in idle where now &- entry.since >= 30_000 {
+                for entry in idle where self.reuse.idleExpired(since: entry.since, now: now) {
                     self.idleAddresses[entry.fd] = nil
                     Sockets.close(entry.fd)
                 }

@@ -1,4 +1,5 @@
 import DNSServer
+import EventLoop
 import Foundation
 import Glibc
 import HTTPProxy
@@ -67,6 +68,50 @@ import ZoneModel
         #expect(try #require(outside.readResponse()).status == 403)
         outside.send(Self.get("/", host: "www.example.com"))
         #expect(try #require(outside.readResponse()).status == 200, "public sites work from outside")
+    }
+
+    /// Backend connections held, read from the kernel: established TCP connections to 127.0.0.1:`port`.
+    static func connections(to port: UInt16) -> Int {
+        let hex = String(format: ":%04X", port)
+        return Fixtures.textAt("/proc/net/tcp").split(separator: "\n").dropFirst().filter { line in
+            let columns = line.split(separator: " ")
+            return columns.count > 3 && columns[2].hasSuffix(hex) && columns[3] == "01"
+        }.count
+    }
+
+    @Test(.bug(id: "13")) func idleKeepAliveClientsDoNotPinBackendConnections() throws {
+        guard let nginx = try NginxServer() else { return }
+        // Each client takes a descriptor here and the proxy, in this process, one more.
+        raiseOpenFileLimit()
+        let proxy = try FrontdoorHTTP(zones: Self.zone("$SITE www http://127.0.0.1:\(nginx.port)"), workers: 2)
+        defer { withExtendedLifetime(proxy) {} }
+        var clients: [TestSocket] = []
+        defer { for client in clients { client.close() } }
+        // 3,000 clients arrive 500 at a time (nginx here takes 1,024 connections), each makes one request and
+        // then stays connected, idle.
+        for _ in 0..<6 {
+            for _ in 0..<500 {
+                let client = try TestSocket(port: proxy.port)
+                client.send(Self.get("/", host: "www.example.com"))
+                guard client.readResponse()?.status == 200 else {
+                    Issue.record("request \(clients.count + 1) failed")
+                    return
+                }
+                clients.append(client)
+            }
+            usleep(300_000)
+        }
+        // Past the parking grace and a tick: what is left is the workers' pools.
+        usleep(700_000)
+        let held = Self.connections(to: nginx.port)
+        let bound = 2 * BackendReuse().maximumIdle
+        #expect(held <= bound, "backend connections held by 3,000 idle clients: \(held), bound \(bound)")
+        #expect(held > 0, "kept alive for the next requests")
+        // The idle clients still work: their next requests find a pooled connection or a new one.
+        for client in clients.prefix(20) {
+            client.send(Self.get("/", host: "www.example.com"))
+            #expect(client.readResponse()?.status == 200)
+        }
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrderAndKeepAliveIsReused() throws {

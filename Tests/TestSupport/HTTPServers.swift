@@ -150,6 +150,7 @@ package final class FrontdoorHTTP {
 package final class TestSocket {
     package let fd: Int32
     var buffered: [UInt8] = []
+    var closed = false
 
     /// Connects to 127.0.0.1:`port` from 127.0.0.`source`.
     package init(port: UInt16, source: UInt8 = 1, timeout: Int = 10) throws {
@@ -246,9 +247,15 @@ package final class TestSocket {
         return TestResponse(status: head.status, head: headText, body: body)
     }
 
-    package func close() { Glibc.close(self.fd) }
+    /// Closes the socket now; the deinit then does nothing. Closing twice would close whatever descriptor
+    /// the number was handed to in between, another test's socket or file (seen as EBADF in another test).
+    package func close() {
+        guard !self.closed else { return }
+        self.closed = true
+        Glibc.close(self.fd)
+    }
 
-    deinit { Glibc.close(self.fd) }
+    deinit { self.close() }
 }
 
 package struct TestResponse {
