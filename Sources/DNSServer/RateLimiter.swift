@@ -40,6 +40,21 @@ public struct RateLimiter: Sendable {
 
     public var isEnabled: Bool { self.perSecond > 0 }
 
+    /// Whether a response to a client of view `view` (-1: none) counts against the limit: only views without
+    /// recursion are limited (the LAN's own resolver is never throttled).
+    @inlinable
+    public static func applies(view: Int, recursion: Bool) -> Bool { view < 0 || !recursion }
+
+    /// Cuts a response in `out` of `length` bytes to its header and question with TC=1 (RFC 8906-friendly
+    /// "slip": a real client retries over TCP, a spoofed victim gets nothing bigger than the query). Returns
+    /// the new length; `questionEnd` is where the query's question section ended.
+    public static func slip(_ out: UnsafeMutableRawBufferPointer, length: Int, questionEnd: Int) -> Int {
+        guard length >= questionEnd, questionEnd >= 12 else { return length }
+        out[2] |= 0x02
+        for index in 6..<12 { out[index] = 0 }
+        return questionEnd
+    }
+
     /// The prefix a client is limited by: /24 for IPv4, /56 for IPv6.
     static func prefix(_ client: IPAddress) -> UInt64 {
         switch client.unmapped {

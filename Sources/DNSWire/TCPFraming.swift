@@ -12,11 +12,19 @@ public enum TCPFraming {
         TCPFraming.prefix(message.count) + message
     }
 
+    /// The message length the two octets at the start of `prefix` announce.
+    public static func length(_ prefix: [UInt8]) -> Int {
+        prefix.count >= 2 ? TCPFraming.length(prefix[0], prefix[1]) : 0
+    }
+
+    @inlinable
+    public static func length(_ high: UInt8, _ low: UInt8) -> Int { Int(high) << 8 | Int(low) }
+
     /// The range of the first whole message in `buffer` from `start`, after its prefix; nil while more
     /// bytes are needed.
     public static func message(in buffer: [UInt8], from start: Int = 0) -> Range<Int>? {
         guard buffer.count - start >= 2 else { return nil }
-        let length = Int(buffer[start]) << 8 | Int(buffer[start + 1])
+        let length = TCPFraming.length(buffer[start], buffer[start + 1])
         guard buffer.count - start - 2 >= length else { return nil }
         return (start + 2)..<(start + 2 + length)
     }

@@ -1,4 +1,5 @@
 import CSys
+import DNSWire
 import EventLoop
 import ZoneModel
 
@@ -83,8 +84,8 @@ final class BlockingSocket {
     /// One DNS message over TCP (RFC 1035 §4.2.2 length prefix).
     static func dnsExchange(_ message: [UInt8], server: SocketAddress, timeout: UInt64) throws(DynDNSError) -> [UInt8] {
         let socket = try BlockingSocket(tcp: server, timeout: timeout)
-        try socket.send(be16(UInt16(message.count)) + message)
-        let length = try socket.receive(exactly: 2)
-        return try socket.receive(exactly: Int(length[0]) << 8 | Int(length[1]))
+        try socket.send(TCPFraming.framed(message))
+        let prefix = try socket.receive(exactly: 2)
+        return try socket.receive(exactly: TCPFraming.length(prefix))
     }
 }

@@ -291,14 +291,6 @@ final class DNSWorker: @unchecked Sendable {
         for (waiter, endpoint) in items { self.forwarder?.resolve(waiter, endpoint: endpoint, now: now) }
     }
 
-    /// A rate-limited response cut to its header and question with TC=1 (RFC 8906-friendly "slip").
-    static func truncate(_ out: UnsafeMutableRawBufferPointer, length: Int, query: DNSQuery?) -> Int {
-        guard let query, length >= query.questionEnd else { return length }
-        out[2] |= 0x02
-        for index in 6..<12 { out[index] = 0 }
-        return query.questionEnd
-    }
-
     /// Sends a finished response to where its query came from.
     func deliver(_ endpoint: Endpoint, _ bytes: [UInt8]) {
         switch endpoint {

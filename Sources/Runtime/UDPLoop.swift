@@ -93,15 +93,16 @@ final class UDPLoop: @unchecked Sendable {
                 tables: tables, scratch: self.scratch, into: out)
             switch action {
             case .reply(var length, let view):
-                if self.limiter.isEnabled {
-                    if view < 0 || !tables.index(view).recursion {
-                        if now == 0 { now = monotonicMilliseconds() }
-                        guard let client = IPAddress(peer: self.batch.peer(message)) else { continue }
-                        switch self.limiter.check(client, nowMilliseconds: now) {
-                        case .send: break
-                        case .drop: continue
-                        case .slip: length = DNSWorker.truncate(out, length: length, query: query)
-                        }
+                if self.limiter.isEnabled
+                    && RateLimiter.applies(view: view, recursion: view >= 0 && tables.index(view).recursion)
+                {
+                    if now == 0 { now = monotonicMilliseconds() }
+                    guard let client = IPAddress(peer: self.batch.peer(message)) else { continue }
+                    switch self.limiter.check(client, nowMilliseconds: now) {
+                    case .send: break
+                    case .drop: continue
+                    case .slip:
+                        if let query { length = RateLimiter.slip(out, length: length, questionEnd: query.questionEnd) }
                     }
                 }
                 self.counters.response(view: view, rcode: out[3])

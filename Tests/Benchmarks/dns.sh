@@ -8,6 +8,8 @@
 # A second table repeats the run with two workers per server, unpinned.
 #   Tests/Benchmarks/dns.sh [ROUNDS] [SECONDS] [SITES] [pinned]   (defaults 5, 5, 50000; "pinned" skips
 #                                                                   the two-worker table)
+# FRONTDOOR_BASELINE=PATH adds another frontdoor binary (an earlier build) as "baseline", run in the same
+# rounds, and prints frontdoor/baseline: a before/after comparison interleaved with everything else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-5}"
@@ -78,7 +80,10 @@ with open(path, "wb") as out:
 PY
 
 port_base=$((20000 + RANDOM % 20000))
-port_of() { case "$1" in ceiling) echo $port_base;; nsd) echo $((port_base+1));; knot) echo $((port_base+2));; frontdoor) echo $((port_base+3));; frontdoor-2views) echo $((port_base+4));; esac; }
+port_of() { case "$1" in ceiling) echo $port_base;; nsd) echo $((port_base+1));; knot) echo $((port_base+2));; frontdoor) echo $((port_base+3));; frontdoor-2views) echo $((port_base+4));; baseline) echo $((port_base+5));; esac; }
+baseline="${FRONTDOOR_BASELINE:-}"
+servers=(ceiling nsd knot frontdoor frontdoor-2views)
+[ -n "$baseline" ] && servers+=(baseline)
 
 # Starts every server with WORKERS workers (pinned to core 0 when PIN=1); records their pids by name.
 declare -A server_pid
@@ -136,13 +141,17 @@ CONF
         --rate-limit 0 2>"$work/frontdoor.log" & server_pid[frontdoor]=$!; pids+=($!)
     $prefix "$frontdoor" run --config "$work/two" --dns "127.0.0.1:$(port_of frontdoor-2views)" --workers "$workers" \
         --rate-limit 0 2>"$work/frontdoor2.log" & server_pid[frontdoor-2views]=$!; pids+=($!)
+    if [ -n "$baseline" ]; then
+        $prefix "$baseline" run --config "$work/one" --dns "127.0.0.1:$(port_of baseline)" --workers "$workers" \
+            --rate-limit 0 2>"$work/baseline.log" & server_pid[baseline]=$!; pids+=($!)
+    fi
     sleep 2
     # Knot moves its threads: pin all of them again once it runs.
     if [ "$pin" = 1 ]; then
         for name in "${!server_pid[@]}"; do taskset -a -p -c 0 "${server_pid[$name]}" >/dev/null 2>&1 || true; done
         for child in $(pgrep -f "$work/nsd/nsd.conf"); do taskset -a -p -c 0 "$child" >/dev/null 2>&1 || true; done
     fi
-    for name in ceiling nsd knot frontdoor frontdoor-2views; do
+    for name in "${servers[@]}"; do
         "$work/dnsload" "$(port_of $name)" "$work/queries" 0.5 >/dev/null
     done
 }
@@ -187,7 +196,7 @@ run_table() {
     start_servers "$workers" "$pin"
     : > "$work/results"
     for round in $(seq "$rounds"); do
-        for name in ceiling nsd knot frontdoor frontdoor-2views; do
+        for name in "${servers[@]}"; do
             before=$(cpu_ticks "$name")
             line=$($load_prefix "$work/dnsload" "$(port_of $name)" "$work/queries" "$seconds" 64 4)
             after=$(cpu_ticks "$name")
@@ -210,12 +219,12 @@ med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v
        for n, v in rows.items()}
 print(f"\n{sys.argv[2]} (medians of {len(rows['frontdoor'])} rounds)")
 print(f"{'server':18} {'qps':>10} {'cpu us/q':>9} {'rss MiB':>8} {'SERVFAIL+REFUSED':>17}")
-for name in ["ceiling", "nsd", "knot", "frontdoor", "frontdoor-2views"]:
+for name in [n for n in ["ceiling", "nsd", "knot", "frontdoor", "frontdoor-2views", "baseline"] if n in med]:
     q, c, r, b = med[name]
     print(f"{name:18} {q:10.0f} {c:9.2f} {r/1024:8.1f} {b:17d}")
 fd = med["frontdoor"]
 print("ratios (frontdoor / other):")
-for name in ["ceiling", "nsd", "knot"]:
+for name in [n for n in ["ceiling", "nsd", "knot", "baseline"] if n in med]:
     q, c, r, b = med[name]
     print(f"  vs {name:8} qps {fd[0]/q:5.2f}x   cpu/query {fd[1]/max(c, 0.01):5.2f}x   rss {fd[2]/max(1,r):5.2f}x")
 two = med["frontdoor-2views"]

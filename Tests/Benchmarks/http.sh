@@ -12,6 +12,8 @@
 # busy each core was, then Frontdoor's ratios. Then it opens 10,000 idle
 # keep-alive clients on Frontdoor and reports its RSS.
 #   Tests/Benchmarks/http.sh [ROUNDS] [SECONDS] [CONNECTIONS]   (defaults 3, 10, 50)
+# FRONTDOOR_BASELINE=PATH adds another frontdoor binary (an earlier build) as "baseline", run in the same
+# rounds, and prints frontdoor/baseline: a before/after comparison interleaved with everything else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds="${1:-3}"
@@ -39,6 +41,8 @@ backend_port=$(free_port)
 nginx_port=$(free_port)
 haproxy_port=$(free_port)
 frontdoor_port=$(free_port)
+baseline="${FRONTDOOR_BASELINE:-}"
+baseline_port=$(free_port)
 user_line=""
 [ "$(id -u)" = 0 ] && user_line="user root root;"
 
@@ -170,16 +174,28 @@ frontdoor_leader=$(start 0 "$frontdoor" run --config "$work/conf" --dns "127.0.0
     --http "127.0.0.1:$frontdoor_port" --workers 1)
 leaders+=("$frontdoor_leader")
 for port in "$nginx_port" "$haproxy_port" "$frontdoor_port"; do wait_port "$port"; done
+proxies=(direct nginx haproxy frontdoor)
+baseline_leader=""
+if [ -n "$baseline" ]; then
+    cp -r "$work/conf" "$work/baseline-conf"
+    baseline_leader=$(start 0 "$baseline" run --config "$work/baseline-conf" --dns "127.0.0.1:$(free_port)" \
+        --http "127.0.0.1:$baseline_port" --workers 1)
+    leaders+=("$baseline_leader")
+    wait_port "$baseline_port"
+    proxies+=(baseline)
+fi
 
 # "direct" is wrk talking to the backend itself, no proxy in between: the bound of this machine and pinning,
 # which no proxy can pass (its CPU column is the backend's).
-declare -A ports=([direct]=$backend_port [nginx]=$nginx_port [haproxy]=$haproxy_port [frontdoor]=$frontdoor_port)
-declare -A groups=([direct]=${leaders[0]} [nginx]=$nginx_leader [haproxy]=$haproxy_leader [frontdoor]=$frontdoor_leader)
+declare -A ports=([direct]=$backend_port [nginx]=$nginx_port [haproxy]=$haproxy_port [frontdoor]=$frontdoor_port
+    [baseline]=$baseline_port)
+declare -A groups=([direct]=${leaders[0]} [nginx]=$nginx_leader [haproxy]=$haproxy_leader [frontdoor]=$frontdoor_leader
+    [baseline]=$baseline_leader)
 hz=$(getconf CLK_TCK)
 : > "$work/results"
 for round in $(seq "$rounds"); do
     for load in tiny 100k close; do
-        for proxy in direct nginx haproxy frontdoor; do
+        for proxy in "${proxies[@]}"; do
             path=/tiny.txt
             extra=()
             [ "$load" = 100k ] && path=/100k.bin
@@ -218,8 +234,9 @@ for _, load, proxy, rps, requests, ticks, p99, core0, core1 in rows:
 median = statistics.median
 print()
 print(f"{'load':<7}{'proxy':<11}{'req/s (median)':>16}{'p99 ms':>9}{'CPU us/req':>12}{'core 0 busy':>13}{'core 1 busy':>13}")
+proxies = [p for p in ("direct", "nginx", "haproxy", "frontdoor", "baseline") if ("tiny", p) in table]
 for load in ("tiny", "100k", "close"):
-    for proxy in ("direct", "nginx", "haproxy", "frontdoor"):
+    for proxy in proxies:
         entry = table[(load, proxy)]
         print(f"{load:<7}{proxy:<11}{median(entry['rps']):>16,.0f}{median(entry['p99']):>9.2f}"
               f"{median(entry['cpu']):>12.1f}{median(entry['core0']):>12.0f}%{median(entry['core1']):>12.0f}%")
@@ -227,7 +244,7 @@ print("(direct: wrk to the backend with no proxy, the most any proxy can reach h
 print()
 for load in ("tiny", "100k", "close"):
     ours = table[(load, "frontdoor")]
-    for rival in ("nginx", "haproxy"):
+    for rival in [p for p in ("nginx", "haproxy", "baseline") if p in proxies]:
         theirs = table[(load, rival)]
         print(f"{load:<7}frontdoor/{rival:<8} req/s {median(ours['rps']) / median(theirs['rps']):.2f}x"
               f"   p99 {median(ours['p99']) / max(1e-9, median(theirs['p99'])):.2f}x"

@@ -288,3 +288,24 @@ import ZoneModel
         #expect(message.answers.map(\.owner.description) == ["a.example.net."])
     }
 }
+
+/// RRL's slip: the response cut to header and question with TC=1.
+@Suite struct RateLimiterSlipTests {
+    @Test func aSlippedResponseIsTheHeaderAndQuestionWithTC() {
+        // Header (ID 0x1234, QR AA, 1 question, 1 answer), question example., then one answer record.
+        let response: [UInt8] =
+            [0x12, 0x34, 0x84, 0x00, 0, 1, 0, 1, 0, 0, 0, 0] + [7] + Array("example".utf8) + [0, 0, 1, 0, 1]
+            + [0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]
+        let questionEnd = 12 + 9 + 4
+        var out = response
+        let length = out.withUnsafeMutableBytes {
+            RateLimiter.slip($0, length: response.count, questionEnd: questionEnd)
+        }
+        #expect(length == questionEnd)
+        #expect(out[2] & 0x02 != 0, "TC set")
+        #expect(Array(out[6..<12]) == [0, 0, 0, 0, 0, 0], "no records counted")
+        #expect(Array(out[0..<2]) == [0x12, 0x34] && out[4..<6] == [0, 1], "ID and question kept")
+        #expect(RateLimiter.applies(view: -1, recursion: false) && RateLimiter.applies(view: 1, recursion: false))
+        #expect(!RateLimiter.applies(view: 0, recursion: true), "the LAN's resolver is never limited")
+    }
+}

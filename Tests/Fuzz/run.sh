@@ -2,7 +2,8 @@
 # Builds a libFuzzer target and runs it.
 #   Tests/Fuzz/run.sh [SECONDS] [lexer|dns]     (default 60 seconds, lexer)
 #   lexer: zone and config text through the lexer, parsers, validator, compiler and exporter
-#   dns:   any bytes as a DNS query to the responder (both views, UDP and TCP) and to the message decoder
+#   dns:   any bytes as a DNS query to the responder (both views, UDP and TCP), to the message decoder, and
+#          as a script of upstream behaviour for the forwarder's UpstreamExchange (its budget, its scrubbing)
 # The corpus in Tests/Fuzz/corpus/<target> grows as it runs. Crashers land in Tests/Fuzz/crashes/; turn
 # each into a fixture (Tests/Fixtures/zones/bad or a responder test) once fixed.
 set -euo pipefail
