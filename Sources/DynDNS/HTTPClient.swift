@@ -1,7 +1,7 @@
 import COpenSSL
 import CSys
 import EventLoop
-import HTTPProxy
+import HTTPWire
 import ZoneModel
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import HTTPWire
 import ZoneModel
 
 /// How long each wait may last, in milliseconds (issue 4 §7).

@@ -1,3 +1,4 @@
+import HTTPWire
 import ZoneModel
 
 /// What the proxy does with a request whose head parsed.

@@ -1,3 +1,5 @@
+import HTTPWire
+
 /// Turns the bytes a client sends into request events, in order: a head, its body in pieces, its end — then
 /// the next pipelined request. Pure: the proxy loop feeds it what `read` returned and acts on the events.
 public struct RequestStream: Sendable {

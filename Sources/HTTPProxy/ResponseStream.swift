@@ -1,3 +1,5 @@
+import HTTPWire
+
 /// Turns the bytes a backend sends into response events for one request: interim (1xx) heads, the final head
 /// rewritten for the client, the body passed through as it arrives, and the end. Pure, like `RequestStream`.
 ///

@@ -2,6 +2,7 @@ import CSys
 import DynDNS
 import EventLoop
 import HTTPProxy
+import HTTPWire
 import Synchronization
 import ZoneModel
 

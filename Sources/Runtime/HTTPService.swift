@@ -1,6 +1,7 @@
 import CSys
 import EventLoop
 import HTTPProxy
+import HTTPWire
 import Synchronization
 import ZoneModel
 

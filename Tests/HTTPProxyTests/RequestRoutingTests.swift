@@ -1,4 +1,5 @@
 import HTTPProxy
+import HTTPWire
 import TestSupport
 import Testing
 import ZoneFile

@@ -2,6 +2,7 @@ import DNSServer
 import EventLoop
 import Foundation
 import HTTPProxy
+import HTTPWire
 import Runtime
 import ZoneModel
 

@@ -2,13 +2,13 @@
 /// instead of a generic `append(contentsOf:)` (the heads are built twice per proxied request).
 ///
 /// `capacity` must bound the output; going past it stops the program rather than write out of bounds.
-struct HeadWriter {
+package struct HeadWriter {
     let base: UnsafeMutablePointer<UInt8>
     let capacity: Int
     var count = 0
 
     /// Runs `build` on a writer over `capacity` uninitialised bytes and returns what it wrote.
-    static func build(capacity: Int, _ build: (inout HeadWriter) -> Void) -> [UInt8] {
+    package static func build(capacity: Int, _ build: (inout HeadWriter) -> Void) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
             guard let base = buffer.baseAddress else {
                 initialized = 0
@@ -21,7 +21,7 @@ struct HeadWriter {
     }
 
     @inline(__always)
-    mutating func write(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func write(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         precondition(self.count + bytes.count <= self.capacity, "head larger than its bound")
         (self.base + self.count).initialize(from: source.assumingMemoryBound(to: UInt8.self), count: bytes.count)
@@ -29,17 +29,17 @@ struct HeadWriter {
     }
 
     @inline(__always)
-    mutating func write(_ text: StaticString) {
+    package mutating func write(_ text: StaticString) {
         self.write(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     @inline(__always)
-    mutating func write(_ bytes: [UInt8]) {
+    package mutating func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { self.write($0) }
     }
 
     @inline(__always)
-    mutating func crlf() {
+    package mutating func crlf() {
         self.write("\r\n")
     }
 }

@@ -1,4 +1,4 @@
-import HTTPProxy
+import HTTPWire
 import Testing
 
 /// Request heads fed whole and byte by byte: good requests parse the same either way; every smuggling

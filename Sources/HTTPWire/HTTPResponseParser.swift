@@ -70,11 +70,8 @@ public enum HTTPResponseParser {
                 position += 2
                 break
             }
-            guard buffer[position] != 32 && buffer[position] != 9 else { throw .badRequest("obsolete line folding") }
-            let name = try HTTPRequestParser.token(buffer, from: position, until: end, what: "field name")
-            guard name.upperBound < end, buffer[name.upperBound] == 58 else { throw .badRequest("bad field") }
+            let (name, value) = try HTTPRequestParser.field(buffer, at: position, end: end)
             guard head.fields.count < HTTPRequestParser.maximumFields else { throw .headersTooLarge }
-            let value = HTTPRequestParser.value(buffer, after: name.upperBound, until: end)
             head.fields.append(position..<end)
             if HTTPRequestParser.named(buffer, name, "content-length") {
                 try HTTPRequestParser.contentLength(buffer, value, into: &contentLength)
@@ -95,15 +92,7 @@ public enum HTTPResponseParser {
             head.framing = .none
         } else if !transferEncoding.isEmpty {
             guard contentLength == nil else { throw .badRequest("Content-Length with Transfer-Encoding") }
-            let chunkedAt = transferEncoding.indices.filter {
-                HTTPRequestParser.equalsIgnoringCase(buffer, transferEncoding[$0], "chunked")
-            }
-            // RFC 9112 §6.1: chunked at most once, and last. `chunked, chunked` would reach the client chunked
-            // twice after the proxy found the end of the outer layer: the client would wait forever.
-            guard chunkedAt.count <= 1, chunkedAt.allSatisfy({ $0 == transferEncoding.count - 1 }) else {
-                throw .badRequest("chunked applied twice or not last")
-            }
-            if !chunkedAt.isEmpty {
+            if try HTTPRequestParser.endsInChunked(buffer, transferEncoding) {
                 head.framing = .chunked
             } else {
                 head.framing = .untilClose

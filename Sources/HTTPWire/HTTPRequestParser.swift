@@ -1,3 +1,5 @@
+import ZoneModel
+
 /// How a message's body is delimited (RFC 9112 §6).
 public enum BodyFraming: Equatable, Sendable {
     case none
@@ -123,17 +125,7 @@ public enum HTTPRequestParser {
                 position += 2
                 break
             }
-            // RFC 9112 §5.2: obs-fold (a line starting with white space) is refused.
-            guard buffer[position] != 32 && buffer[position] != 9 else { throw .badRequest("obsolete line folding") }
-            let name = try HTTPRequestParser.token(buffer, from: position, until: end, what: "field name")
-            // RFC 9112 §5.1: no white space between the name and the colon.
-            guard name.upperBound < end, buffer[name.upperBound] == 58 else {
-                throw .badRequest("white space or a bad byte before the colon")
-            }
-            let value = HTTPRequestParser.value(buffer, after: name.upperBound, until: end)
-            for index in value where buffer[index] < 32 && buffer[index] != 9 || buffer[index] == 127 {
-                throw .badRequest("control character in a field value")
-            }
+            let (name, value) = try HTTPRequestParser.field(buffer, at: position, end: end)
             guard head.fields.count < HTTPRequestParser.maximumFields else { throw .headersTooLarge }
             head.fields.append((name, value))
             if HTTPRequestParser.named(buffer, name, "content-length") {
@@ -163,9 +155,10 @@ public enum HTTPRequestParser {
             // RFC 9112 §6.1: with Transfer-Encoding, Content-Length must not be trusted: refuse both together.
             guard contentLength == nil else { throw .badRequest("Content-Length with Transfer-Encoding") }
             guard minor >= 1 else { throw .badRequest("Transfer-Encoding in HTTP/1.0") }
-            guard let last = transferEncoding.last, HTTPRequestParser.equalsIgnoringCase(buffer, last, "chunked"),
-                transferEncoding.dropLast().allSatisfy({ !HTTPRequestParser.equalsIgnoringCase(buffer, $0, "chunked") })
-            else { throw .badRequest("Transfer-Encoding must end in chunked, once") }
+            // RFC 9112 §6.3: a request body whose codings do not end in chunked has no length to find.
+            guard try HTTPRequestParser.endsInChunked(buffer, transferEncoding) else {
+                throw .badRequest("Transfer-Encoding must end in chunked, once")
+            }
             // Only chunked is decoded here; forwarding a coding we did not parse (gzip, ...) would hand the
             // backend framing the proxy never checked.
             guard transferEncoding.count == 1 else { throw .notImplemented("transfer coding") }
@@ -179,11 +172,42 @@ public enum HTTPRequestParser {
         return head
     }
 
+    /// One field line (RFC 9112 §5) from `position` to `end`, the CR that ends it: the name and the value
+    /// without the white space around it. Shared by requests and responses; refuses obs-fold (§5.2), white
+    /// space or any byte but a token's before the colon (§5.1), and control characters in the value.
+    package static func field(_ buffer: UnsafeRawBufferPointer, at position: Int, end: Int)
+        throws(HTTPRequestError) -> (name: Range<Int>, value: Range<Int>)
+    {
+        guard buffer[position] != 32 && buffer[position] != 9 else { throw .badRequest("obsolete line folding") }
+        let name = try HTTPRequestParser.token(buffer, from: position, until: end, what: "field name")
+        guard name.upperBound < end, buffer[name.upperBound] == 58 else {
+            throw .badRequest("white space or a bad byte before the colon")
+        }
+        let value = HTTPRequestParser.value(buffer, after: name.upperBound, until: end)
+        for index in value where buffer[index] < 32 && buffer[index] != 9 || buffer[index] == 127 {
+            throw .badRequest("control character in a field value")
+        }
+        return (name, value)
+    }
+
+    /// Whether a Transfer-Encoding list (every field's, in order) ends in chunked. Chunked anywhere else, or
+    /// twice, is refused in both directions (RFC 9112 §6.1): a body chunked twice would be read to the end of
+    /// its outer layer here and its inner layer passed on as if it were the body.
+    package static func endsInChunked(_ buffer: UnsafeRawBufferPointer, _ codings: [Range<Int>])
+        throws(HTTPRequestError) -> Bool
+    {
+        let chunked = codings.indices.filter { HTTPRequestParser.equalsIgnoringCase(buffer, codings[$0], "chunked") }
+        guard chunked.allSatisfy({ $0 == codings.count - 1 }) else {
+            throw .badRequest("Transfer-Encoding must end in chunked, once")
+        }
+        return !chunked.isEmpty
+    }
+
     /// Accepts the four request-target forms of RFC 9112 §3.2 only where they belong: origin-form
     /// (`/path?query`), absolute-form (`http://authority/...` or https), `*` for OPTIONS alone; CONNECT's
     /// authority-form is not served (a reverse proxy tunnels nothing unless a site asks for it). A fragment
     /// never belongs in a target.
-    static func checkTarget(_ buffer: UnsafeRawBufferPointer, method: Range<Int>, target: Range<Int>)
+    package static func checkTarget(_ buffer: UnsafeRawBufferPointer, method: Range<Int>, target: Range<Int>)
         throws(HTTPRequestError)
     {
         if HTTPRequestParser.isExactly(buffer, method, "CONNECT") {
@@ -228,14 +252,14 @@ public enum HTTPRequestParser {
     /// `host [":" port]` (RFC 9110 §7.2, RFC 3986 §3.2): a reg-name, IPv4 or bracketed IPv6 host of the
     /// characters RFC 3986 allows, and a port of at most five digits when a colon is there. An empty
     /// value passes (RFC 9112 §3.2 allows it; routing then finds no site).
-    static func isAuthority(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+    package static func isAuthority(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
         var index = range.lowerBound
         if index < range.upperBound && buffer[index] == UInt8(ascii: "[") {
             while index < range.upperBound && buffer[index] != UInt8(ascii: "]") {
                 let byte = buffer[index]
                 let allowed =
                     byte == UInt8(ascii: "[") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".")
-                    || HTTPRequestParser.isHexDigit(byte)
+                    || hexDigitValue(byte) != nil
                 guard allowed else { return false }
                 index += 1
             }
@@ -253,12 +277,8 @@ public enum HTTPRequestParser {
         return true
     }
 
-    static func isHexDigit(_ byte: UInt8) -> Bool {
-        (byte >= 48 && byte <= 57) || (byte | 0x20 >= 97 && byte | 0x20 <= 102)
-    }
-
     /// unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2).
-    static func isRegNameByte(_ byte: UInt8) -> Bool {
+    package static func isRegNameByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -275,7 +295,9 @@ public enum HTTPRequestParser {
 
     /// The offset of the CR of the next CRLF at or after `from`; nil when there is none yet. Refuses a bare
     /// CR or LF (RFC 9112 §2.2) and NUL.
-    static func lineEnd(_ buffer: UnsafeRawBufferPointer, from: Int, limit: Int) throws(HTTPRequestError) -> Int? {
+    package static func lineEnd(_ buffer: UnsafeRawBufferPointer, from: Int, limit: Int) throws(HTTPRequestError)
+        -> Int?
+    {
         var index = from
         // Eight bytes at a time past the ordinary ones; the first word that may hold CR, LF or NUL is looked
         // at byte by byte below.
@@ -310,7 +332,7 @@ public enum HTTPRequestParser {
     /// Whether `name` is a field that describes one connection only and is never forwarded (RFC 9110
     /// §7.6.1): Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade. Looked up by length first.
     @inline(__always)
-    static func isHopByHop(_ buffer: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
+    package static func isHopByHop(_ buffer: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
         switch name.count {
         case 2: return HTTPRequestParser.equalsIgnoringCase(buffer, name, "te")
         case 7:
@@ -327,7 +349,7 @@ public enum HTTPRequestParser {
     /// The high bit of every byte of `word` that may be CR, LF or NUL; the lowest one set marks the first such
     /// byte exactly (the borrow of the zero-byte test only disturbs bytes above it), and none set means none.
     @inline(__always)
-    static func lineControlMask(_ word: UInt64) -> UInt64 {
+    package static func lineControlMask(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         func zeroBytes(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
@@ -335,7 +357,7 @@ public enum HTTPRequestParser {
     }
 
     /// A token (RFC 9110 §5.6.2) starting at `from`: at least one tchar.
-    static func token(_ buffer: UnsafeRawBufferPointer, from: Int, until end: Int, what: String)
+    package static func token(_ buffer: UnsafeRawBufferPointer, from: Int, until end: Int, what: String)
         throws(HTTPRequestError) -> Range<Int>
     {
         var index = from
@@ -344,7 +366,7 @@ public enum HTTPRequestParser {
         return from..<index
     }
 
-    static func isTokenByte(_ byte: UInt8) -> Bool {
+    package static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -360,24 +382,25 @@ public enum HTTPRequestParser {
         }
     }
 
-    static func matches(_ buffer: UnsafeRawBufferPointer, _ at: Int, _ text: StaticString) -> Bool {
+    package static func matches(_ buffer: UnsafeRawBufferPointer, _ at: Int, _ text: StaticString) -> Bool {
         let count = text.utf8CodeUnitCount
         guard at + count <= buffer.count else { return false }
         return (0..<count).allSatisfy { buffer[at + $0] == text.utf8Start[$0] }
     }
 
     /// Whether `range` holds exactly `text` (methods are case-sensitive, RFC 9110 §9.1).
-    static func isExactly(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool {
+    package static func isExactly(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool {
         range.count == text.utf8CodeUnitCount && HTTPRequestParser.matches(buffer, range.lowerBound, text)
     }
 
     @inline(__always)
-    static func named(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ name: StaticString) -> Bool {
+    package static func named(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ name: StaticString) -> Bool {
         HTTPRequestParser.equalsIgnoringCase(buffer, range, name)
     }
 
     @inline(__always)
-    static func equalsIgnoringCase(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool
+    package static func equalsIgnoringCase(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString)
+        -> Bool
     {
         guard range.count == text.utf8CodeUnitCount else { return false }
         for offset in 0..<range.count {
@@ -389,7 +412,7 @@ public enum HTTPRequestParser {
     }
 
     /// A field value after the colon at `colon`, without the white space around it (RFC 9112 §5).
-    static func value(_ buffer: UnsafeRawBufferPointer, after colon: Int, until end: Int) -> Range<Int> {
+    package static func value(_ buffer: UnsafeRawBufferPointer, after colon: Int, until end: Int) -> Range<Int> {
         var start = colon + 1
         var stop = end
         while start < stop && (buffer[start] == 32 || buffer[start] == 9) { start += 1 }
@@ -400,7 +423,7 @@ public enum HTTPRequestParser {
     /// Reads a Content-Length value into `length`: exactly one field holding one decimal number (RFC 9110
     /// §8.6). A list of equal values or a repeated field could be merged, but the original text would still
     /// travel on to the other side, which may read it otherwise; they are refused, as nginx does.
-    static func contentLength(_ buffer: UnsafeRawBufferPointer, _ value: Range<Int>, into length: inout UInt64?)
+    package static func contentLength(_ buffer: UnsafeRawBufferPointer, _ value: Range<Int>, into length: inout UInt64?)
         throws(HTTPRequestError)
     {
         guard length == nil else { throw .badRequest("more than one Content-Length") }
@@ -409,7 +432,7 @@ public enum HTTPRequestParser {
     }
 
     /// Comma-separated list elements, trimmed, empty ones dropped (RFC 9110 §5.6.1).
-    static func list(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> [Range<Int>] {
+    package static func list(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> [Range<Int>] {
         var result: [Range<Int>] = []
         var start = range.lowerBound
         for index in range.lowerBound...range.upperBound where index == range.upperBound || buffer[index] == 44 {
@@ -424,7 +447,7 @@ public enum HTTPRequestParser {
     }
 
     /// 1*DIGIT as a number, refusing signs, spaces and values past 2^63.
-    static func decimal(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64? {
+    package static func decimal(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> UInt64? {
         guard !range.isEmpty, range.count <= 18 else { return nil }
         var value: UInt64 = 0
         for index in range {

@@ -1,4 +1,4 @@
-import HTTPProxy
+import HTTPWire
 import Testing
 
 /// Backend response heads: framing per RFC 9112 §6.3, fed whole and byte by byte.
@@ -52,38 +52,5 @@ import Testing
     ])
     func ambiguousOrBrokenResponsesAreRefused(text: String) {
         #expect(throws: HTTPRequestError.self) { try self.parse(text) }
-    }
-
-    /// What the client receives for `response` (to a GET from an HTTP/1.1 client), as text.
-    func clientView(_ response: String) -> (head: String, events: [ResponseStream.Event]) {
-        var stream = ResponseStream(
-            headRequest: false, legacyClient: false, clientKeepAlive: true, upgradeRequested: false)
-        var events: [ResponseStream.Event] = []
-        Array(response.utf8).withUnsafeBytes { stream.feed($0, into: &events) }
-        for event in events {
-            if case .head(_, let bytes) = event { return (String(decoding: bytes, as: UTF8.self), events) }
-        }
-        return ("", events)
-    }
-
-    @Test(
-        .bug(id: "13"),
-        arguments: [
-            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX: 1\r\n\r\n",
-            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX: 1\r\n\r\n",
-            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nX: 1\r\n\r\n",
-            "HTTP/1.1 304 Not Modified\r\nX: 1\r\nContent-Length: 99\r\n\r\n",
-        ])
-    func bodilessResponsesReachTheClientWithoutFraming(response: String) {
-        let (head, events) = self.clientView(response)
-        #expect(head.hasPrefix("HTTP/1.1 ") && head.contains("\r\nX: 1\r\n"), "\(head)")
-        #expect(!head.lowercased().contains("content-length") && !head.lowercased().contains("transfer-encoding"))
-        #expect(events.last == .end(reusable: true), "and nothing more is waited for: \(events)")
-    }
-
-    @Test(.bug(id: "13")) func aDoublyChunkedResponseIsABackendError() {
-        let (head, events) = self.clientView("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n")
-        #expect(head.isEmpty, "no head reaches the client: the proxy answers 502")
-        guard case .error = events.last else { return #expect(Bool(false), "\(events)") }
     }
 }
