@@ -18,6 +18,44 @@ public struct ProxyTimeouts: Sendable {
     public init() {}
 }
 
+extension ProxyTimeouts {
+    /// What restarts a connection's clock.
+    public enum Event: Sendable {
+        /// The session entered another phase.
+        case phaseChanged
+        /// Bytes moved on the connection.
+        case activity
+    }
+
+    /// How long a connection may stay silent in `phase`.
+    public func limit(in phase: ProxySession.Phase) -> UInt64 {
+        switch phase {
+        case .idle: self.keepAliveIdle
+        case .readingHead: self.headerRead
+        case .connecting: self.connect
+        case .awaitingResponse: self.responseHeader
+        case .streaming, .closing: self.bodyIdle
+        case .tunnel: self.tunnelIdle
+        }
+    }
+
+    /// A connection's deadline after `event` at `now` (`current` is the one it had): the one rule for every
+    /// timeout of the proxy loop. A tunnel is idle only when nothing moves either way. A new phase starts
+    /// its own clock. Activity restarts the clock only while a response is awaited or streamed: a client
+    /// trickling a head byte by byte, or an idle one, must not push its deadline on (slowloris).
+    public func deadline(
+        after event: Event, phase: ProxySession.Phase, tunnel: Bool, now: UInt64, current: UInt64
+    ) -> UInt64 {
+        if tunnel { return now + self.tunnelIdle }
+        switch (event, phase) {
+        case (.phaseChanged, _), (.activity, .awaitingResponse), (.activity, .streaming):
+            return now + self.limit(in: phase)
+        case (.activity, _):
+            return current
+        }
+    }
+}
+
 /// What the proxy loop must do for a session.
 public enum ProxyAction: Sendable {
     case writeClient([UInt8])

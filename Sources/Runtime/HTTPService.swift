@@ -436,7 +436,8 @@ final class HTTPWorker: @unchecked Sendable {
             }
             let connection = ClientConnection(
                 fd: fd, slot: slot, session: ProxySession(client: client, trustedPeer: trusted))
-            connection.deadline = monotonicMilliseconds() + self.options.timeouts.headerRead
+            connection.deadline = self.options.timeouts.deadline(
+                after: .phaseChanged, phase: .readingHead, tunnel: false, now: monotonicMilliseconds(), current: 0)
             self.slots[slot] = connection
             self.openCount += 1
             self.open.store(self.openCount, ordering: .relaxed)
@@ -683,16 +684,9 @@ final class HTTPWorker: @unchecked Sendable {
 
     /// Traffic moved: push the idle deadline of the body and tunnel phases.
     func activity(_ connection: ClientConnection, now: UInt64) {
-        let timeouts = self.options.timeouts
-        if connection.tunnel {
-            connection.deadline = now + timeouts.tunnelIdle
-            return
-        }
-        switch connection.session.phase {
-        case .awaitingResponse: connection.deadline = now + timeouts.responseHeader
-        case .streaming: connection.deadline = now + timeouts.bodyIdle
-        default: break
-        }
+        connection.deadline = self.options.timeouts.deadline(
+            after: .activity, phase: connection.session.phase, tunnel: connection.tunnel, now: now,
+            current: connection.deadline)
     }
 
     func tunnelSideClosed(_ connection: ClientConnection, now: UInt64) {
@@ -748,7 +742,8 @@ final class HTTPWorker: @unchecked Sendable {
                 self.release(connection, reusable: reusable, failed: failed, now: now)
             case .startTunnel:
                 connection.tunnel = true
-                connection.deadline = now + self.options.timeouts.tunnelIdle
+                connection.deadline = self.options.timeouts.deadline(
+                    after: .phaseChanged, phase: .tunnel, tunnel: true, now: now, current: connection.deadline)
                 let held = connection.session.takeHeldClientBytes()
                 if let backend = connection.backend, !held.isEmpty {
                     backend.out.append(held)
@@ -782,16 +777,8 @@ final class HTTPWorker: @unchecked Sendable {
         let phase = connection.session.phase
         if phase != connection.lastPhase && !connection.tunnel {
             connection.lastPhase = phase
-            let timeouts = self.options.timeouts
-            switch phase {
-            case .idle: connection.deadline = now + timeouts.keepAliveIdle
-            case .readingHead: connection.deadline = now + timeouts.headerRead
-            case .connecting: connection.deadline = now + timeouts.connect
-            case .awaitingResponse: connection.deadline = now + timeouts.responseHeader
-            case .streaming: connection.deadline = now + timeouts.bodyIdle
-            case .tunnel: connection.deadline = now + timeouts.tunnelIdle
-            case .closing: connection.deadline = now + timeouts.bodyIdle
-            }
+            connection.deadline = self.options.timeouts.deadline(
+                after: .phaseChanged, phase: phase, tunnel: false, now: now, current: connection.deadline)
         }
         self.updateInterest(connection)
     }
