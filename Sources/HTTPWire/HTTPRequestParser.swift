@@ -184,10 +184,36 @@ public enum HTTPRequestParser {
             throw .badRequest("white space or a bad byte before the colon")
         }
         let value = HTTPRequestParser.value(buffer, after: name.upperBound, until: end)
-        for index in value where buffer[index] < 32 && buffer[index] != 9 || buffer[index] == 127 {
-            throw .badRequest("control character in a field value")
+        if HTTPRequestParser.mayHoldControl(buffer, value) {
+            for index in value where buffer[index] < 32 && buffer[index] != 9 || buffer[index] == 127 {
+                throw .badRequest("control character in a field value")
+            }
         }
         return (name, value)
+    }
+
+    /// Whether `range` may hold a byte below 0x20 or 0x7F (a tab counts: the caller looks closer), eight
+    /// bytes at a time: every field of every head goes through here, most without any such byte.
+    @inline(__always)
+    static func mayHoldControl(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        guard let base = buffer.baseAddress else { return false }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var index = range.lowerBound
+        while index + 8 <= range.upperBound {
+            let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            // A byte below 0x20 (exact for any threshold up to 0x80), or one equal to 0x7F.
+            let below = (word &- ones &* 0x20) & ~word & highs
+            let delete = ((word ^ (ones &* 0x7F)) &- ones) & ~(word ^ (ones &* 0x7F)) & highs
+            if below | delete != 0 { return true }
+            index += 8
+        }
+        while index < range.upperBound {
+            let byte = buffer[index]
+            if byte < 32 || byte == 127 { return true }
+            index += 1
+        }
+        return false
     }
 
     /// Whether a Transfer-Encoding list (every field's, in order) ends in chunked. Chunked anywhere else, or
@@ -267,7 +293,12 @@ public enum HTTPRequestParser {
             index += 1
         } else {
             while index < range.upperBound && buffer[index] != UInt8(ascii: ":") {
-                guard HTTPRequestParser.isRegNameByte(buffer[index]) else { return false }
+                let byte = buffer[index]
+                // Letters, digits, '-' and '.' first: a host name is nearly always made of nothing else.
+                let letter = byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "z")
+                let usual =
+                    letter || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == 45 || byte == 46
+                guard usual || HTTPRequestParser.isRegNameByte(byte) else { return false }
                 index += 1
             }
         }
@@ -331,7 +362,7 @@ public enum HTTPRequestParser {
 
     /// Whether `name` is a field that describes one connection only and is never forwarded (RFC 9110
     /// §7.6.1): Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade. Looked up by length first.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func isHopByHop(_ buffer: UnsafeRawBufferPointer, _ name: Range<Int>) -> Bool {
         switch name.count {
         case 2: return HTTPRequestParser.equalsIgnoringCase(buffer, name, "te")
@@ -398,7 +429,7 @@ public enum HTTPRequestParser {
         HTTPRequestParser.equalsIgnoringCase(buffer, range, name)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func equalsIgnoringCase(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString)
         -> Bool
     {
@@ -412,6 +443,7 @@ public enum HTTPRequestParser {
     }
 
     /// A field value after the colon at `colon`, without the white space around it (RFC 9112 §5).
+    @inlinable
     package static func value(_ buffer: UnsafeRawBufferPointer, after colon: Int, until end: Int) -> Range<Int> {
         var start = colon + 1
         var stop = end
@@ -432,6 +464,7 @@ public enum HTTPRequestParser {
     }
 
     /// Comma-separated list elements, trimmed, empty ones dropped (RFC 9110 §5.6.1).
+    @inlinable
     package static func list(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> [Range<Int>] {
         var result: [Range<Int>] = []
         var start = range.lowerBound

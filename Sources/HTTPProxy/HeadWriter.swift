@@ -2,13 +2,13 @@
 /// instead of a generic `append(contentsOf:)` (the heads are built twice per proxied request).
 ///
 /// `capacity` must bound the output; going past it stops the program rather than write out of bounds.
-package struct HeadWriter {
+struct HeadWriter {
     let base: UnsafeMutablePointer<UInt8>
     let capacity: Int
     var count = 0
 
     /// Runs `build` on a writer over `capacity` uninitialised bytes and returns what it wrote.
-    package static func build(capacity: Int, _ build: (inout HeadWriter) -> Void) -> [UInt8] {
+    static func build(capacity: Int, _ build: (inout HeadWriter) -> Void) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
             guard let base = buffer.baseAddress else {
                 initialized = 0
@@ -21,7 +21,7 @@ package struct HeadWriter {
     }
 
     @inline(__always)
-    package mutating func write(_ bytes: UnsafeRawBufferPointer) {
+    mutating func write(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         precondition(self.count + bytes.count <= self.capacity, "head larger than its bound")
         (self.base + self.count).initialize(from: source.assumingMemoryBound(to: UInt8.self), count: bytes.count)
@@ -29,17 +29,17 @@ package struct HeadWriter {
     }
 
     @inline(__always)
-    package mutating func write(_ text: StaticString) {
+    mutating func write(_ text: StaticString) {
         self.write(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     @inline(__always)
-    package mutating func write(_ bytes: [UInt8]) {
+    mutating func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { self.write($0) }
     }
 
     @inline(__always)
-    package mutating func crlf() {
+    mutating func crlf() {
         self.write("\r\n")
     }
 }
