@@ -108,6 +108,19 @@ public struct ResolverCache: Sendable {
                 additional: message.additional, stored: now, expires: now + lifetime))
     }
 
+    /// RFC 9520 §3.2: a resolution failure is remembered for at least a second, so a client retrying at once
+    /// does not make the upstreams work again.
+    public static let failureLifetime: UInt64 = 2000
+
+    /// Remembers that `key` could not be resolved: SERVFAIL for `failureLifetime`.
+    public mutating func storeFailure(_ key: CacheKey, now: UInt64) {
+        self.store(
+            key,
+            CachedAnswer(
+                rcode: DNSRcode.servFail.rawValue, answer: [], authority: [], additional: [], stored: now,
+                expires: now + ResolverCache.failureLifetime))
+    }
+
     /// Keeps a ready answer (a failure remembered briefly, say) until `answer.expires`.
     public mutating func store(_ key: CacheKey, _ answer: CachedAnswer) {
         guard answer.size <= self.capacity / 4 else { return }

@@ -115,6 +115,19 @@ public struct UpstreamExchange: Sendable {
 
     var budget: Int { UpstreamExchange.packetBudget(upstreams: self.upstreamCount) }
 
+    /// The EDNS buffer size offered upstream: what fits every path without fragments (DNS flag day 2020).
+    public static let udpSize: UInt16 = 1232
+
+    /// The query of the attempt in flight as it goes on the wire: recursion desired, EDNS over UDP, and the
+    /// two-byte length prefix over TCP.
+    public var query: [UInt8] {
+        let udp = self.transport == .udp
+        let message = QueryBuilder.query(
+            id: self.id, name: self.question.name, type: self.question.type, recursionDesired: true,
+            udpSize: udp ? UpstreamExchange.udpSize : nil)
+        return udp ? message : TCPFraming.framed(message)
+    }
+
     /// Whether `message` answers the query in flight: a response with its ID and its question.
     func isReply(_ message: DNSMessage) -> Bool {
         guard message.id == self.id, message.flags & DNSHeader.qr != 0, let question = message.question else {

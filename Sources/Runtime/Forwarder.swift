@@ -33,8 +33,6 @@ final class Forwarder {
     /// Bounds on work in flight, so a flood of distinct names cannot exhaust the worker.
     static let maximumPending = 4096
     static let maximumWaiters = 256
-    /// RFC 9520 §3.2: resolution failures are remembered for at least a second.
-    static let failureLifetime: UInt64 = 2000
 
     init(worker: DNSWorker) {
         self.worker = worker
@@ -84,8 +82,8 @@ final class Forwarder {
         switch action {
         case .wait:
             return
-        case .send(let upstream, let transport, let id):
-            self.open(key, upstream: self.upstreams[upstream], transport: transport, id: id, now: now)
+        case .send(let upstream, let transport, _):
+            self.open(key, upstream: self.upstreams[upstream], transport: transport, now: now)
         case .answer(let message):
             self.worker.counters.add(DNSCounters.upstreamReplies)
             if let entry = self.pending[key] {
@@ -102,9 +100,9 @@ final class Forwarder {
     }
 
     /// Replaces the question's socket with a new one to `upstream` and sends (UDP) or connects (TCP).
-    func open(_ key: CacheKey, upstream: SocketAddress, transport: UpstreamExchange.Transport, id: UInt16, now: UInt64)
-    {
+    func open(_ key: CacheKey, upstream: SocketAddress, transport: UpstreamExchange.Transport, now: UInt64) {
         guard var entry = self.pending[key] else { return }
+        let query = entry.exchange.query
         self.closeSocket(&entry)
         self.worker.counters.add(DNSCounters.upstreamQueries)
         entry.sentAt = now
@@ -116,16 +114,13 @@ final class Forwarder {
                 let fd = try Sockets.udpClient(upstream)
                 entry.fd = fd
                 try self.worker.poller.add(fd, events: Poller.readable, token: DNSWorker.token(.upstream, fd))
-                let query = QueryBuilder.query(
-                    id: id, name: key.name, type: key.type, recursionDesired: true, udpSize: 1232)
                 let sent = query.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
                 failed = sent < 0
             case .tcp:
                 let fd = try Sockets.tcpClient(upstream)
                 entry.fd = fd
                 try self.worker.poller.add(fd, events: Poller.writable, token: DNSWorker.token(.upstream, fd))
-                entry.tcpQuery = TCPFraming.framed(
-                    QueryBuilder.query(id: id, name: key.name, type: key.type, recursionDesired: true, udpSize: nil))
+                entry.tcpQuery = query
             }
         } catch {
             failed = true
@@ -213,13 +208,7 @@ final class Forwarder {
     func finish(_ key: CacheKey, with answer: CachedAnswer?, now: UInt64) {
         guard var entry = self.pending.removeValue(forKey: key) else { return }
         self.closeSocket(&entry)
-        if answer == nil {
-            self.cache.store(
-                key,
-                CachedAnswer(
-                    rcode: DNSRcode.servFail.rawValue, answer: [], authority: [], additional: [], stored: now,
-                    expires: now + Forwarder.failureLifetime))
-        }
+        if answer == nil { self.cache.storeFailure(key, now: now) }
         for (waiter, endpoint) in entry.waiters { self.answer(waiter, endpoint, answer) }
     }
 
