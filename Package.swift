@@ -121,6 +121,10 @@ var targets: [Target] = [
         dependencies: ["HTTPProxy", "HTTPWire", "ZoneModel", "ZoneFile", "TestSupport"]
     ),
     .testTarget(
+        name: "RuntimeTests",
+        dependencies: ["Runtime", "ZoneModel"]
+    ),
+    .testTarget(
         name: "EndToEndTests",
         dependencies: [
             "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "HTTPWire", "HTTPProxy",

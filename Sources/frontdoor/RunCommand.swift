@@ -76,88 +76,87 @@ enum RunCommand {
         }
         guard let store = appliance.store else { return .failure }
         let settings = store.tables().snapshot.settings
+        let configuration = RunConfiguration(
+            settings: settings,
+            flags: RunConfiguration.Flags(
+                dns: listeners, http: httpListeners, admin: adminListeners, user: arguments.value("--user"),
+                wanFixed: arguments.values["--wan"] != nil))
         // Each connection needs a descriptor or two: take what the hard limit allows before binding.
         raiseOpenFileLimit()
+
+        // Bind every listener first: a failure here leaves nothing running.
         var options = DNSOptions(
-            listeners: listeners ?? settings.dnsListeners, workers: workers, upstreams: settings.upstreams)
+            listeners: configuration.dnsListeners, workers: workers, upstreams: settings.upstreams)
         options.rateLimit = rateLimit
-        var service: DNSService? = nil
+        var httpOptions = HTTPOptions(listeners: configuration.httpListeners, workers: workers)
+        let service: DNSService?
+        let http: HTTPService?
+        let updater = configuration.dynDNS ? WANUpdater(appliance: appliance) : nil
+        let admin: AdminServer?
         do {
-            if !options.listeners.isEmpty { service = try DNSService(options: options, store: store) }
-        } catch {
-            Log.error(error.description)
-            return .failure
-        }
-        var httpOptions = HTTPOptions(listeners: httpListeners ?? settings.httpListeners, workers: workers)
-        var http: HTTPService? = nil
-        do {
+            service = options.listeners.isEmpty ? nil : try DNSService(options: options, store: store)
             if let path = arguments.value("--access-log") {
                 httpOptions.accessLog = try AccessLog(path: path, format: accessLogFormat)
             }
-            if !httpOptions.listeners.isEmpty { http = try HTTPService(options: httpOptions, store: store) }
+            http = httpOptions.listeners.isEmpty ? nil : try HTTPService(options: httpOptions, store: store)
         } catch {
             Log.error(error.description)
             return .failure
         }
-        // DynDNS: on when the config names WAN sources or providers and --wan did not fix the address.
-        var updater: WANUpdater? = nil
-        if arguments.values["--wan"] == nil && (!settings.wanSources.isEmpty || !settings.providers.isEmpty) {
-            updater = WANUpdater(appliance: appliance)
+        do {
+            admin =
+                configuration.adminListeners.isEmpty
+                ? nil
+                : try AdminServer(
+                    listeners: configuration.adminListeners,
+                    context: AdminContext(
+                        store: store, dns: service, http: http, updater: updater, started: Double(time(nil))))
+        } catch {
+            Log.error("\(error.description) (the admin listener; --admin ADDRESS:PORT or --admin off)")
+            return .failure
         }
-        // The admin listener: /metrics, /status, and a status page.
-        var admin: AdminServer? = nil
-        let adminAddresses = adminListeners ?? settings.adminListeners
-        if !adminAddresses.isEmpty {
-            do {
-                let context = AdminContext(
-                    store: store, dns: service, http: http, updater: updater, started: Double(time(nil)))
-                admin = try AdminServer(listeners: adminAddresses, context: context)
-            } catch {
-                Log.error("\(error.description) (the admin listener; --admin ADDRESS:PORT or --admin off)")
-                return .failure
-            }
-        }
-        // Every port is bound and no thread runs yet: drop root now if asked to. A failure here, or a failed
-        // bind above, leaves nothing running.
-        if let user = arguments.value("--user") ?? settings.user {
+        // Every port is bound and no thread runs yet: drop root now if asked to.
+        if let user = configuration.user {
             if let problem = Privileges.drop(to: user) {
                 Log.error(problem)
                 return .failure
             }
             Log.info("running as user \(user)")
         }
-        service?.start()
-        http?.start()
+
+        // Start in order; the supervisor stops in reverse: the watcher and the control plane before the
+        // services they feed, the proxy (drained) before DNS.
+        let supervisor = Supervisor()
         let views = store.tables().views.map(\.name).joined(separator: ", ")
         if let service {
-            let listeners = service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")
-            Log.info("serving dns on \(listeners) with \(workers) worker(s); views \(views); model \(directory)")
+            supervisor.start("dns", start: service.start, stop: service.stop)
+            let bound = service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")
+            Log.info("serving dns on \(bound) with \(workers) worker(s); views \(views); model \(directory)")
         } else {
             Log.info("dns is off; views \(views); model \(directory)")
         }
-        var updaterThread: pthread_t? = nil
-        if let updater {
-            updaterThread = startThread(name: "dyndns") { updater.run() }
-            Log.info(
-                "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
-                    + "\(settings.providers.count) provider(s)")
-        }
-        var adminThread: pthread_t? = nil
-        if let admin {
-            adminThread = startThread(name: "admin") { admin.run() }
-            Log.info("admin on \(admin.boundListeners.map { "http://\($0)/" }.joined(separator: ", "))")
-        }
         if let http {
+            supervisor.start("http", start: http.start, stop: { http.drain(grace: 10_000) })
             let sites = store.tables().snapshot.routes.sites.count
             Log.info(
                 "serving http on \(http.boundListeners.map(\.description).joined(separator: ", ")); \(sites) site(s)")
         } else {
             Log.info("http is off")
         }
+        if let updater {
+            supervisor.startThread("dyndns", { updater.run() }, stop: updater.stop)
+            Log.info(
+                "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
+                    + "\(settings.providers.count) provider(s)")
+        }
+        if let admin {
+            supervisor.startThread("admin", { admin.run() }, stop: admin.stop)
+            Log.info("admin on \(admin.boundListeners.map { "http://\($0)/" }.joined(separator: ", "))")
+        }
         // Edits under the config directory reload it, as SIGHUP does.
-        let watcher = ConfigWatcher(directory: directory)
-        var watcherThread: pthread_t? = nil
-        if let watcher { watcherThread = startThread(name: "config-watch") { watcher.run() } }
+        if let watcher = ConfigWatcher(directory: directory) {
+            supervisor.startThread("config-watch", { watcher.run() }, stop: watcher.stop)
+        }
         ServiceManager.ready("serving \(store.tables().snapshot.routes.sites.count) site(s)")
         while true {
             var received: Int32 = 0
@@ -175,14 +174,7 @@ enum RunCommand {
             }
             Log.info("stopping (signal \(received)); finishing requests in progress for up to 10 s")
             ServiceManager.stopping()
-            watcher?.stop()
-            if let watcherThread { joinThread(watcherThread) }
-            updater?.stop()
-            if let updaterThread { joinThread(updaterThread) }
-            admin?.stop()
-            if let adminThread { joinThread(adminThread) }
-            http?.drain(grace: 10_000)
-            service?.stop()
+            supervisor.stopAll()
             Log.info("stopped")
             return .ok
         }
