@@ -33,17 +33,21 @@ public struct BackendReuse: Sendable, Equatable {
     /// The placement of a connection whose response just ended. `reusable`: the backend kept it open and
     /// the exchange ended cleanly; `clientClosing`: the client connection is ending; `clientHasParked`: it
     /// already holds one; `draining`: the worker is shutting down.
+    @inlinable
     public func placement(reusable: Bool, clientClosing: Bool, clientHasParked: Bool, draining: Bool) -> Placement {
         guard reusable && !draining else { return .close }
         return clientClosing || clientHasParked ? .pool : .park
     }
 
     /// Whether a connection parked at `since` must move to the pool at `now`.
+    @inlinable
     public func parkExpired(since: UInt64, now: UInt64) -> Bool { now &- since >= self.parkGrace }
 
     /// Whether the pool for a backend that holds `idle` connections takes one more.
+    @inlinable
     public func poolAccepts(idle: Int, draining: Bool) -> Bool { !draining && idle < self.maximumIdle }
 
     /// Whether a connection idle in the pool since `since` is closed at `now`.
+    @inlinable
     public func idleExpired(since: UInt64, now: UInt64) -> Bool { now &- since >= self.idleLifetime }
 }

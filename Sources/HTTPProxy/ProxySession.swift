@@ -28,6 +28,7 @@ extension ProxyTimeouts {
     }
 
     /// How long a connection may stay silent in `phase`.
+    @inlinable
     public func limit(in phase: ProxySession.Phase) -> UInt64 {
         switch phase {
         case .idle: self.keepAliveIdle
@@ -43,6 +44,7 @@ extension ProxyTimeouts {
     /// timeout of the proxy loop. A tunnel is idle only when nothing moves either way. A new phase starts
     /// its own clock. Activity restarts the clock only while a response is awaited or streamed: a client
     /// trickling a head byte by byte, or an idle one, must not push its deadline on (slowloris).
+    @inlinable
     public func deadline(
         after event: Event, phase: ProxySession.Phase, tunnel: Bool, now: UInt64, current: UInt64
     ) -> UInt64 {

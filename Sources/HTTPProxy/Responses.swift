@@ -1,12 +1,7 @@
+import HTTPWire
+
 /// Responses the proxy writes itself: small error pages and the access log line.
 public enum ProxyResponses {
-    static let reasons: [Int: String] = [
-        400: "Bad Request", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout", 413: "Content Too Large",
-        414: "URI Too Long", 421: "Misdirected Request", 431: "Request Header Fields Too Large",
-        500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-        505: "HTTP Version Not Supported",
-    ]
-
     static let explanations: [Int: String] = [
         400: "The request could not be understood.",
         403: "This site is not available from your network.",
@@ -17,18 +12,17 @@ public enum ProxyResponses {
         504: "The site's servers did not answer in time.",
     ]
 
-    public static func reason(_ status: Int) -> String { ProxyResponses.reasons[status] ?? "Error" }
+    public static func reason(_ status: Int) -> String { ResponseWriter.reason(status) }
 
     /// A complete response with a small HTML page; `close` adds `Connection: close` (after 400-class
     /// protocol errors the connection cannot be trusted to stay in sync).
     public static func errorPage(_ status: Int, close: Bool, headRequest: Bool = false) -> [UInt8] {
-        let reason = ProxyResponses.reason(status)
+        let reason = ResponseWriter.reason(status)
         let text = ProxyResponses.explanations[status] ?? reason + "."
         let body = "<!doctype html><title>\(status) \(reason)</title><h1>\(status) \(reason)</h1><p>\(text)</p>\n"
-        var head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: text/html; charset=utf-8\r\n"
-        head += "Content-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\n"
-        head += close ? "Connection: close\r\n\r\n" : "\r\n"
-        return Array(head.utf8) + (headRequest ? [] : Array(body.utf8))
+        return ResponseWriter.complete(
+            status: status, contentType: "text/html; charset=utf-8", body: Array(body.utf8),
+            fields: ["Cache-Control: no-store"], close: close, headRequest: headRequest)
     }
 
     /// One access-log line in the combined log format, plus site, backend and duration:

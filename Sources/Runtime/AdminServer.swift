@@ -147,13 +147,9 @@ public final class AdminServer: @unchecked Sendable {
     }
 
     static func send(_ fd: Int32, status: Int, type: String, body: String, head: Bool = false) {
-        let reason =
-            [200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"][status]
-            ?? "Error"
-        let bytes = Array(body.utf8)
-        var text = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(bytes.count)\r\n"
-        text += "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
-        let all = Array(text.utf8) + (head ? [] : bytes)
+        let all = ResponseWriter.complete(
+            status: status, contentType: type, body: Array(body.utf8), fields: ["Cache-Control: no-store"],
+            close: true, headRequest: head)
         var offset = 0
         while offset < all.count {
             let sent = all.withUnsafeBytes { raw in

@@ -54,3 +54,24 @@ import Testing
         #expect(throws: HTTPRequestError.self) { try self.parse(text) }
     }
 }
+
+/// The responses Frontdoor writes itself parse back with the same parser that reads backends.
+@Suite struct ResponseWriterTests {
+    @Test(arguments: [200, 404, 417, 501, 502])
+    func writtenResponsesAreWellFramed(status: Int) throws {
+        let body = Array("body of \(status)\n".utf8)
+        let bytes = ResponseWriter.complete(
+            status: status, contentType: "text/plain", body: body, fields: ["Cache-Control: no-store"], close: true)
+        let head = try #require(
+            try bytes.withUnsafeBytes { raw in
+                try Result { () throws(HTTPRequestError) in try HTTPResponseParser.parse(raw, headRequest: false) }
+                    .get()
+            })
+        #expect(head.status == status && head.framing == .contentLength(UInt64(body.count)) && !head.keepAlive)
+        #expect(Array(bytes[head.length...]) == body)
+        #expect(ResponseWriter.reason(status) != "Error")
+        let headOnly = ResponseWriter.complete(
+            status: status, contentType: "text/plain", body: body, close: false, headRequest: true)
+        #expect(String(decoding: headOnly, as: UTF8.self).hasSuffix("\r\n\r\n"), "HEAD: the fields, no content")
+    }
+}
