@@ -173,31 +173,35 @@ public enum RequestRewriter {
                 append(host)
                 append("\r\n")
             }
-            // Forwarded (RFC 7239) as X-Forwarded-For: a trusted peer's elements are kept and ours appended;
-            // anyone else's are dropped. An IPv6 node is bracketed and quoted (§6), the host always quoted.
-            append("Forwarded: ")
-            if trustedPeer {
-                for value in forwarded {
-                    append(value)
-                    append(", ")
+            // Forwarded (RFC 7239), when the request carries one, as X-Forwarded-For: a trusted peer's elements
+            // are kept and ours appended; anyone else's are replaced by ours, so the backend never reads a
+            // forged one. Without one none is added (as nginx, HAProxy and Caddy do): X-Forwarded-* say the
+            // same, and the common request pays nothing. An IPv6 node is bracketed and quoted (§6).
+            if !forwarded.isEmpty {
+                append("Forwarded: ")
+                if trustedPeer {
+                    for value in forwarded {
+                        append(value)
+                        append(", ")
+                    }
                 }
+                append("for=")
+                if clientText.contains(UInt8(ascii: ":")) {
+                    append("\"[")
+                    out.write(clientText)
+                    append("]\"")
+                } else {
+                    out.write(clientText)
+                }
+                if let host, !host.isEmpty {
+                    append(";host=\"")
+                    append(host)
+                    append("\"")
+                }
+                append(";proto=")
+                scheme.withUTF8 { out.write(UnsafeRawBufferPointer($0)) }
+                append("\r\n")
             }
-            append("for=")
-            if clientText.contains(UInt8(ascii: ":")) {
-                append("\"[")
-                out.write(clientText)
-                append("]\"")
-            } else {
-                out.write(clientText)
-            }
-            if let host, !host.isEmpty {
-                append(";host=\"")
-                append(host)
-                append("\"")
-            }
-            append(";proto=")
-            scheme.withUTF8 { out.write(UnsafeRawBufferPointer($0)) }
-            append("\r\n")
             append(head.minorVersion == 0 ? "Via: 1.0 frontdoor\r\n" : "Via: 1.1 frontdoor\r\n")
             append(head.upgrade ? "Connection: upgrade\r\n" : "Connection: keep-alive\r\n")
             append("\r\n")
