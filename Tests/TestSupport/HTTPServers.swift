@@ -63,10 +63,11 @@ package final class NginxServer {
             daemon off;
             \(geteuid() == 0 ? "user root root;" : "")
             worker_processes 1;
+            worker_rlimit_nofile 8192;
             pid \(directory)/nginx.pid;
             error_log \(directory)/error.log;
             \(echoModule.map { "load_module \($0);" } ?? "")
-            events { worker_connections 1024; }
+            events { worker_connections 4096; }
             http {
               access_log off;
               client_body_temp_path \(directory)/body;
