@@ -90,15 +90,12 @@ extension UpstreamExchange {
         return scrubbed
     }
 
-    /// The uncompressed, lower-cased name at `offset` in expanded RDATA; nil when it does not fit.
+    /// The name at `offset` in expanded RDATA (lower-cased, as `WireReader` reads every name); nil when none
+    /// fits there.
     static func name(in data: [UInt8], at offset: Int) -> DomainName? {
-        var index = offset
-        while index < data.count {
-            let length = Int(data[index])
-            if length == 0 { return DomainName(uncheckedWire: Array(data[offset...index])) }
-            guard length <= 63 else { return nil }
-            index += 1 + length
+        data.withUnsafeBytes { raw in
+            var reader = WireReader(raw, offset: offset)
+            return try? reader.readName()
         }
-        return nil
     }
 }

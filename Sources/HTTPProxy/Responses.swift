@@ -12,8 +12,6 @@ public enum ProxyResponses {
         504: "The site's servers did not answer in time.",
     ]
 
-    public static func reason(_ status: Int) -> String { ResponseWriter.reason(status) }
-
     /// A complete response with a small HTML page; `close` adds `Connection: close` (after 400-class
     /// protocol errors the connection cannot be trusted to stay in sync).
     public static func errorPage(_ status: Int, close: Bool, headRequest: Bool = false) -> [UInt8] {

@@ -22,8 +22,7 @@ public final class Supervisor {
     }
 
     /// Runs `body` on a thread of its own; at the stop, `stop` asks it to end and the thread is joined.
-    /// Returns false (and starts nothing) when the thread cannot be created.
-    @discardableResult
+    /// Returns false (and starts nothing) when the thread cannot be created; the caller then stops the rest.
     public func startThread(_ name: String, _ body: @escaping @Sendable () -> Void, stop: @escaping () -> Void) -> Bool
     {
         guard let thread = Runtime.startThread(name: name, body) else { return false }

@@ -127,6 +127,12 @@ enum RunCommand {
         // Start in order; the supervisor stops in reverse: the watcher and the control plane before the
         // services they feed, the proxy (drained) before DNS.
         let supervisor = Supervisor()
+        // A thread that cannot be created (out of memory or of threads) ends the start: stop what runs.
+        func failedToStart(_ name: String) -> ExitCode {
+            Log.error("cannot start the \(name) thread; stopping")
+            supervisor.stopAll()
+            return .failure
+        }
         let views = store.tables().views.map(\.name).joined(separator: ", ")
         if let service {
             supervisor.start("dns", start: service.start, stop: service.stop)
@@ -144,18 +150,24 @@ enum RunCommand {
             Log.info("http is off")
         }
         if let updater {
-            supervisor.startThread("dyndns", { updater.run() }, stop: updater.stop)
+            guard supervisor.startThread("dyndns", { updater.run() }, stop: updater.stop) else {
+                return failedToStart("dyndns")
+            }
             Log.info(
                 "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
                     + "\(settings.providers.count) provider(s)")
         }
         if let admin {
-            supervisor.startThread("admin", { admin.run() }, stop: admin.stop)
+            guard supervisor.startThread("admin", { admin.run() }, stop: admin.stop) else {
+                return failedToStart("admin")
+            }
             Log.info("admin on \(admin.boundListeners.map { "http://\($0)/" }.joined(separator: ", "))")
         }
         // Edits under the config directory reload it, as SIGHUP does.
         if let watcher = ConfigWatcher(directory: directory) {
-            supervisor.startThread("config-watch", { watcher.run() }, stop: watcher.stop)
+            guard supervisor.startThread("config-watch", { watcher.run() }, stop: watcher.stop) else {
+                return failedToStart("config-watch")
+            }
         }
         ServiceManager.ready("serving \(store.tables().snapshot.routes.sites.count) site(s)")
         while true {

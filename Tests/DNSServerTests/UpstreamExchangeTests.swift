@@ -44,13 +44,18 @@ import ZoneModel
         return writer.bytes
     }
 
+    /// An exchange for `question` at time 0: a 3.5 s deadline and 1 s attempts, as the worker's defaults.
+    static func exchange(upstreams: Int, seed: UInt64, deadline: UInt64 = 3500) -> UpstreamExchange {
+        UpstreamExchange(
+            question: question, upstreamCount: upstreams, now: 0, deadlineMilliseconds: deadline,
+            attemptMilliseconds: 1000, seed: seed)
+    }
+
     /// Plays one client question against upstreams that each behave as given; returns the packets each got
     /// (UDP and TCP) and how the question ended. Time advances only through timers, as in the worker.
     static func play(_ behaviours: [Behaviour], seed: UInt64 = 7) -> (packets: [Int], outcome: UpstreamExchange.Action)
     {
-        var exchange = UpstreamExchange(
-            question: question, upstreamCount: behaviours.count, now: 0, deadlineMilliseconds: 3500,
-            attemptMilliseconds: 1000, seed: seed)
+        var exchange = Self.exchange(upstreams: behaviours.count, seed: seed)
         var packets = Array(repeating: 0, count: behaviours.count)
         var now: UInt64 = 0
         var action = exchange.start(now: now)
@@ -136,16 +141,12 @@ import ZoneModel
     }
 
     @Test func noUpstreamsFailAtOnce() {
-        var exchange = UpstreamExchange(
-            question: Self.question, upstreamCount: 0, now: 0, deadlineMilliseconds: 3500, attemptMilliseconds: 1000,
-            seed: 1)
+        var exchange = Self.exchange(upstreams: 0, seed: 1)
         #expect(exchange.start(now: 0) == .fail)
     }
 
     @Test func theDeadlineEndsTheQuestionWhateverIsLeft() {
-        var exchange = UpstreamExchange(
-            question: Self.question, upstreamCount: 8, now: 0, deadlineMilliseconds: 3500, attemptMilliseconds: 1000,
-            seed: 1)
+        var exchange = Self.exchange(upstreams: 8, seed: 1)
         _ = exchange.start(now: 0)
         #expect(exchange.timerFired(now: 500) == .wait, "the attempt still has time")
         guard case .send = exchange.timerFired(now: 1000) else {
@@ -158,9 +159,7 @@ import ZoneModel
     }
 
     @Test func repliesThatAreNotOursAreIgnored() {
-        var exchange = UpstreamExchange(
-            question: Self.question, upstreamCount: 1, now: 0, deadlineMilliseconds: 3500, attemptMilliseconds: 1000,
-            seed: 9)
+        var exchange = Self.exchange(upstreams: 1, seed: 9)
         guard case .send(_, _, let id) = exchange.start(now: 0) else {
             Issue.record("no query")
             return
@@ -175,9 +174,7 @@ import ZoneModel
     }
 
     @Test func eachQueryHasItsOwnID() {
-        var exchange = UpstreamExchange(
-            question: Self.question, upstreamCount: 3, now: 0, deadlineMilliseconds: 60_000,
-            attemptMilliseconds: 1000, seed: 42)
+        var exchange = Self.exchange(upstreams: 3, seed: 42, deadline: 60_000)
         var ids: [UInt16] = []
         var action = exchange.start(now: 0)
         var now: UInt64 = 0
@@ -267,9 +264,7 @@ import ZoneModel
     }
 
     @Test func theAnswerTheUpstreamGaveIsScrubbedBeforeItLeavesTheExchange() {
-        var exchange = UpstreamExchange(
-            question: Self.question, upstreamCount: 1, now: 0, deadlineMilliseconds: 3500, attemptMilliseconds: 1000,
-            seed: 3)
+        var exchange = Self.exchange(upstreams: 1, seed: 3)
         guard case .send(_, _, let id) = exchange.start(now: 0) else {
             Issue.record("no query")
             return

@@ -183,14 +183,10 @@ import ZoneModel
 
     @Test func forwarderUsesRandomPortsAndIDsAndRejectsSpoofsAndRetriesOverTCP() throws {
         guard let python = Tool.find("python3") else { return Tool.skip("python3", package: "python3") }
-        let port = try freePort()
         let directory = try Tool.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let log = directory + "/queries.log"
-        let fake = try Tool.spawn(python, [Fixtures.path("Tests/Fixtures/fake_upstream.py"), "\(port)", log])
+        let (fake, upstream, log) = try self.fakeUpstream(python: python, directory: directory, tag: "queries")
         defer { Tool.stop(fake) }
-        for _ in 0..<100 where !Fixtures.textAt(log).contains("ready") { usleep(50_000) }
-        let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: port)
         // One worker: questions are coalesced per worker (each has its own cache and in-flight table).
         let server = try FrontdoorDNS(zones: Self.zone, upstreams: [upstream], workers: 1)
         defer { withExtendedLifetime(server) {} }
