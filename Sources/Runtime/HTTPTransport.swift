@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The proxy loop's transport seam: how bytes cross one connection's socket, client side or backend side.
+/// The loop never calls recv(2) or send(2) itself; it reads, writes and asks whether a body may be spliced
+/// through this, so a TLS-terminating transport is one more case here and not branches in the loop.
+///
+/// A transport that does its own handshake (TLS) runs it inside `receive` and `send`: both report
+/// `wouldBlock` until application bytes move, and a passthrough site is a plain transport whose session
+/// starts as a tunnel.
+enum Transport {
+    /// TCP as it is: the socket's bytes are the stream's bytes, and a body may go kernel to kernel.
+    case plain
+
+    /// What a read did.
+    enum Read {
+        /// This many bytes are at the start of the buffer.
+        case bytes(Int)
+        /// Nothing to read now; epoll says when.
+        case wouldBlock
+        /// The peer finished sending (end of stream).
+        case closed
+        /// The connection is broken (reset, or a transport error).
+        case failed
+    }
+
+    /// What a write did.
+    enum Write {
+        /// This many bytes from the start were taken.
+        case sent(Int)
+        /// The socket takes nothing now; epoll says when.
+        case wouldBlock
+        /// The peer is gone.
+        case failed
+    }
+
+    /// Reads what is there, up to the buffer's size.
+    @inline(__always)
+    func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Read {
+        switch self {
+        case .plain:
+            while true {
+                let got = recv(fd, buffer.baseAddress, buffer.count, 0)
+                if got > 0 { return .bytes(got) }
+                if got == 0 { return .closed }
+                switch errno {
+                case EINTR: continue
+                case EAGAIN, EWOULDBLOCK: return .wouldBlock
+                default: return .failed
+                }
+            }
+        }
+    }
+
+    /// Writes what the socket takes now. `more` says that more bytes follow at once (MSG_MORE): the kernel
+    /// holds a partial segment for them.
+    @inline(__always)
+    func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, more: Bool) -> Write {
+        switch self {
+        case .plain:
+            let flags = Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0)
+            while true {
+                let written = Glibc.send(fd, bytes.baseAddress, bytes.count, flags)
+                if written >= 0 { return .sent(written) }
+                switch errno {
+                case EINTR: continue
+                case EAGAIN, EWOULDBLOCK: return .wouldBlock
+                default: return .failed
+                }
+            }
+        }
+    }
+
+    /// Whether the socket's bytes are the stream's bytes, so splice(2) may move a body between descriptors
+    /// without it passing through the process (never for TLS without kernel TLS).
+    var splices: Bool {
+        switch self {
+        case .plain: true
+        }
+    }
+}

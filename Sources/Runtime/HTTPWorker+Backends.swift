@@ -1,0 +1,179 @@
+import CSys
+import EventLoop
+import HTTPProxy
+import HTTPWire
+import Synchronization
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Backend connections: choosing, connecting, parking, pooling, closing; and a client's end.
+extension HTTPWorker {
+    func balancer(for site: CompiledSite) -> Balancer {
+        if let recent = self.recentBalancer, recent.site == site.name { return recent.balancer }
+        if let balancer = self.balancers[site.name] {
+            self.recentBalancer = (site.name, balancer)
+            return balancer
+        }
+        var pool = BackendPool(backends: site.backends.count, policy: site.balance)
+        let checks = self.board.results()
+        for (index, backend) in site.backends.enumerated() {
+            if let passed = checks[HealthKey(site: site.name, backend: backend.address)] {
+                pool.checked(index, passed: passed)
+            }
+        }
+        let balancer = Balancer(pool)
+        self.balancers[site.name] = balancer
+        self.recentBalancer = (site.name, balancer)
+        return balancer
+    }
+
+    func connect(_ connection: ClientConnection, site: CompiledSite, excluding: [Int], now: UInt64) {
+        let balancer = self.balancer(for: site)
+        var excluded = Set(excluding)
+        while let choice = balancer.pool.pick(now: now, excluding: excluded) {
+            let address = site.backends[choice].address
+            balancer.pool.started(choice)
+            if let parked = connection.parked {
+                connection.parked = nil
+                if parked.index == choice && parked.site == site.name && parked.address == address {
+                    parked.balancer = balancer
+                    connection.backend = parked
+                    self.reused.add(1, ordering: .relaxed)
+                    connection.session.backendChosen(choice, reused: true)
+                    connection.session.backendReady(into: &self.actions)
+                    return
+                }
+                self.pool(parked, now: now)
+            }
+            // An idle pooled connection first (the most recently used: the least likely to have been closed).
+            if var idle = self.pools[address], let entry = idle.popLast() {
+                self.pools[address] = idle
+                self.idleAddresses[entry.fd] = nil
+                let link = BackendLink(
+                    fd: entry.fd, transport: entry.transport, address: address, site: site.name, index: choice,
+                    connected: true,
+                    balancer: balancer)
+                link.interest = Poller.readable
+                self.poller.modify(
+                    entry.fd, events: Poller.readable, token: HTTPWorker.token(.backend, connection.slot))
+                connection.backend = link
+                self.reused.add(1, ordering: .relaxed)
+                connection.session.backendChosen(choice, reused: true)
+                connection.session.backendReady(into: &self.actions)
+                return
+            }
+            let fd: Int32
+            do {
+                fd = try Sockets.tcpClient(address)
+            } catch {
+                balancer.pool.finished(choice)
+                balancer.pool.failed(choice, now: now)
+                excluded.insert(choice)
+                continue
+            }
+            let link = BackendLink(
+                fd: fd, transport: .plain, address: address, site: site.name, index: choice, connected: false,
+                balancer: balancer)
+            do {
+                try self.poller.add(fd, events: Poller.writable, token: HTTPWorker.token(.backend, connection.slot))
+            } catch {
+                Sockets.close(fd)
+                balancer.pool.finished(choice)
+                excluded.insert(choice)
+                continue
+            }
+            link.interest = Poller.writable
+            connection.backend = link
+            connection.session.backendChosen(choice, reused: false)
+            return
+        }
+        connection.session.noBackend(now: now, snapshot: self.snapshot, into: &self.actions)
+    }
+
+    func release(_ connection: ClientConnection, reusable: Bool, failed: Bool, now: UInt64) {
+        guard let backend = connection.backend else { return }
+        connection.backend = nil
+        // A balancer replaced by a reload since still takes the counts; nobody reads them any more.
+        let balancer = backend.balancer
+        if backend.index < balancer.pool.health.count {
+            balancer.pool.finished(backend.index)
+            if failed { balancer.pool.failed(backend.index, now: now) } else { balancer.pool.succeeded(backend.index) }
+        }
+        let placement = self.reuse.placement(
+            reusable: reusable && backend.out.isEmpty && !backend.closedByPeer, clientClosing: connection.closing,
+            clientHasParked: connection.parked != nil, draining: self.draining)
+        switch placement {
+        case .park:
+            connection.parked = backend
+            connection.parkedSince = now
+            if backend.interest != Poller.readable {
+                backend.interest = Poller.readable
+                self.poller.modify(
+                    backend.fd, events: Poller.readable, token: HTTPWorker.token(.backend, connection.slot))
+            }
+        case .pool:
+            self.pool(backend, now: now)
+        case .close:
+            self.closeBackend(backend)
+        }
+    }
+
+    /// Puts a reusable backend connection into the worker's idle pool (or closes it when the pool is full).
+    func pool(_ backend: BackendLink, now: UInt64) {
+        var idle = self.pools[backend.address] ?? []
+        guard self.reuse.poolAccepts(idle: idle.count, draining: self.draining) else {
+            self.closeBackend(backend)
+            return
+        }
+        self.poller.modify(backend.fd, events: Poller.readable, token: HTTPWorker.token(.idle, Int(backend.fd)))
+        idle.append((backend.fd, backend.transport, now))
+        self.pools[backend.address] = idle
+        self.idleAddresses[backend.fd] = backend.address
+    }
+
+    func closeBackend(_ backend: BackendLink) {
+        // close() takes the descriptor out of epoll too (it is never duplicated).
+        Sockets.close(backend.fd)
+    }
+
+    /// A socket error on the client: drop everything of this connection at once.
+    func abort(_ connection: ClientConnection, now: UInt64) {
+        connection.session.clientClosed(into: &self.actions)
+        for action in self.actions {
+            if case .log(let record) = action { self.log(record, now: now) }
+        }
+        self.actions.removeAll(keepingCapacity: true)
+        self.destroy(connection)
+    }
+
+    func destroy(_ connection: ClientConnection) {
+        if let parked = connection.parked {
+            connection.parked = nil
+            if connection.closing || self.draining {
+                self.closeBackend(parked)
+            } else {
+                self.pool(parked, now: monotonicMilliseconds())
+            }
+        }
+        if let backend = connection.backend {
+            connection.backend = nil
+            if backend.index < backend.balancer.pool.health.count { backend.balancer.pool.finished(backend.index) }
+            self.closeBackend(backend)
+        }
+        Sockets.close(connection.fd)
+        if let pipe = connection.pipe {
+            Sockets.close(pipe.read)
+            Sockets.close(pipe.write)
+            connection.pipe = nil
+        }
+        guard self.slots[connection.slot] === connection else { return }
+        self.slots[connection.slot] = nil
+        self.releasedSlots.append(connection.slot)
+        self.openCount -= 1
+        self.open.store(self.openCount, ordering: .relaxed)
+        if self.openCount < self.options.maximumConnections { self.resumeAccepting() }
+    }
+}

@@ -1,0 +1,253 @@
+import CSys
+import EventLoop
+import HTTPProxy
+import HTTPWire
+import Synchronization
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Socket events: reading and writing each side, splicing bodies, tunnels.
+extension HTTPWorker {
+    func clientEvent(_ connection: ClientConnection, events: UInt32) {
+        let now = monotonicMilliseconds()
+        if events & Poller.writable != 0 || events & (Poller.readable | Poller.hangup) == 0 {
+            guard self.drainPipe(connection) else {
+                self.abort(connection, now: now)
+                return
+            }
+            if connection.pipeBytes == 0 && !connection.flush() {
+                self.abort(connection, now: now)
+                return
+            }
+        }
+        if events & (Poller.readable | Poller.hangup) != 0 && connection.interest & Poller.readable != 0 {
+            switch connection.transport.receive(connection.fd, into: self.readBuffer) {
+            case .bytes(let got):
+                let bytes = UnsafeRawBufferPointer(rebasing: self.readBuffer[0..<got])
+                if connection.tunnel {
+                    if let backend = connection.backend {
+                        backend.out.append(Array(bytes))
+                        if !backend.flush() {
+                            self.abort(connection, now: now)
+                            return
+                        }
+                    }
+                } else {
+                    connection.session.clientData(Array(bytes), snapshot: self.snapshot, now: now, into: &self.actions)
+                }
+                self.activity(connection, now: now)
+            case .wouldBlock:
+                break
+            case .closed, .failed:
+                if connection.tunnel {
+                    self.tunnelSideClosed(connection, now: now)
+                    return
+                }
+                connection.session.clientClosed(into: &self.actions)
+            }
+        } else if events & Poller.hangup != 0 && connection.out.count > 0 && events & Poller.writable == 0 {
+            // The peer is gone and we were only waiting to write.
+            self.abort(connection, now: now)
+            return
+        }
+        self.perform(connection, now: now)
+    }
+
+    func backendEvent(_ connection: ClientConnection, events: UInt32) {
+        guard let backend = connection.backend else {
+            // A parked connection has nothing to say between requests: data or a close means it is unusable.
+            if let parked = connection.parked {
+                connection.parked = nil
+                self.closeBackend(parked)
+            }
+            return
+        }
+        let now = monotonicMilliseconds()
+        if !backend.connected {
+            guard events & (Poller.writable | Poller.hangup) != 0 else { return }
+            if csys_socket_error(backend.fd) != 0 {
+                connection.session.backendFailed(
+                    connectFailed: true, snapshot: self.snapshot, now: now, into: &self.actions)
+                self.perform(connection, now: now)
+                return
+            }
+            backend.connected = true
+            _ = csys_set_nodelay(backend.fd)
+            connection.session.backendReady(into: &self.actions)
+            self.perform(connection, now: now)
+            return
+        }
+        if events & Poller.writable != 0 {
+            if !backend.flush() {
+                if connection.tunnel {
+                    self.abort(connection, now: now)
+                    return
+                }
+                connection.session.backendFailed(
+                    connectFailed: false, snapshot: self.snapshot, now: now, into: &self.actions)
+                self.perform(connection, now: now)
+                return
+            }
+            self.activity(connection, now: now)
+        }
+        if events & (Poller.readable | Poller.hangup) != 0 && backend.interest & Poller.readable != 0
+            && !connection.tunnel && connection.clientQueueEmpty
+        {
+            // A Content-Length body goes socket → pipe → socket without being copied through here.
+            if let spliceable = self.spliceable(connection, backend) {
+                switch self.splice(connection, backend: backend, limit: spliceable, now: now) {
+                case .moved, .wouldBlock:
+                    self.perform(connection, now: now)
+                    return
+                case .clientGone:
+                    self.abort(connection, now: now)
+                    return
+                case .fallBack:
+                    break
+                }
+            }
+        }
+        if events & (Poller.readable | Poller.hangup) != 0 && backend.interest & Poller.readable != 0 {
+            let outcome = backend.transport.receive(backend.fd, into: self.readBuffer)
+            switch outcome {
+            case .bytes(let got):
+                let bytes = UnsafeRawBufferPointer(rebasing: self.readBuffer[0..<got])
+                if connection.tunnel {
+                    connection.out.append(Array(bytes))
+                    if !connection.flush() {
+                        self.abort(connection, now: now)
+                        return
+                    }
+                } else {
+                    connection.session.backendData(bytes, snapshot: self.snapshot, now: now, into: &self.actions)
+                    // A full buffer of a response whose body will be spliced: the rest is most likely waiting
+                    // already. Its first part leaves corked and the splice follows at once, so the client gets
+                    // the response in one burst (one wake-up) instead of two.
+                    if got == self.readBuffer.count && self.spliceable(connection, backend) != nil {
+                        self.activity(connection, now: now)
+                        self.perform(connection, now: now, corkClient: true)
+                        self.spliceAfterCork(connection, now: now)
+                        return
+                    }
+                }
+                self.activity(connection, now: now)
+            case .wouldBlock:
+                break
+            case .closed, .failed:
+                if connection.tunnel {
+                    self.tunnelSideClosed(connection, now: now)
+                    return
+                }
+                backend.closedByPeer = true
+                if case .closed = outcome {
+                    connection.session.backendClosed(snapshot: self.snapshot, now: now, into: &self.actions)
+                } else {
+                    connection.session.backendFailed(
+                        connectFailed: false, snapshot: self.snapshot, now: now, into: &self.actions)
+                }
+            }
+        } else if events & Poller.hangup != 0 && events & Poller.readable == 0
+            && backend.interest & Poller.readable == 0
+        {
+            // Not reading (backpressure) and the backend hung up: its data is still readable later.
+        }
+        self.perform(connection, now: now)
+    }
+
+    /// Follows a corked client write with the splice of what the backend has ready; pushes the corked bytes
+    /// out when nothing can follow them at once.
+    func spliceAfterCork(_ connection: ClientConnection, now: UInt64) {
+        guard self.slots[connection.slot] === connection, !connection.closing else { return }
+        if let backend = connection.backend, backend.connected, connection.clientQueueEmpty {
+            if let spliceable = self.spliceable(connection, backend) {
+                switch self.splice(connection, backend: backend, limit: spliceable, now: now) {
+                case .moved:
+                    self.perform(connection, now: now)
+                    return
+                case .clientGone:
+                    self.abort(connection, now: now)
+                    return
+                case .wouldBlock, .fallBack:
+                    break
+                }
+            }
+        }
+        // Nothing followed: setting TCP_NODELAY again sends what MSG_MORE held back.
+        _ = csys_set_nodelay(connection.fd)
+        self.perform(connection, now: now)
+    }
+
+    /// Bodies smaller than this are read and written as usual (two system calls either way).
+    static let spliceThreshold: UInt64 = 16 * 1024
+
+    /// The body octets that may be spliced now: the session's Content-Length rest, when it is worth it and
+    /// both transports carry the stream's bytes as they are.
+    @inline(__always)
+    func spliceable(_ connection: ClientConnection, _ backend: BackendLink) -> UInt64? {
+        let count = connection.session.spliceableBytes
+        guard count >= HTTPWorker.spliceThreshold, connection.transport.splices, backend.transport.splices else {
+            return nil
+        }
+        return count
+    }
+
+    enum SpliceOutcome {
+        case moved
+        case wouldBlock
+        case clientGone
+        /// End of stream or an error on the backend: let the ordinary read report it.
+        case fallBack
+    }
+
+    /// Moves up to `limit` body octets from the backend into the connection's pipe and on to the client.
+    func splice(_ connection: ClientConnection, backend: BackendLink, limit: UInt64, now: UInt64) -> SpliceOutcome {
+        if connection.pipe == nil {
+            var fds: [Int32] = [0, 0]
+            guard csys_pipe(&fds) == 0 else { return .fallBack }
+            connection.pipe = (fds[0], fds[1])
+        }
+        guard let pipe = connection.pipe else { return .fallBack }
+        let moved = csys_splice(backend.fd, pipe.write, Int(min(limit, 256 * 1024)))
+        if moved == -Int(EAGAIN) { return .wouldBlock }
+        guard moved > 0 else { return .fallBack }
+        connection.pipeBytes += moved
+        self.splicedTotal.add(moved, ordering: .relaxed)
+        connection.session.spliced(UInt64(moved), snapshot: self.snapshot, now: now, into: &self.actions)
+        self.activity(connection, now: now)
+        return self.drainPipe(connection) ? .moved : .clientGone
+    }
+
+    /// Writes what the pipe holds to the client; false when the client is gone.
+    func drainPipe(_ connection: ClientConnection) -> Bool {
+        guard let pipe = connection.pipe else { return true }
+        while connection.pipeBytes > 0 {
+            let moved = csys_splice(pipe.read, connection.fd, connection.pipeBytes)
+            if moved > 0 {
+                connection.pipeBytes -= moved
+            } else if moved == -Int(EAGAIN) || moved == -Int(EINTR) {
+                return true
+            } else {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Traffic moved: push the idle deadline of the body and tunnel phases.
+    func activity(_ connection: ClientConnection, now: UInt64) {
+        connection.deadline = self.options.timeouts.deadline(
+            after: .activity, phase: connection.session.phase, tunnel: connection.tunnel, now: now,
+            current: connection.deadline)
+    }
+
+    func tunnelSideClosed(_ connection: ClientConnection, now: UInt64) {
+        // Write what is queued towards each side, then close both: a WebSocket closes with a close frame
+        // first, so nothing is lost.
+        if let backend = connection.backend { _ = backend.flush() }
+        _ = connection.flush()
+        self.destroy(connection)
+    }
+}
