@@ -3,7 +3,8 @@ import Foundation
 import PackageDescription
 
 // Frontdoor: split-horizon DNS, dynamic DNS and a Host-routing reverse proxy from one model.
-// Layers point one way: ZoneModel (values) <- ZoneFile (parse, validate, compile) <- frontdoor (CLI).
+// Layers point one way: ZoneModel (values) <- ZoneFile (parse, validate, compile) <- frontdoor (CLI); Files (the
+// file system, or files held in memory for tests) is below all that read or write files.
 // No package dependencies: the toolchain only (see README.md).
 
 // The per-packet and per-request targets drop Swift's run-time exclusivity checks in release builds: each
@@ -19,8 +20,12 @@ var targets: [Target] = [
         swiftSettings: hotPath
     ),
     .target(
+        name: "Files",
+        exclude: ["README.md"]
+    ),
+    .target(
         name: "ZoneFile",
-        dependencies: ["ZoneModel"],
+        dependencies: ["ZoneModel", "Files"],
         exclude: ["README.md"]
     ),
     .target(
@@ -66,25 +71,28 @@ var targets: [Target] = [
     ),
     .target(
         name: "DynDNS",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "EventLoop", "CSys", "COpenSSL", "HTTPWire"],
+        dependencies: ["ZoneModel", "Files", "DNSWire", "EventLoop", "CSys", "COpenSSL", "HTTPWire"],
         exclude: ["README.md"]
     ),
     .target(
         name: "Runtime",
         dependencies: [
-            "CSys", "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPWire", "HTTPProxy", "DynDNS",
+            "CSys", "ZoneModel", "Files", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPWire", "HTTPProxy",
+            "DynDNS",
         ],
         exclude: ["README.md"],
         swiftSettings: hotPath
     ),
     .executableTarget(
         name: "frontdoor",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy", "DynDNS"],
+        dependencies: ["ZoneModel", "Files", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy", "DynDNS"],
         exclude: ["README.md"]
     ),
     .target(
         name: "TestSupport",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSServer", "Runtime", "EventLoop", "HTTPWire", "HTTPProxy", "CSys"],
+        dependencies: [
+            "ZoneModel", "Files", "ZoneFile", "DNSServer", "Runtime", "EventLoop", "HTTPWire", "HTTPProxy", "CSys",
+        ],
         path: "Tests/TestSupport"
     ),
     .testTarget(
@@ -93,7 +101,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "ZoneFileTests",
-        dependencies: ["ZoneModel", "ZoneFile", "TestSupport"]
+        dependencies: ["ZoneModel", "Files", "ZoneFile", "TestSupport"]
     ),
     .testTarget(
         name: "DNSWireTests",
@@ -140,14 +148,14 @@ if ProcessInfo.processInfo.environment["FRONTDOOR_FUZZ"] != nil {
         .target(name: "FuzzDriver", path: "Tests/Fuzz/FuzzDriver"),
         .executableTarget(
             name: "LexerFuzzer",
-            dependencies: ["ZoneFile", "FuzzDriver"],
+            dependencies: ["Files", "ZoneFile", "FuzzDriver"],
             path: "Tests/Fuzz/LexerFuzzer",
             swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
         ),
         .executableTarget(
             name: "DNSFuzzer",
-            dependencies: ["ZoneFile", "DNSWire", "DNSServer", "FuzzDriver"],
+            dependencies: ["Files", "ZoneFile", "DNSWire", "DNSServer", "FuzzDriver"],
             path: "Tests/Fuzz/DNSFuzzer",
             swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]

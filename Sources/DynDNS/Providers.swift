@@ -1,4 +1,4 @@
-import ZoneFile
+import Files
 import ZoneModel
 
 /// The result of pushing an address to a provider.

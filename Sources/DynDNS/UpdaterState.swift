@@ -1,4 +1,4 @@
-import ZoneFile
+import Files
 import ZoneModel
 
 /// Everything the updater must not forget across restarts, persisted as JSON in the state directory and

@@ -1,5 +1,6 @@
 import CSys
 import DNSServer
+import Files
 import Synchronization
 import ZoneFile
 import ZoneModel

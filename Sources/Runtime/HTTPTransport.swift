@@ -1,3 +1,5 @@
+import CSys
+
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -1,5 +1,6 @@
 import DynDNS
 import EventLoop
+import Files
 import Synchronization
 import ZoneFile
 import ZoneModel

@@ -1,3 +1,4 @@
+import Files
 import ZoneModel
 
 /// The WAN addresses `auto` and `auto6` stand for; nil until the updater has found one.

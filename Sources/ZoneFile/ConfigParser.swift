@@ -1,3 +1,4 @@
+import Files
 import ZoneModel
 
 /// Parses `frontdoor.conf`: one setting per line, `#` or `;` comments, parentheses to continue a line.

@@ -1,3 +1,4 @@
+import Files
 import ZoneModel
 
 /// Reads a config directory: `frontdoor.conf` and every `*.zone` beside it, into one `Model`.

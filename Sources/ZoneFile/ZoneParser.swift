@@ -1,3 +1,4 @@
+import Files
 import ZoneModel
 
 /// Parses one zone file (RFC 1035 §5 plus `$PROXY`, `$SITE` and `$VIEW`) into a `ZoneSource`.

@@ -1,4 +1,5 @@
 import DynDNS
+import Files
 import Runtime
 import ZoneFile
 import ZoneModel

@@ -1,5 +1,6 @@
 import DNSServer
 import EventLoop
+import Files
 import Foundation
 import Glibc
 import Runtime

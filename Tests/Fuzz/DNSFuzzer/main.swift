@@ -1,5 +1,6 @@
 import DNSServer
 import DNSWire
+import Files
 import FuzzDriver
 import Glibc
 import ZoneFile

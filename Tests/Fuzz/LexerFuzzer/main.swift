@@ -1,3 +1,4 @@
+import Files
 import FuzzDriver
 import Glibc
 import ZoneFile
