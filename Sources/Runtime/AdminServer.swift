@@ -81,9 +81,7 @@ public final class AdminServer: @unchecked Sendable {
                 if let client, self.allows(client) {
                     self.serve(fd)
                 } else {
-                    AdminServer.send(
-                        fd, status: 403, type: "text/plain",
-                        body: "the admin listener answers this machine and LAN views (with recursion) only\n")
+                    self.answer(fd, AdminRouting.forbidden)
                 }
                 Sockets.close(fd)
             }
@@ -91,15 +89,9 @@ public final class AdminServer: @unchecked Sendable {
         for fd in self.listeners { Sockets.close(fd) }
     }
 
-    /// This machine (loopback) and clients of views that may recurse — the LAN — may look; others get 403,
-    /// wherever the listener is bound.
     func allows(_ client: IPAddress) -> Bool {
-        switch client.unmapped {
-        case .v4(let address) where address.value >> 24 == 127: return true
-        case .v6(let address) where address.high == 0 && address.low == 1: return true
-        default: break
-        }
-        return self.context.store.tables().snapshot.view(for: client.unmapped)?.recursion == true
+        let view = self.context.store.tables().snapshot.view(for: client.unmapped)
+        return AdminRouting.allows(client, recursionView: view?.recursion)
     }
 
     /// Reads one request (two seconds at most) and answers it.
@@ -118,31 +110,27 @@ public final class AdminServer: @unchecked Sendable {
             do {
                 head = try buffer.withUnsafeBytes { raw throws(HTTPRequestError) in try HTTPRequestParser.parse(raw) }
             } catch {
-                AdminServer.send(fd, status: 400, type: "text/plain", body: "bad request\n")
+                self.answer(fd, .refusal(status: 400, text: "bad request\n"))
                 return
             }
         }
         guard let head else { return }
-        let method = String(decoding: buffer[head.method], as: UTF8.self)
-        var path = String(decoding: buffer[head.target], as: UTF8.self)
-        if let query = path.firstIndex(of: "?") { path = String(path[..<query]) }
-        guard method == "GET" || method == "HEAD" else {
-            AdminServer.send(fd, status: 405, type: "text/plain", body: "GET only\n")
-            return
-        }
-        switch path {
-        case "/metrics":
-            AdminServer.send(
-                fd, status: 200, type: "text/plain; version=0.0.4", body: self.metrics(), head: method == "HEAD")
-        case "/status":
+        self.answer(fd, AdminRouting.answer(head, in: buffer))
+    }
+
+    /// Writes `answer` (building the page it names) and returns; the caller closes.
+    func answer(_ fd: Int32, _ answer: AdminRouting.Answer) {
+        switch answer {
+        case .page(.metrics, let headOnly):
+            AdminServer.send(fd, status: 200, type: "text/plain; version=0.0.4", body: self.metrics(), head: headOnly)
+        case .page(.status, let headOnly):
             AdminServer.send(
                 fd, status: 200, type: "application/json", body: self.status().text(pretty: true) + "\n",
-                head: method == "HEAD")
-        case "/":
-            AdminServer.send(
-                fd, status: 200, type: "text/html; charset=utf-8", body: self.page(), head: method == "HEAD")
-        default:
-            AdminServer.send(fd, status: 404, type: "text/plain", body: "not found: try /, /status or /metrics\n")
+                head: headOnly)
+        case .page(.overview, let headOnly):
+            AdminServer.send(fd, status: 200, type: "text/html; charset=utf-8", body: self.page(), head: headOnly)
+        case .refusal(let status, let text):
+            AdminServer.send(fd, status: status, type: "text/plain", body: text)
         }
     }
 
