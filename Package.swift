@@ -70,6 +70,12 @@ var targets: [Target] = [
         providers: [.apt(["libssl-dev"])]
     ),
     .target(
+        name: "TLS",
+        dependencies: ["COpenSSL", "Files"],
+        exclude: ["README.md"],
+        swiftSettings: hotPath
+    ),
+    .target(
         name: "DynDNS",
         dependencies: ["ZoneModel", "Files", "DNSWire", "EventLoop", "CSys", "COpenSSL", "HTTPWire"],
         exclude: ["README.md"]
@@ -78,14 +84,14 @@ var targets: [Target] = [
         name: "Runtime",
         dependencies: [
             "CSys", "ZoneModel", "Files", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPWire", "HTTPProxy",
-            "DynDNS",
+            "DynDNS", "TLS",
         ],
         exclude: ["README.md"],
         swiftSettings: hotPath
     ),
     .executableTarget(
         name: "frontdoor",
-        dependencies: ["ZoneModel", "Files", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy", "DynDNS"],
+        dependencies: ["ZoneModel", "Files", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy", "DynDNS", "TLS"],
         exclude: ["README.md"]
     ),
     .target(
@@ -129,6 +135,10 @@ var targets: [Target] = [
         dependencies: ["HTTPProxy", "HTTPWire", "ZoneModel", "ZoneFile", "TestSupport"]
     ),
     .testTarget(
+        name: "TLSTests",
+        dependencies: ["TLS", "TestSupport"]
+    ),
+    .testTarget(
         name: "RuntimeTests",
         dependencies: ["Runtime", "ZoneModel"]
     ),
@@ -136,7 +146,7 @@ var targets: [Target] = [
         name: "EndToEndTests",
         dependencies: [
             "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "HTTPWire", "HTTPProxy",
-            "TestSupport",
+            "TestSupport", "TLS",
         ]
     ),
 ]

@@ -3,6 +3,7 @@ import EventLoop
 import HTTPProxy
 import HTTPWire
 import Synchronization
+import TLS
 import ZoneModel
 
 #if canImport(Glibc)
@@ -12,6 +13,9 @@ import ZoneModel
 /// How the proxy runs.
 public struct HTTPOptions: Sendable {
     public var listeners: [SocketAddress]
+    /// HTTPS listeners: TLS terminated with the certificates `tls` holds (see TLSServerStore).
+    public var tlsListeners: [SocketAddress] = []
+    public var tls: TLSServerStore?
     public var workers: Int
     public var timeouts = ProxyTimeouts()
     /// Client connections per worker; at the limit a worker stops accepting (the kernel queues the rest).
@@ -39,17 +43,20 @@ public final class HTTPService: @unchecked Sendable {
     let board: HealthBoard
     let threads = Mutex<[pthread_t]>([])
     public let boundListeners: [SocketAddress]
+    public let boundTLSListeners: [SocketAddress]
 
     public init(options: HTTPOptions, store: SnapshotStore) throws(SocketError) {
         var resolved: [SocketAddress] = []
-        var perWorker: [[Int32]] = Array(repeating: [], count: max(1, options.workers))
+        var resolvedTLS: [SocketAddress] = []
+        var perWorker: [[HTTPWorker.Listener]] = Array(repeating: [], count: max(1, options.workers))
         var opened: [Int32] = []
+        let all = options.listeners.map { ($0, false) } + options.tlsListeners.map { ($0, true) }
         do throws(SocketError) {
             // Before any of ours is bound: a listener may overlap another of ours (0.0.0.0 and 192.0.2.1).
-            for listener in options.listeners where listener.port != 0 {
-                try Sockets.ensureUnclaimed(listener, stream: true, service: "http")
+            for (listener, tls) in all where listener.port != 0 {
+                try Sockets.ensureUnclaimed(listener, stream: true, service: tls ? "https" : "http")
             }
-            for listener in options.listeners {
+            for (listener, tls) in all {
                 var address = listener
                 for worker in 0..<perWorker.count {
                     let fd = try Sockets.tcpListener(address, shared: true, backlog: 4096)
@@ -59,15 +66,16 @@ public final class HTTPService: @unchecked Sendable {
                     if address.port == 0, let port = Sockets.localPort(fd) {
                         address = SocketAddress(address: address.address, port: port)
                     }
-                    perWorker[worker].append(fd)
+                    perWorker[worker].append(HTTPWorker.Listener(fd: fd, tls: tls))
                 }
-                resolved.append(address)
+                if tls { resolvedTLS.append(address) } else { resolved.append(address) }
             }
         } catch {
             for fd in opened { Sockets.close(fd) }
             throw error
         }
         self.boundListeners = resolved
+        self.boundTLSListeners = resolvedTLS
         let board = HealthBoard()
         self.board = board
         self.prober = HealthProber(store: store, board: board, interval: options.healthInterval)
@@ -142,4 +150,25 @@ struct LoopCountKey: Hashable, Sendable {
 public struct RequestKey: Hashable, Sendable {
     public var site: String
     public var status: Int
+}
+
+/// The certificates the HTTPS listeners serve, replaced as a whole on reload: a worker takes the current
+/// server when it accepts a TLS connection (the lock only when the generation moved), and a connection keeps
+/// the server it started with.
+public final class TLSServerStore: Sendable {
+    let server: Mutex<TLSServer?>
+    let generation = Atomic<Int>(0)
+
+    public init(_ server: TLSServer?) {
+        self.server = Mutex(server)
+    }
+
+    /// Serves `server` to connections accepted from now on.
+    public func replace(_ server: TLSServer?) {
+        self.server.withLock { $0 = server }
+        self.generation.add(1, ordering: .releasing)
+    }
+
+    /// The server now.
+    public var current: TLSServer? { self.server.withLock { $0 } }
 }

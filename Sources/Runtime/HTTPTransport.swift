@@ -1,4 +1,5 @@
 import CSys
+import TLS
 
 #if canImport(Glibc)
     import Glibc
@@ -9,11 +10,14 @@ import CSys
 /// through this, so a TLS-terminating transport is one more case here and not branches in the loop.
 ///
 /// A transport that does its own handshake (TLS) runs it inside `receive` and `send`: both report
-/// `wouldBlock` until application bytes move, and a passthrough site is a plain transport whose session
-/// starts as a tunnel.
+/// `wouldBlock` until application bytes move (and `readWantsWritable` when the handshake waits to write).
+/// A passthrough site will be a plain transport whose session starts as a tunnel.
 enum Transport {
     /// TCP as it is: the socket's bytes are the stream's bytes, and a body may go kernel to kernel.
     case plain
+    /// TLS terminated here (OpenSSL through the TLS module): no splice, since the bytes are encrypted in the
+    /// process.
+    case tls(TLSStream)
 
     /// What a read did.
     enum Read {
@@ -52,6 +56,13 @@ enum Transport {
                 default: return .failed
                 }
             }
+        case .tls(let stream):
+            switch stream.read(into: buffer) {
+            case .bytes(let count): return .bytes(count)
+            case .wouldBlock: return .wouldBlock
+            case .closed: return .closed
+            case .failed: return .failed
+            }
         }
     }
 
@@ -71,6 +82,12 @@ enum Transport {
                 default: return .failed
                 }
             }
+        case .tls(let stream):
+            switch stream.write(bytes) {
+            case .sent(let count): return .sent(count)
+            case .wouldBlock: return .wouldBlock
+            case .failed: return .failed
+            }
         }
     }
 
@@ -79,6 +96,24 @@ enum Transport {
     var splices: Bool {
         switch self {
         case .plain: true
+        case .tls: false
+        }
+    }
+
+    /// A read is waiting for the socket to become writable (a TLS handshake message that did not fit): the
+    /// loop asks epoll for writability and reads again then.
+    var readWantsWritable: Bool {
+        switch self {
+        case .plain: false
+        case .tls(let stream): stream.readWantsWritable
+        }
+    }
+
+    /// Ends the stream before its socket is closed (TLS: close_notify, best effort).
+    func finish() {
+        switch self {
+        case .plain: break
+        case .tls(let stream): stream.shutdown()
         }
     }
 }

@@ -106,7 +106,7 @@ extension HTTPWorker {
         } else if connection.session.wantsClientData && (backend?.out.count ?? 0) < limit {
             client |= Poller.readable
         }
-        if !connection.clientQueueEmpty { client |= Poller.writable }
+        if !connection.clientQueueEmpty || connection.transport.readWantsWritable { client |= Poller.writable }
         if client != connection.interest {
             connection.interest = client
             self.poller.modify(connection.fd, events: client, token: HTTPWorker.token(.client, connection.slot))

@@ -163,6 +163,7 @@ extension HTTPWorker {
             if backend.index < backend.balancer.pool.health.count { backend.balancer.pool.finished(backend.index) }
             self.closeBackend(backend)
         }
+        connection.transport.finish()
         Sockets.close(connection.fd)
         if let pipe = connection.pipe {
             Sockets.close(pipe.read)

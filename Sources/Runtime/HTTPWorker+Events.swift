@@ -23,7 +23,11 @@ extension HTTPWorker {
                 return
             }
         }
-        if events & (Poller.readable | Poller.hangup) != 0 && connection.interest & Poller.readable != 0 {
+        // A TLS handshake message that did not fit waits for writability: then the read goes on.
+        let readable =
+            events & (Poller.readable | Poller.hangup) != 0
+            || (events & Poller.writable != 0 && connection.transport.readWantsWritable)
+        if readable && connection.interest & Poller.readable != 0 {
             switch connection.transport.receive(connection.fd, into: self.readBuffer) {
             case .bytes(let got):
                 let bytes = UnsafeRawBufferPointer(rebasing: self.readBuffer[0..<got])

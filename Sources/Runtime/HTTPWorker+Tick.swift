@@ -65,7 +65,7 @@ extension HTTPWorker {
             if !self.draining {
                 self.draining = true
                 self.pauseAccepting()
-                for fd in self.listeners { Sockets.close(fd) }
+                for listener in self.listeners { Sockets.close(listener.fd) }
                 self.listeners = []
             }
             for slot in self.slots.indices {

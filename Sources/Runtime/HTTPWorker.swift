@@ -3,6 +3,7 @@ import EventLoop
 import HTTPProxy
 import HTTPWire
 import Synchronization
+import TLS
 import ZoneModel
 
 #if canImport(Glibc)
@@ -24,7 +25,15 @@ final class HTTPWorker: @unchecked Sendable {
     let store: SnapshotStore
     let board: HealthBoard
     let poller: Poller
-    var listeners: [Int32]
+    /// A listening socket and whether TLS is terminated on what it accepts.
+    struct Listener {
+        var fd: Int32
+        var tls: Bool
+    }
+    var listeners: [Listener]
+    /// The TLS server of the latest generation seen (see TLSServerStore).
+    var tlsServer: TLSServer?
+    var tlsGeneration = -1
     var listening = true
     /// Where backend connections go after a response: parked, pooled or closed.
     let reuse: BackendReuse
@@ -67,7 +76,7 @@ final class HTTPWorker: @unchecked Sendable {
     let splicedTotal = Atomic<Int>(0)
     var trusted: [CIDR]
 
-    init(index: Int, options: HTTPOptions, store: SnapshotStore, board: HealthBoard, listeners: [Int32])
+    init(index: Int, options: HTTPOptions, store: SnapshotStore, board: HealthBoard, listeners: [Listener])
         throws(SocketError)
     {
         self.index = index
@@ -83,8 +92,8 @@ final class HTTPWorker: @unchecked Sendable {
         self.snapshotGeneration = store.generation
         self.snapshot = store.tables().snapshot
         self.trusted = self.snapshot.settings.trustedProxies
-        for (position, fd) in listeners.enumerated() {
-            try self.poller.add(fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
+        for (position, listener) in listeners.enumerated() {
+            try self.poller.add(listener.fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
         }
     }
 
@@ -121,7 +130,7 @@ final class HTTPWorker: @unchecked Sendable {
         for (_, idle) in self.pools { for entry in idle { Sockets.close(entry.fd) } }
         self.pools = [:]
         self.idleAddresses = [:]
-        for fd in self.listeners { Sockets.close(fd) }
+        for listener in self.listeners { Sockets.close(listener.fd) }
         self.listeners = []
     }
 
@@ -164,12 +173,12 @@ final class HTTPWorker: @unchecked Sendable {
 
     // MARK: - Accepting
 
-    func accept(_ listener: Int32) {
+    func accept(_ listener: Listener) {
         var peer = sockaddr_storage()
         var length = socklen_t(0)
         for _ in 0..<64 {
             guard self.listening, self.openCount < self.options.maximumConnections else { return }
-            let fd = csys_accept(listener, &peer, &length)
+            let fd = csys_accept(listener.fd, &peer, &length)
             guard fd >= 0 else {
                 if AcceptBackoff.isExhaustion(-fd) {
                     let now = monotonicMilliseconds()
@@ -190,8 +199,17 @@ final class HTTPWorker: @unchecked Sendable {
                 slot = self.slots.count
                 self.slots.append(nil)
             }
+            var transport = Transport.plain
+            if listener.tls {
+                guard let server = self.currentTLSServer(), let stream = server.stream(fd) else {
+                    Sockets.close(fd)
+                    continue
+                }
+                transport = .tls(stream)
+            }
             let connection = ClientConnection(
-                fd: fd, transport: .plain, slot: slot, session: ProxySession(client: client, trustedPeer: trusted))
+                fd: fd, transport: transport, slot: slot,
+                session: ProxySession(client: client, trustedPeer: trusted, scheme: listener.tls ? "https" : "http"))
             connection.deadline = self.options.timeouts.deadline(
                 after: .phaseChanged, phase: .readingHead, tunnel: false, now: monotonicMilliseconds(), current: 0)
             self.slots[slot] = connection
@@ -213,14 +231,25 @@ final class HTTPWorker: @unchecked Sendable {
     func pauseAccepting() {
         guard self.listening else { return }
         self.listening = false
-        for fd in self.listeners { self.poller.remove(fd) }
+        for listener in self.listeners { self.poller.remove(listener.fd) }
     }
 
     func resumeAccepting() {
         guard !self.listening, !self.draining, !self.acceptBackoff.isPaused else { return }
         self.listening = true
-        for (position, fd) in self.listeners.enumerated() {
-            try? self.poller.add(fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
+        for (position, listener) in self.listeners.enumerated() {
+            try? self.poller.add(listener.fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
         }
+    }
+
+    /// The TLS server new connections get: the store's, re-read only when its generation moved.
+    func currentTLSServer() -> TLSServer? {
+        guard let store = self.options.tls else { return nil }
+        let generation = store.generation.load(ordering: .acquiring)
+        if generation != self.tlsGeneration {
+            self.tlsGeneration = generation
+            self.tlsServer = store.current
+        }
+        return self.tlsServer
     }
 }

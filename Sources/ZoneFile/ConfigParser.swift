@@ -62,6 +62,8 @@ package struct ConfigParser {
                     continue
                 }
                 settings.caFile = joinPath(self.directory, path.string)
+            case "tls":
+                self.tls(head, arguments, file: file, into: &settings)
             case "wan":
                 self.wan(head, arguments, file: file, into: &settings)
             case "provider":
@@ -69,7 +71,7 @@ package struct ConfigParser {
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, wan, provider)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, wan, provider)",
                     head, file)
             }
         }
@@ -168,9 +170,9 @@ package struct ConfigParser {
         }
         // `listen SERVICE off` switches a service off (its default listeners are not applied).
         if arguments.count == 2 && arguments[1].string == "off" {
-            guard ["dns", "http", "admin"].contains(kind.string) else {
+            guard ["dns", "http", "https", "admin"].contains(kind.string) else {
                 return self.error(
-                    .badSetting, "unknown service \(kind.quotedForMessage) (dns, http or admin)", kind, file)
+                    .badSetting, "unknown service \(kind.quotedForMessage) (dns, http, https or admin)", kind, file)
             }
             settings.disabledServices.insert(kind.string)
             return
@@ -180,9 +182,29 @@ package struct ConfigParser {
         switch kind.string {
         case "dns": settings.dnsListeners += addresses
         case "http": settings.httpListeners += addresses
+        case "https": settings.httpsListeners += addresses
         case "admin": settings.adminListeners += addresses
-        default: self.error(.badSetting, "unknown service \(kind.quotedForMessage) (dns, http or admin)", kind, file)
+        default:
+            self.error(.badSetting, "unknown service \(kind.quotedForMessage) (dns, http, https or admin)", kind, file)
         }
+    }
+
+    /// `tls DIRECTORY [default NAME]`: the certificates the HTTPS listeners serve.
+    mutating func tls(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
+        guard let directory = arguments.first else {
+            return self.error(
+                .missingField, "'tls' needs a directory of NAME.crt and NAME.key pairs", head, file)
+        }
+        settings.tlsDirectory = joinPath(self.directory, directory.string)
+        let rest = Array(arguments.dropFirst())
+        guard !rest.isEmpty else { return }
+        guard rest.count == 2, rest[0].string == "default" else {
+            return self.error(
+                .badSetting,
+                "after the directory, 'tls' takes only 'default NAME' (the certificate for clients "
+                    + "that send no name or an unknown one)", rest[0], file)
+        }
+        settings.tlsDefault = rest[1].string
     }
 
     /// `wan interface NAME | natpmp GATEWAY | dns NAME TYPE SERVER | http URL | policy first|agree=N | interval SECONDS`.

@@ -60,7 +60,8 @@ package enum ModelLoader {
         return (Model(settings: settings, views: views, zones: zones), diagnostics)
     }
 
-    /// Listeners the config leaves out: DNS and HTTP on every address, admin on loopback only.
+    /// Listeners the config leaves out: DNS and HTTP on every address, HTTPS too once certificates are
+    /// configured, admin on loopback only.
     package static func applyDefaults(_ settings: inout Settings) {
         func addresses(_ texts: [String]) -> [SocketAddress] { texts.compactMap { SocketAddress($0) } }
         let off = settings.disabledServices
@@ -69,6 +70,9 @@ package enum ModelLoader {
         }
         if settings.httpListeners.isEmpty && !off.contains("http") {
             settings.httpListeners = addresses(["0.0.0.0:80", "[::]:80"])
+        }
+        if settings.httpsListeners.isEmpty && settings.tlsDirectory != nil && !off.contains("https") {
+            settings.httpsListeners = addresses(["0.0.0.0:443", "[::]:443"])
         }
         if settings.adminListeners.isEmpty && !off.contains("admin") {
             settings.adminListeners = addresses(["127.0.0.1:9053"])

@@ -3,11 +3,18 @@ public struct Settings: Sendable {
     public var dnsListeners: [SocketAddress] = []
     public var httpListeners: [SocketAddress] = []
     public var adminListeners: [SocketAddress] = []
+    /// HTTPS listeners (TLS terminated with `tlsDirectory`'s certificates).
+    public var httpsListeners: [SocketAddress] = []
+    /// A directory of `NAME.crt` (PEM chain) + `NAME.key` (PEM key) pairs; the names served are each
+    /// certificate's subjectAltName DNS names. nil: no HTTPS.
+    public var tlsDirectory: String?
+    /// The name whose certificate clients get when they send no SNI or an unknown name (nil: an alert).
+    public var tlsDefault: String?
     /// Resolvers that LAN views forward other names to.
     public var upstreams: [SocketAddress] = []
     /// Peers whose X-Forwarded-For the proxy believes.
     public var trustedProxies: [CIDR] = []
-    /// Services switched off with `listen SERVICE off` ("dns", "http", "admin").
+    /// Services switched off with `listen SERVICE off` ("dns", "http", "https", "admin").
     public var disabledServices: Set<String> = []
     /// The user `run` switches to once its ports are bound (nil: stay as started).
     public var user: String?

@@ -1,6 +1,7 @@
 import DNSServer
 import EventLoop
 import Runtime
+import TLS
 import ZoneFile
 import ZoneModel
 
@@ -11,14 +12,15 @@ import ZoneModel
 enum RunCommand {
     static let help = """
         usage: frontdoor run [--config DIR] [--dns ADDRESS:PORT|off]... [--http ADDRESS:PORT|off]...
-                             [--admin ADDRESS:PORT|off]... [--user NAME] [--workers N]
+                             [--https ADDRESS:PORT|off]... [--admin ADDRESS:PORT|off]... [--user NAME] [--workers N]
                              [--wan ADDRESS]... [--rate-limit N] [--access-log PATH|-]
                              [--access-log-format combined|json]
 
         Serves the model in DIR (default /etc/frontdoor): split-horizon DNS over UDP and TCP, forwarding
         other names for views with recursion, and the Host-routing HTTP reverse proxy. --dns and --http
         replace the config's listeners (repeatable; 'off' turns the service off), e.g. --dns 127.0.0.1:5353 --http 127.0.0.1:8080 to try
-        it without root. --admin moves the admin listener (/metrics, /status, a status page; default
+        it without root. --https does the same for HTTPS, which serves the certificates of 'tls DIR' in
+        frontdoor.conf (default 0.0.0.0:443 and [::]:443 once 'tls' is set). --admin moves the admin listener (/metrics, /status, a status page; default
         127.0.0.1:9053) or turns it off. --user (or 'user NAME' in frontdoor.conf) switches to that user once
         the ports are bound (the state-dir must be writable by it). --access-log appends one line per request to PATH ('-': standard output), in nginx's
         combined format plus site, backend and duration, or as JSON. --workers sets the threads (default: one per core).
@@ -31,7 +33,7 @@ enum RunCommand {
         let arguments = try Arguments(
             words,
             valued: [
-                "--config", "--dns", "--http", "--admin", "--user", "--workers", "--wan", "--rate-limit",
+                "--config", "--dns", "--http", "--https", "--admin", "--user", "--workers", "--wan", "--rate-limit",
                 "--access-log",
                 "--access-log-format",
             ], boolean: [])
@@ -39,6 +41,7 @@ enum RunCommand {
         let directory = arguments.value("--config") ?? defaultDirectory
         let listeners = try RunCommand.listeners(arguments, "--dns")
         let httpListeners = try RunCommand.listeners(arguments, "--http")
+        let httpsListeners = try RunCommand.listeners(arguments, "--https")
         let adminListeners = try RunCommand.listeners(arguments, "--admin")
         var accessLogFormat = AccessLog.Format.combined
         switch arguments.value("--access-log-format") {
@@ -79,7 +82,8 @@ enum RunCommand {
         let configuration = RunConfiguration(
             settings: settings,
             flags: RunConfiguration.Flags(
-                dns: listeners, http: httpListeners, admin: adminListeners, user: arguments.value("--user"),
+                dns: listeners, http: httpListeners, https: httpsListeners, admin: adminListeners,
+                user: arguments.value("--user"),
                 wanFixed: arguments.values["--wan"] != nil))
         // Each connection needs a descriptor or two: take what the hard limit allows before binding.
         raiseOpenFileLimit()
@@ -89,6 +93,19 @@ enum RunCommand {
             listeners: configuration.dnsListeners, workers: workers, upstreams: settings.upstreams)
         options.rateLimit = rateLimit
         var httpOptions = HTTPOptions(listeners: configuration.httpListeners, workers: workers)
+        httpOptions.tlsListeners = configuration.httpsListeners
+        if !configuration.httpsListeners.isEmpty {
+            guard let directory = settings.tlsDirectory else {
+                printError("frontdoor run: HTTPS listeners need certificates: 'tls DIR' in frontdoor.conf")
+                return .badConfig
+            }
+            do {
+                httpOptions.tls = TLSServerStore(try TLSServer(directory: directory, fallback: settings.tlsDefault))
+            } catch {
+                printError("frontdoor run: \(error.description); nothing started")
+                return .badConfig
+            }
+        }
         let service: DNSService?
         let http: HTTPService?
         let updater = configuration.dynDNS ? WANUpdater(appliance: appliance) : nil
@@ -98,7 +115,9 @@ enum RunCommand {
             if let path = arguments.value("--access-log") {
                 httpOptions.accessLog = try AccessLog(path: path, format: accessLogFormat)
             }
-            http = httpOptions.listeners.isEmpty ? nil : try HTTPService(options: httpOptions, store: store)
+            http =
+                httpOptions.listeners.isEmpty && httpOptions.tlsListeners.isEmpty
+                ? nil : try HTTPService(options: httpOptions, store: store)
         } catch {
             Log.error(error.description)
             return .failure
@@ -144,8 +163,9 @@ enum RunCommand {
         if let http {
             supervisor.start("http", start: http.start, stop: { http.drain(grace: 10_000) })
             let sites = store.tables().snapshot.routes.sites.count
-            Log.info(
-                "serving http on \(http.boundListeners.map(\.description).joined(separator: ", ")); \(sites) site(s)")
+            let plain = http.boundListeners.map { "http://\($0)" }
+            let tls = http.boundTLSListeners.map { "https://\($0)" }
+            Log.info("serving http on \((plain + tls).joined(separator: ", ")); \(sites) site(s)")
         } else {
             Log.info("http is off")
         }
@@ -181,6 +201,15 @@ enum RunCommand {
                     Log.error("reload failed: \(diagnostics.errors.count) error(s); still serving the previous model")
                 } else {
                     Log.info("reloaded \(directory)")
+                }
+                if let tls = httpOptions.tls {
+                    let latest = store.tables().snapshot.settings
+                    do {
+                        tls.replace(
+                            try TLSServer(directory: latest.tlsDirectory ?? "", fallback: latest.tlsDefault))
+                    } catch {
+                        Log.error("certificates not reloaded: \(error.description); still serving the previous ones")
+                    }
                 }
                 continue
             }

@@ -418,3 +418,62 @@ import Testing
         #expect(Fixtures.textAt("/proc/\(pid)/limits").contains("Max open files            2048                 2048"))
     }
 }
+
+/// `frontdoor run` with HTTPS: certificates from `tls DIR`, refusals that name the problem, a reload that
+/// swaps the certificates while the old ones keep serving when the new set is broken.
+@Suite(.serialized) struct RunHTTPSTests {
+    @Test(.bug(id: "15")) func certificatesComeFromTheConfigAndReloadWithIt() throws {
+        guard let authority = try TestCertificates(), let curl = Tool.find("curl") else {
+            Tool.skip("curl", package: "curl")
+            return
+        }
+        let directory = authority.directory
+        try (Fixtures.config + "\ntls certs\n").write(
+            toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let zone =
+            "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n$SITE www http://127.0.0.1:9\n$SITE new http://127.0.0.1:9\n"
+        try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        let runs = RunCommandTests()
+        // HTTPS asked for without certificates: refused with the reason, nothing started.
+        let https = try freePort()
+        let listeners = ["--dns", "off", "--http", "off", "--admin", "off", "--https", "127.0.0.1:\(https)"]
+        let none = try runs.runBriefly(["run", "--config", directory] + listeners, directory: directory)
+        #expect(none.status == 65 && none.stderr.contains("certs: cannot be listed"), "\(none.stderr)")
+
+        try authority.issue("www", names: ["www.example.com"])
+        let (pid, logPath) = try runs.startRun(directory, listeners + ["--workers", "1"])
+        defer { Tool.stop(pid) }
+        #expect(runs.waitFor("serving http", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        #expect(Fixtures.textAt(logPath).contains("https://127.0.0.1:\(https)"), "\(Fixtures.textAt(logPath))")
+        func status(_ name: String) throws -> Int32 {
+            try Tool.run(
+                curl,
+                [
+                    "-sS", "-o", "/dev/null", "--max-time", "10", "--cacert", authority.authority, "--resolve",
+                    "\(name):\(https):127.0.0.1", "https://\(name):\(https)/",
+                ]
+            ).status
+        }
+        // The backend (port 9, discard) is closed: a 502 over a verified TLS connection is success for curl.
+        #expect(try status("www.example.com") == 0)
+        #expect(try status("new.example.com") == 35, "no certificate names it yet")
+        // A new certificate and SIGHUP: served from then on.
+        try authority.issue("new", names: ["new.example.com"])
+        kill(pid, SIGHUP)
+        #expect(runs.waitFor("reloaded", in: logPath, pid: pid))
+        var served: Int32 = -1
+        for _ in 0..<50 {
+            served = try status("new.example.com")
+            if served == 0 { break }
+            usleep(20_000)
+        }
+        #expect(served == 0, "\(Fixtures.textAt(logPath))")
+        // A broken set (a certificate without its key): the previous certificates keep serving.
+        try FileManager.default.removeItem(atPath: authority.path("certs/new.key"))
+        kill(pid, SIGHUP)
+        #expect(
+            runs.waitFor("certificates not reloaded: ", in: logPath, pid: pid)
+                && Fixtures.textAt(logPath).contains("new.crt has no key beside it"), "\(Fixtures.textAt(logPath))")
+        #expect(try status("new.example.com") == 0 && status("www.example.com") == 0)
+    }
+}

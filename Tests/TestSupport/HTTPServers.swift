@@ -153,6 +153,9 @@ package final class TestSocket {
     package let fd: Int32
     var buffered: [UInt8] = []
     var closed = false
+    /// The peer ended the connection (end of stream, or a reset when it closed with our bytes unread), as
+    /// opposed to a read timing out.
+    package private(set) var peerClosed = false
 
     /// Connects to 127.0.0.1:`port` from 127.0.0.`source`.
     package init(port: UInt16, source: UInt8 = 1, timeout: Int = 10) throws {
@@ -196,7 +199,10 @@ package final class TestSocket {
         while got < 0 && errno == EINTR {
             got = chunk.withUnsafeMutableBytes { recv(self.fd, $0.baseAddress, $0.count, 0) }
         }
-        guard got > 0 else { return false }
+        guard got > 0 else {
+            if got == 0 || errno == ECONNRESET { self.peerClosed = true }
+            return false
+        }
         self.buffered += chunk[0..<got]
         return true
     }

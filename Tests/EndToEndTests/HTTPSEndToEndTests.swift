@@ -1,0 +1,163 @@
+import Foundation
+import Glibc
+import HTTPProxy
+import Runtime
+import TLS
+import TestSupport
+import Testing
+import ZoneModel
+
+/// HTTPS termination through real sockets, with curl and openssl s_client as clients and nginx behind.
+@Suite(.serialized) struct HTTPSEndToEndTests {
+    /// A proxy with one HTTPS listener serving `certs/` of `authority`, in front of nginx.
+    final class Setup {
+        let authority: TestCertificates
+        let nginx: NginxServer
+        let proxy: FrontdoorHTTP
+        var port: UInt16 { self.proxy.service.boundTLSListeners[0].port }
+
+        init?(fallback: String? = nil, tweak: (inout HTTPOptions) -> Void = { _ in }) throws {
+            guard let authority = try TestCertificates(), let nginx = try NginxServer() else { return nil }
+            guard Tool.find("curl") != nil else {
+                Tool.skip("curl", package: "curl")
+                return nil
+            }
+            try authority.issue("sites", names: ["www.example.com", "a.example.com"])
+            try authority.issue("wild", names: ["*.w.example.com"])
+            self.authority = authority
+            self.nginx = nginx
+            let server = try TLSServer(directory: authority.path("certs"), fallback: fallback)
+            self.proxy = try FrontdoorHTTP(
+                zones: ProxyEndToEndTests.zone(
+                    """
+                    $SITE www http://127.0.0.1:\(nginx.port)
+                    $SITE a http://127.0.0.1:\(nginx.port)
+                    $SITE x.w http://127.0.0.1:\(nginx.port)
+                    $SITE nocert http://127.0.0.1:\(nginx.port)
+                    """)
+            ) { options in
+                options.tlsListeners = [SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: 0)]
+                options.tls = TLSServerStore(server)
+                tweak(&options)
+            }
+        }
+
+        /// curl to https://NAME:PORT/PATH with the test CA, the name resolved to loopback.
+        func curl(_ name: String, _ path: String = "/echo", _ extra: [String] = []) throws -> Tool.Outcome {
+            try Tool.run(
+                Tool.find("curl") ?? "curl",
+                [
+                    "-sS", "-v", "--max-time", "10", "--cacert", self.authority.authority, "--resolve",
+                    "\(name):\(self.port):127.0.0.1", "https://\(name):\(self.port)\(path)",
+                ] + extra)
+        }
+
+        /// openssl s_client to the listener with `arguments`, sending `input` and waiting for the reply.
+        func sClient(_ arguments: [String], input: String) throws -> Tool.Outcome {
+            let command =
+                "printf '\(input)' | openssl s_client -connect 127.0.0.1:\(self.port) -CAfile "
+                + "\(self.authority.authority) -ign_eof " + arguments.joined(separator: " ")
+            return try Tool.run("/bin/sh", ["-c", command])
+        }
+    }
+
+    @Test(.bug(id: "15"), arguments: ["1.2", "1.3"])
+    func eachNameGetsItsOwnCertificateOverTLS(version: String) throws {
+        guard let setup = try Setup() else { return }
+        for name in ["www.example.com", "a.example.com", "x.w.example.com"] {
+            let outcome = try setup.curl(name, "/echo", ["--tlsv\(version)", "--tls-max", version])
+            #expect(outcome.status == 0, "\(name): \(outcome.stderr)")
+            #expect(outcome.stderr.contains("SSL connection using TLSv\(version)"), "\(outcome.stderr)")
+            let fields = outcome.stdout.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            #expect(fields.count > 6 && fields[6] == "https", "X-Forwarded-Proto: \(outcome.stdout)")
+            #expect(fields.count > 2 && fields[2] == "\(name):\(setup.port)", "Host: \(outcome.stdout)")
+        }
+        // Keep-alive over TLS: two requests on one connection.
+        let twice = try setup.curl("www.example.com", "/echo", ["https://www.example.com:\(setup.port)/echo"])
+        #expect(twice.status == 0 && twice.stderr.contains("Re-using existing connection"), "\(twice.stderr)")
+    }
+
+    @Test(.bug(id: "15")) func anUnknownNameGetsAnAlertOrTheDefault() throws {
+        guard let setup = try Setup() else { return }
+        let unknown = try setup.curl("nocert.example.com")
+        #expect(unknown.status == 35, "a TLS alert, not another site's certificate: \(unknown.stderr)")
+        #expect(unknown.stderr.contains("unrecognized name"), "\(unknown.stderr)")
+        // The wildcard covers one label only.
+        #expect(try setup.curl("a.b.w.example.com").status == 35)
+        guard let withDefault = try Setup(fallback: "www.example.com") else { return }
+        let fallback = try withDefault.curl("nocert.example.com")
+        #expect(fallback.status == 60, "the default certificate, which does not name it: \(fallback.stderr)")
+        let insecure = try withDefault.curl("nocert.example.com", "/echo", ["-k"])
+        #expect(insecure.status == 0 && insecure.stdout.hasPrefix("GET|"), "\(insecure.stderr)")
+    }
+
+    @Test(.bug(id: "15")) func alpnAndResumption() throws {
+        guard let setup = try Setup() else { return }
+        guard Tool.find("openssl") != nil else { return }
+        let request = "GET /echo HTTP/1.1\\r\\nHost: www.example.com\\r\\nConnection: close\\r\\n\\r\\n"
+        let session = setup.authority.path("session.pem")
+        let first = try setup.sClient(
+            ["-servername", "www.example.com", "-alpn", "h2,http/1.1", "-sess_out", session], input: request)
+        #expect(first.stdout.contains("ALPN protocol: http/1.1"), "\(first.stdout)")
+        #expect(first.stdout.contains("Verify return code: 0 (ok)"), "\(first.stdout)")
+        #expect(first.stdout.contains("GET|"), "the response came back: \(first.stdout)")
+        let second = try setup.sClient(["-servername", "www.example.com", "-sess_in", session], input: request)
+        #expect(second.stdout.contains("Reused, TLSv1.3"), "\(second.stdout)")
+        let noALPN = try setup.sClient(["-servername", "www.example.com", "-alpn", "h2"], input: request)
+        #expect(noALPN.stdout.contains("No ALPN negotiated"), "\(noALPN.stdout)")
+        #expect(noALPN.stdout.contains("GET|"), "h2 alone is not refused: HTTP/1.1 is spoken")
+        let twelve = try setup.sClient(
+            ["-servername", "www.example.com", "-tls1_2", "-sess_out", session], input: request)
+        #expect(twelve.stdout.contains("Protocol  : TLSv1.2"), "\(twelve.stdout)")
+        let twelveAgain = try setup.sClient(
+            ["-servername", "www.example.com", "-tls1_2", "-sess_in", session], input: request)
+        #expect(twelveAgain.stdout.contains("Reused, TLSv1.2"), "\(twelveAgain.stdout)")
+        let old = try setup.sClient(["-servername", "www.example.com", "-tls1_1"], input: request)
+        #expect(!old.stdout.contains("GET|"), "TLS 1.1 is refused")
+    }
+
+    @Test(.bug(id: "15")) func badClientsAreClosedAndTheListenerGoesOn() throws {
+        guard
+            let setup = try Setup(tweak: { options in
+                options.timeouts.headerRead = 300
+            })
+        else { return }
+        // Plain HTTP to the HTTPS port: nginx's answer, in clear text.
+        let plain = try TestSocket(port: setup.port)
+        plain.send("GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+        let answer = String(decoding: plain.readToEnd(), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 400 "), "\(answer)")
+        #expect(answer.contains("The plain HTTP request was sent to the HTTPS port."))
+        // Garbage and a truncated ClientHello: closed.
+        let garbage = try TestSocket(port: setup.port)
+        garbage.send([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5] + Array(repeating: 0xAB, count: 100))
+        #expect(garbage.readToEnd().count < 64, "an alert at most")
+        #expect(garbage.peerClosed)
+        // A handshake that never finishes is closed at the head-read deadline (slowloris on TLS): the proxy
+        // closes (end of stream) long before the client's own 10 s read timeout would.
+        let truncated = try TestSocket(port: setup.port)
+        truncated.send([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+        #expect(truncated.readToEnd().isEmpty && truncated.peerClosed, "closed by the deadline, not left hanging")
+        let silent = try TestSocket(port: setup.port)
+        #expect(silent.readToEnd().isEmpty && silent.peerClosed)
+        // And the listener still serves.
+        let after = try setup.curl("www.example.com")
+        #expect(after.status == 0 && after.stdout.hasPrefix("GET|"), "\(after.stderr)")
+    }
+
+    @Test(.bug(id: "15")) func largeBodiesAndUploadsCrossTLSIntact() throws {
+        guard let setup = try Setup() else { return }
+        let body = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        try Data(body).write(to: URL(fileURLWithPath: setup.nginx.root + "/big.bin"))
+        let output = setup.authority.path("big.out")
+        let download = try setup.curl("www.example.com", "/big.bin", ["-o", output])
+        #expect(download.status == 0, "\(download.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == Data(body), "300 KB through TLS, byte for byte")
+        let upload = setup.authority.path("up.bin")
+        try Data(body).write(to: URL(fileURLWithPath: upload))
+        let put = try setup.curl(
+            "www.example.com", "/dav/up.bin", ["-T", upload, "-o", "/dev/null", "-w", "%{http_code}"])
+        #expect(put.stdout == "201" || put.stdout == "204", "\(put.stdout) \(put.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: setup.nginx.root + "/dav/up.bin")) == Data(body))
+    }
+}
