@@ -174,6 +174,8 @@ public struct ProxySession: Sendable {
     let client: IPAddress
     let trustedPeer: Bool
     let scheme: String
+    /// Plain HTTP only: the sites redirected to https.
+    let upgrade: HTTPSUpgrade?
     static let idempotentMethods: [[UInt8]] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].map {
         Array($0.utf8)
     }
@@ -184,10 +186,11 @@ public struct ProxySession: Sendable {
     /// Client octets buffered behind a request in progress before reading stops.
     public static let clientBufferLimit = 64 * 1024
 
-    public init(client: IPAddress, trustedPeer: Bool, scheme: String = "http") {
+    public init(client: IPAddress, trustedPeer: Bool, scheme: String = "http", upgrade: HTTPSUpgrade? = nil) {
         self.client = client
         self.trustedPeer = trustedPeer
         self.scheme = scheme
+        self.upgrade = upgrade
         self.clientText = Array(client.unmapped.description.utf8)
     }
 
@@ -315,7 +318,8 @@ public struct ProxySession: Sendable {
         _ head: HTTPRequestHead, bytes: [UInt8], snapshot: Snapshot, now: UInt64, into actions: inout [ProxyAction]
     ) {
         let (decision, record, upstream, idempotent, headRequest) = bytes.withUnsafeBytes { buffer in
-            let decision = RequestRouter.route(head, in: buffer, client: self.client, snapshot: snapshot)
+            let decision = RequestRouter.route(
+                head, in: buffer, client: self.client, snapshot: snapshot, upgrade: self.upgrade)
             func field(_ name: StaticString) -> Range<Int>? {
                 head.fields.first { HTTPRequestParser.equalsIgnoringCase(buffer, $0.name, name) }?.value
             }
@@ -336,10 +340,13 @@ public struct ProxySession: Sendable {
             let idempotent = ProxySession.idempotentMethods.contains { method.elementsEqual($0) }
             return (decision, record, upstream, idempotent, method.elementsEqual("HEAD".utf8))
         }
+        // HSTS only over HTTPS (RFC 6797 §7.2: a plain-HTTP response must not carry it).
+        var hsts: [UInt8]?
+        if case .forward(let site) = decision, let field = site.hstsField, self.scheme == "https" { hsts = field }
         let exchange = Exchange(
             response: ResponseStream(
                 headRequest: headRequest, legacyClient: head.minorVersion == 0, clientKeepAlive: head.keepAlive,
-                upgradeRequested: head.upgrade),
+                upgradeRequested: head.upgrade, extraField: hsts),
             record: record)
         exchange.keepAlive = head.keepAlive
         exchange.headRequest = headRequest
@@ -354,6 +361,12 @@ public struct ProxySession: Sendable {
             let keepAlive = head.keepAlive && head.framing == .none
             self.exchange?.keepAlive = keepAlive
             self.answer(status, close: !keepAlive, now: now, into: &actions)
+        case .redirect(let location):
+            exchange.answeredLocally = true
+            self.exchange = exchange
+            let keepAlive = head.keepAlive && head.framing == .none
+            self.exchange?.keepAlive = keepAlive
+            self.answer(308, close: !keepAlive, now: now, into: &actions, location: location)
         case .forward(let site):
             exchange.site = site
             exchange.record.site = site.name
@@ -365,8 +378,11 @@ public struct ProxySession: Sendable {
     }
 
     /// Answers the current request (or a broken one) with an error page of Frontdoor's own.
-    mutating func answer(_ status: Int, close: Bool, now: UInt64, into actions: inout [ProxyAction]) {
-        let page = ProxyResponses.errorPage(status, close: close, headRequest: self.exchange?.headRequest ?? false)
+    mutating func answer(
+        _ status: Int, close: Bool, now: UInt64, into actions: inout [ProxyAction], location: [UInt8]? = nil
+    ) {
+        let page = ProxyResponses.errorPage(
+            status, close: close, headRequest: self.exchange?.headRequest ?? false, location: location)
         actions.append(.writeClient(page))
         var record = self.exchange?.record ?? AccessRecord(client: self.client, started: now)
         record.status = status

@@ -7,19 +7,81 @@ public enum RouteDecision: Equatable, Sendable {
     case forward(CompiledSite)
     /// Answer here: 421 for a host no site serves, 403 for a site hidden from the client's view.
     case respond(status: Int)
+    /// Answer 308 with this Location: a plain-HTTP request for a site HTTPS serves.
+    case redirect(location: [UInt8])
+}
+
+/// Which sites plain HTTP is redirected away from, and the HTTPS port to send clients to. The loop builds one
+/// from the certificates and the sites (a site whose name a certificate covers, unless it opted out); a
+/// connection keeps the one it was accepted with.
+public final class HTTPSUpgrade: Sendable {
+    public let sites: Set<DomainName>
+    /// ":PORT" for a port other than 443, else empty.
+    let portSuffix: [UInt8]
+
+    public init(sites: Set<DomainName>, port: UInt16) {
+        self.sites = sites
+        self.portSuffix = port == 443 ? [] : Array(":\(port)".utf8)
+    }
+
+    /// Paths that stay on plain HTTP: ACME's HTTP-01 challenges (RFC 8555 §8.3) must be reachable there.
+    static let exempt: StaticString = "/.well-known/acme-challenge/"
 }
 
 /// Picks the site for a request from the snapshot — the same views and sites DNS answers from, so a
 /// LAN-only site that DNS hides from the WAN is also refused to it here.
 public enum RequestRouter {
     public static func route(
-        _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, client: IPAddress, snapshot: Snapshot
+        _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, client: IPAddress, snapshot: Snapshot,
+        upgrade: HTTPSUpgrade? = nil
     ) -> RouteDecision {
         guard let hostRange = RequestRouter.host(head, in: buffer) else { return .respond(status: 421) }
         let host = UnsafeRawBufferPointer(rebasing: buffer[hostRange])
         guard let site = snapshot.routes.route(host: host) else { return .respond(status: 421) }
         guard let view = snapshot.view(for: client), site.isVisible(to: view) else { return .respond(status: 403) }
+        if let upgrade, site.httpsRedirect, upgrade.sites.contains(site.name),
+            let location = RequestRouter.httpsLocation(head, in: buffer, host: hostRange, upgrade: upgrade)
+        {
+            return .redirect(location: location)
+        }
         return .forward(site)
+    }
+
+    /// `https://HOST[:PORT]/PATH?QUERY` for a request (the host without the port it came with); nil for
+    /// `OPTIONS *` and ACME challenge paths, which are served on plain HTTP.
+    static func httpsLocation(
+        _ head: HTTPRequestHead, in buffer: UnsafeRawBufferPointer, host: Range<Int>, upgrade: HTTPSUpgrade
+    ) -> [UInt8]? {
+        var path = head.target
+        if let authority = RequestRouter.authority(of: path, in: buffer) {
+            var start = authority.upperBound
+            while start < path.upperBound && buffer[start] != UInt8(ascii: "/") && buffer[start] != UInt8(ascii: "?") {
+                start += 1
+            }
+            path = start..<path.upperBound
+        }
+        guard path.isEmpty || buffer[path.lowerBound] != UInt8(ascii: "*") else { return nil }
+        let exempt = HTTPSUpgrade.exempt
+        if path.count >= exempt.utf8CodeUnitCount
+            && UnsafeRawBufferPointer(rebasing: buffer[path.lowerBound..<(path.lowerBound + exempt.utf8CodeUnitCount)])
+                .elementsEqual(UnsafeRawBufferPointer(start: exempt.utf8Start, count: exempt.utf8CodeUnitCount))
+        {
+            return nil
+        }
+        // The host without its port; an IPv6 literal keeps its brackets.
+        var end = host.lowerBound
+        if end < host.upperBound && buffer[end] == UInt8(ascii: "[") {
+            while end < host.upperBound && buffer[end] != UInt8(ascii: "]") { end += 1 }
+            if end < host.upperBound { end += 1 }
+        } else {
+            while end < host.upperBound && buffer[end] != UInt8(ascii: ":") { end += 1 }
+        }
+        var location = Array("https://".utf8)
+        location += buffer[host.lowerBound..<end]
+        location += upgrade.portSuffix
+        if path.isEmpty || buffer[path.lowerBound] != UInt8(ascii: "/") { location.append(UInt8(ascii: "/")) }
+        location += buffer[path]
+        return location
     }
 
     /// The authority of an absolute-form target wins over Host (RFC 9112 §3.2.2); else the Host field.

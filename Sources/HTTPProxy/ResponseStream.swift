@@ -48,7 +48,15 @@ public struct ResponseStream: Sendable {
     /// Body octets passed on, for the access log.
     public private(set) var bodyBytes: UInt64 = 0
 
-    public init(headRequest: Bool, legacyClient: Bool, clientKeepAlive: Bool, upgradeRequested: Bool) {
+    /// A whole field line ("Name: value\r\n") added to the final head, replacing the backend's field of
+    /// that name (the site's Strict-Transport-Security).
+    let extraField: [UInt8]?
+
+    public init(
+        headRequest: Bool, legacyClient: Bool, clientKeepAlive: Bool, upgradeRequested: Bool,
+        extraField: [UInt8]? = nil
+    ) {
+        self.extraField = extraField
         self.headRequest = headRequest
         self.legacyClient = legacyClient
         self.clientKeepAlive = clientKeepAlive
@@ -263,7 +271,7 @@ public struct ResponseStream: Sendable {
     /// connection's own Connection field added. Status line kept, version always HTTP/1.1.
     func clientHead(_ head: HTTPResponseHead, in buffer: UnsafeRawBufferPointer) -> [UInt8] {
         // The status line keeps its length, fields are only dropped, and one Connection line may be added.
-        HeadWriter.build(capacity: head.length + 64) { out in
+        HeadWriter.build(capacity: head.length + 64 + (self.extraField?.count ?? 0)) { out in
             func append(_ text: StaticString) { out.write(text) }
             func appendLine(_ line: Range<Int>) {
                 out.write(UnsafeRawBufferPointer(rebasing: buffer[line]))
@@ -312,8 +320,10 @@ public struct ResponseStream: Sendable {
                 }
                 if !named.isEmpty && named.contains(where: { RequestRewriter.equal(buffer, $0, field) }) { continue }
                 if self.dechunk && HTTPRequestParser.equalsIgnoringCase(buffer, field, "transfer-encoding") { continue }
+                if let extra = self.extraField, ResponseStream.names(extra, buffer, field) { continue }
                 appendLine(line)
             }
+            if head.status >= 200, let extra = self.extraField { extra.withUnsafeBytes { out.write($0) } }
             if head.status == 101 {
                 append("Connection: upgrade\r\n")
             } else if head.status >= 200 {
@@ -325,5 +335,14 @@ public struct ResponseStream: Sendable {
             }
             out.crlf()
         }
+    }
+
+    /// Whether the field line `line` ("Name: value") has the name at `field` in `buffer` (ASCII, any case).
+    static func names(_ line: [UInt8], _ buffer: UnsafeRawBufferPointer, _ field: Range<Int>) -> Bool {
+        guard field.count < line.count, line[field.count] == UInt8(ascii: ":") else { return false }
+        for offset in 0..<field.count where buffer[field.lowerBound + offset] | 0x20 != line[offset] | 0x20 {
+            return false
+        }
+        return true
     }
 }

@@ -7,6 +7,7 @@ public enum ProxyResponses {
         403: "This site is not available from your network.",
         421: "No site is served under this name here.",
         431: "The request's header section is too large.",
+        308: "This site is served over HTTPS.",
         414: "The request line is too long.",
         502: "The site's servers could not be reached.",
         504: "The site's servers did not answer in time.",
@@ -14,13 +15,17 @@ public enum ProxyResponses {
 
     /// A complete response with a small HTML page; `close` adds `Connection: close` (after 400-class
     /// protocol errors the connection cannot be trusted to stay in sync).
-    public static func errorPage(_ status: Int, close: Bool, headRequest: Bool = false) -> [UInt8] {
+    public static func errorPage(_ status: Int, close: Bool, headRequest: Bool = false, location: [UInt8]? = nil)
+        -> [UInt8]
+    {
         let reason = ResponseWriter.reason(status)
         let text = ProxyResponses.explanations[status] ?? reason + "."
         let body = "<!doctype html><title>\(status) \(reason)</title><h1>\(status) \(reason)</h1><p>\(text)</p>\n"
+        var fields = ["Cache-Control: no-store"]
+        if let location { fields.append("Location: " + String(decoding: location, as: UTF8.self)) }
         return ResponseWriter.complete(
-            status: status, contentType: "text/html; charset=utf-8", body: Array(body.utf8),
-            fields: ["Cache-Control: no-store"], close: close, headRequest: headRequest)
+            status: status, contentType: "text/html; charset=utf-8", body: Array(body.utf8), fields: fields,
+            close: close, headRequest: headRequest)
     }
 
     /// One access-log line in the combined log format, plus site, backend and duration:

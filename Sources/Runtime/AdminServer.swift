@@ -234,6 +234,30 @@ public final class AdminServer: @unchecked Sendable {
             metric(
                 "frontdoor_http_backend_reuse_total", "counter", "Requests sent on a kept-alive backend connection.",
                 [("", Double(http.reusedBackendConnections))])
+            if let tls = http.tlsStore?.current {
+                let handshakes = http.tlsHandshakes
+                metric(
+                    "frontdoor_tls_handshakes_total", "counter",
+                    "TLS connections on the HTTPS listeners by handshake result (failed: closed before it finished; "
+                        + "plain_http: an HTTP request sent to the HTTPS port).",
+                    [
+                        ("result=\"full\"", Double(handshakes.full)),
+                        ("result=\"resumed\"", Double(handshakes.resumed)),
+                        ("result=\"failed\"", Double(handshakes.failed)),
+                        ("result=\"plain_http\"", Double(handshakes.plainHTTP)),
+                    ])
+                metric(
+                    "frontdoor_tls_versions_total", "counter", "Finished TLS handshakes by protocol version.",
+                    [
+                        ("version=\"TLSv1.2\"", Double(handshakes.tls12)),
+                        ("version=\"TLSv1.3\"", Double(handshakes.tls13)),
+                    ])
+                metric(
+                    "frontdoor_tls_certificate_days_left", "gauge", "Days until each served certificate expires.",
+                    tls.certificates.map {
+                        ("certificate=\"\(AdminServer.label($0.files.chain))\"", Double($0.daysLeft))
+                    })
+            }
             metric(
                 "frontdoor_backend_up", "gauge", "1 when the backend's last active health check passed.",
                 http.healthChecks.sorted { ($0.site, $0.backend) < ($1.site, $1.backend) }.map {
@@ -273,6 +297,7 @@ public final class AdminServer: @unchecked Sendable {
         clock_gettime(CLOCK_REALTIME, &now)
         let health = self.context.http?.healthChecks ?? []
         let counts = self.context.http?.requestCounts ?? [:]
+        let tls = self.context.http?.tlsStore?.current
         let sites: [JSON] = snapshot.routes.sites.map { site in
             let name = site.name.hostDescription
             let views = snapshot.views.filter { site.viewIndices.contains($0.index) }.map { JSON.string($0.name) }
@@ -284,7 +309,16 @@ public final class AdminServer: @unchecked Sendable {
                 return .object([("address", .string(backend.address.description)), ("health", state)])
             }
             let requests = counts.filter { $0.key.site == name }.reduce(0) { $0 + $1.value }
+            var certificate = JSON.null
+            if let served = tls?.table.covering(name) {
+                certificate = .object([
+                    ("file", .string(served.files.chain)), ("issuer", .string(served.issuer)),
+                    ("days_left", .number(Double(served.daysLeft))),
+                    ("redirects_http", .bool(site.httpsRedirect)),
+                ])
+            }
             return .object([
+                ("certificate", certificate),
                 ("name", .string(name)), ("views", .array(views)), ("backends", .array(backends)),
                 ("balance", .string("\(site.balance)")), ("requests", .number(Double(requests))),
             ])
@@ -340,7 +374,8 @@ public final class AdminServer: @unchecked Sendable {
             """
         html += "<p class=\"muted\">up \(Int(status["uptime_seconds"]?.number ?? 0)) s; refreshes every 10 s; "
         html += "also <a href=\"/status\">/status</a> and <a href=\"/metrics\">/metrics</a></p>"
-        html += "<h2>Sites</h2><table><tr><th>site</th><th>views</th><th>backends</th><th>requests</th></tr>"
+        html += "<h2>Sites</h2><table><tr><th>site</th><th>views</th><th>backends</th><th>certificate</th>"
+        html += "<th>requests</th></tr>"
         for site in status["sites"]?.array ?? [] {
             let views = (site["views"]?.array ?? []).compactMap(\.string).joined(separator: ", ")
             let backends = (site["backends"]?.array ?? []).map { backend -> String in
@@ -351,7 +386,14 @@ public final class AdminServer: @unchecked Sendable {
             }.joined(separator: "<br>")
             html +=
                 "<tr><td>\(AdminServer.escape(site["name"]?.string ?? ""))</td><td>\(AdminServer.escape(views))</td>"
-            html += "<td>\(backends)</td><td>\(Int(site["requests"]?.number ?? 0))</td></tr>"
+            var certificate = "<span class=\"muted\">none (plain HTTP)</span>"
+            if let served = site["certificate"], let days = served["days_left"]?.number {
+                let style = days < 7 ? "down" : "up"
+                certificate =
+                    "\(AdminServer.escape(served["issuer"]?.string ?? ""))<br><span class=\"\(style)\">"
+                    + "\(Int(days)) days left</span>"
+            }
+            html += "<td>\(backends)</td><td>\(certificate)</td><td>\(Int(site["requests"]?.number ?? 0))</td></tr>"
         }
         html += "</table><h2>Views</h2><table><tr><th>view</th><th>networks</th><th>recursion</th></tr>"
         for view in status["views"]?.array ?? [] {

@@ -105,6 +105,8 @@ final class ClientConnection {
     var lastPhase: ProxySession.Phase = .idle
     var tunnel = false
     var closing = false
+    /// A TLS connection's handshake has been counted (done, or failed when it closed before finishing).
+    var handshakeCounted = false
     /// A pipe for splicing response bodies backend → client, made on first use; bytes in it still owed to
     /// the client come before anything in `out`.
     var pipe: (read: Int32, write: Int32)?
@@ -122,4 +124,16 @@ final class ClientConnection {
 
     /// Writes what is queued: false when the client is gone.
     func flush(more: Bool = false) -> Bool { self.out.flush(self.fd, self.transport, more: more) }
+}
+
+/// TLS handshakes by outcome, per worker; the admin listener sums them.
+final class TLSCounters: Sendable {
+    let full = Atomic<Int>(0)
+    let resumed = Atomic<Int>(0)
+    /// Connections that closed or failed before their handshake finished (garbage, timeouts, alerts).
+    let failed = Atomic<Int>(0)
+    /// Plain HTTP sent to the HTTPS port (answered with a plain 400).
+    let plainHTTP = Atomic<Int>(0)
+    let tls12 = Atomic<Int>(0)
+    let tls13 = Atomic<Int>(0)
 }

@@ -163,6 +163,9 @@ extension HTTPWorker {
             if backend.index < backend.balancer.pool.health.count { backend.balancer.pool.finished(backend.index) }
             self.closeBackend(backend)
         }
+        if !connection.handshakeCounted, case .tls(let stream) = connection.transport {
+            self.countHandshake(connection, stream, ended: true)
+        }
         connection.transport.finish()
         Sockets.close(connection.fd)
         if let pipe = connection.pipe {

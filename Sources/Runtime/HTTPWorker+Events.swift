@@ -3,6 +3,7 @@ import EventLoop
 import HTTPProxy
 import HTTPWire
 import Synchronization
+import TLS
 import ZoneModel
 
 #if canImport(Glibc)
@@ -28,7 +29,11 @@ extension HTTPWorker {
             events & (Poller.readable | Poller.hangup) != 0
             || (events & Poller.writable != 0 && connection.transport.readWantsWritable)
         if readable && connection.interest & Poller.readable != 0 {
-            switch connection.transport.receive(connection.fd, into: self.readBuffer) {
+            let outcome = connection.transport.receive(connection.fd, into: self.readBuffer)
+            if !connection.handshakeCounted, case .tls(let stream) = connection.transport {
+                self.countHandshake(connection, stream, ended: false)
+            }
+            switch outcome {
             case .bytes(let got):
                 let bytes = UnsafeRawBufferPointer(rebasing: self.readBuffer[0..<got])
                 if connection.tunnel {
@@ -253,5 +258,30 @@ extension HTTPWorker {
         if let backend = connection.backend { _ = backend.flush() }
         _ = connection.flush()
         self.destroy(connection)
+    }
+
+    /// Counts a TLS connection's handshake once: when it has finished, or as failed when the connection ends
+    /// (`ended`) before that.
+    func countHandshake(_ connection: ClientConnection, _ stream: TLSStream, ended: Bool) {
+        if stream.established {
+            connection.handshakeCounted = true
+            if stream.resumed {
+                self.tls.resumed.add(1, ordering: .relaxed)
+            } else {
+                self.tls.full.add(1, ordering: .relaxed)
+            }
+            if stream.isTLS13 {
+                self.tls.tls13.add(1, ordering: .relaxed)
+            } else {
+                self.tls.tls12.add(1, ordering: .relaxed)
+            }
+        } else if ended {
+            connection.handshakeCounted = true
+            if stream.plainHTTP {
+                self.tls.plainHTTP.add(1, ordering: .relaxed)
+            } else {
+                self.tls.failed.add(1, ordering: .relaxed)
+            }
+        }
     }
 }

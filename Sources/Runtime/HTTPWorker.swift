@@ -34,6 +34,11 @@ final class HTTPWorker: @unchecked Sendable {
     /// The TLS server of the latest generation seen (see TLSServerStore).
     var tlsServer: TLSServer?
     var tlsGeneration = -1
+    /// The port of this worker's first HTTPS listener, which plain-HTTP redirects point at.
+    var tlsPort: UInt16?
+    /// The sites plain HTTP is redirected away from; rebuilt when the model or the certificates change.
+    var httpsUpgrade: HTTPSUpgrade?
+    var httpsUpgradeStale = true
     var listening = true
     /// Where backend connections go after a response: parked, pooled or closed.
     let reuse: BackendReuse
@@ -74,6 +79,8 @@ final class HTTPWorker: @unchecked Sendable {
     let open = Atomic<Int>(0)
     let reused = Atomic<Int>(0)
     let splicedTotal = Atomic<Int>(0)
+    /// TLS handshakes by outcome, counted once per connection (see `countHandshake`).
+    let tls = TLSCounters()
     var trusted: [CIDR]
 
     init(index: Int, options: HTTPOptions, store: SnapshotStore, board: HealthBoard, listeners: [Listener])
@@ -95,6 +102,7 @@ final class HTTPWorker: @unchecked Sendable {
         for (position, listener) in listeners.enumerated() {
             try self.poller.add(listener.fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
         }
+        self.tlsPort = listeners.first(where: \.tls).flatMap { Sockets.localPort($0.fd) }
     }
 
     deinit {
@@ -140,6 +148,7 @@ final class HTTPWorker: @unchecked Sendable {
         self.snapshotGeneration = generation
         self.snapshot = self.store.tables().snapshot
         self.trusted = self.snapshot.settings.trustedProxies
+        self.httpsUpgradeStale = true
         self.balancers = [:]
         self.recentBalancer = nil
         self.boardGeneration = -1
@@ -209,7 +218,9 @@ final class HTTPWorker: @unchecked Sendable {
             }
             let connection = ClientConnection(
                 fd: fd, transport: transport, slot: slot,
-                session: ProxySession(client: client, trustedPeer: trusted, scheme: listener.tls ? "https" : "http"))
+                session: ProxySession(
+                    client: client, trustedPeer: trusted, scheme: listener.tls ? "https" : "http",
+                    upgrade: listener.tls ? nil : self.currentUpgrade()))
             connection.deadline = self.options.timeouts.deadline(
                 after: .phaseChanged, phase: .readingHead, tunnel: false, now: monotonicMilliseconds(), current: 0)
             self.slots[slot] = connection
@@ -249,7 +260,25 @@ final class HTTPWorker: @unchecked Sendable {
         if generation != self.tlsGeneration {
             self.tlsGeneration = generation
             self.tlsServer = store.current
+            self.httpsUpgradeStale = true
         }
         return self.tlsServer
+    }
+
+    /// The redirect policy for a new plain-HTTP connection: the sites a certificate covers (and that did not
+    /// opt out), sent to this worker's HTTPS port. Nil without HTTPS.
+    func currentUpgrade() -> HTTPSUpgrade? {
+        let server = self.currentTLSServer()
+        guard self.httpsUpgradeStale else { return self.httpsUpgrade }
+        self.httpsUpgradeStale = false
+        guard let server, let port = self.tlsPort else {
+            self.httpsUpgrade = nil
+            return nil
+        }
+        let covered = self.snapshot.routes.sites.filter {
+            $0.httpsRedirect && server.table.covering($0.name.hostDescription) != nil
+        }
+        self.httpsUpgrade = covered.isEmpty ? nil : HTTPSUpgrade(sites: Set(covered.map(\.name)), port: port)
+        return self.httpsUpgrade
     }
 }

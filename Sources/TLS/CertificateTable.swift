@@ -32,12 +32,19 @@ public struct CertificateTable<Entry>: Sendable where Entry: Sendable {
 
     /// The entry for the name a client sent (nil: it sent none).
     public func lookup(_ serverName: String?) -> Entry? {
-        guard let serverName, let key = CertificateTable.key(serverName) else { return self.fallback }
+        guard let serverName else { return self.fallback }
+        return self.covering(serverName) ?? self.fallback
+    }
+
+    /// The entry whose names cover `name` — exactly or by a wildcard, never the default. A wildcard name
+    /// (`*.lab.example.com`, a wildcard site) is covered by the same wildcard.
+    public func covering(_ name: String) -> Entry? {
+        guard let key = CertificateTable.key(name) else { return nil }
         if let entry = self.exact[key] { return entry }
         if let dot = key.firstIndex(of: "."), let entry = self.wildcards[String(key[key.index(after: dot)...])] {
             return entry
         }
-        return self.fallback
+        return nil
     }
 
     /// Whether the table holds no name at all.

@@ -18,9 +18,14 @@ public struct TLSError: Error, Sendable, CustomStringConvertible {
         var buffer = [CChar](repeating: 0, count: 256)
         var reason = ""
         while frontdoor_tls_error_text(&buffer, buffer.count) != 0 {
-            if reason.isEmpty { reason = String(cString: buffer) }
+            if reason.isEmpty { reason = TLSError.text(buffer) }
         }
         return TLSError(reason.isEmpty ? what : "\(what): \(TLSError.short(reason))")
+    }
+
+    /// A NUL-terminated C string in a buffer.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// OpenSSL's "error:0A00018F:SSL routines::ee key too small" as "ee key too small".
@@ -107,7 +112,7 @@ public final class ServedCertificate: @unchecked Sendable {
         self.files = files
         self.names = names
         self.daysLeft = Int(days)
-        self.issuer = String(cString: issuerText)
+        self.issuer = TLSError.text(issuerText)
     }
 
     deinit { SSL_CTX_free(self.context) }

@@ -87,6 +87,8 @@ public final class TLSStream: @unchecked Sendable {
     public var established: Bool { SSL_is_init_finished(self.ssl) == 1 }
     /// The session was resumed (a ticket or the session cache) rather than a full handshake.
     public var resumed: Bool { SSL_session_reused(self.ssl) == 1 }
+    /// TLS 1.3 was negotiated (else 1.2: nothing older is accepted).
+    public var isTLS13: Bool { SSL_version(self.ssl) == TLS1_3_VERSION }
     /// "TLSv1.3", "TLSv1.2".
     public var version: String { String(cString: SSL_get_version(self.ssl)) }
 

@@ -58,7 +58,8 @@ package enum Compiler {
         let sites = model.sites.map { site in
             CompiledSite(
                 name: site.name, backends: site.backends, balance: site.balance, healthPath: site.healthPath,
-                viewIndices: Set(model.views.indices.filter { site.scope.includes(model.views[$0].name) }))
+                viewIndices: Set(model.views.indices.filter { site.scope.includes(model.views[$0].name) }),
+                httpsRedirect: site.httpsRedirect, hstsMaxAge: site.hstsMaxAge)
         }
         guard !diagnostics.hasErrors else { return (nil, diagnostics) }
         let snapshot = Snapshot(

@@ -311,10 +311,32 @@ package struct ZoneParser {
                 let proxyToken = Token(
                     text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 6)
                 if let proxy = self.name(proxyToken, state: state) { site.proxyName = proxy } else { ok = false }
+            case "https":
+                switch value {
+                case "redirect": site.httpsRedirect = true
+                case "off": site.httpsRedirect = false
+                default:
+                    ok = false
+                    self.error(
+                        .badOption,
+                        "https='\(value)': 'redirect' (plain HTTP gets a 308 to https once a certificate covers the "
+                            + "site; the default) or 'off' (plain HTTP is served as is)", token, state)
+                }
+            case "hsts":
+                let hstsToken = Token(
+                    text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 5)
+                if let seconds = TTLText.parse(hstsToken) {
+                    site.hstsMaxAge = seconds
+                } else {
+                    ok = false
+                    self.error(
+                        .badOption, "hsts='\(value)': a duration (seconds, or units like 52w or 180d)", token, state)
+                }
             default:
                 ok = false
                 self.error(
-                    .badOption, "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy)", token, state)
+                    .badOption, "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy, https, hsts)",
+                    token, state)
             }
         }
         if site.backends.isEmpty && ok {

@@ -158,6 +158,10 @@ public struct Site: Hashable, Sendable {
     /// The proxy record this site's CNAME points at.
     public var proxyName: DomainName?
     public var ttl: UInt32
+    /// Plain-HTTP requests get a 308 to https once a certificate covers the site (`https=off` opts out).
+    public var httpsRedirect = true
+    /// `Strict-Transport-Security: max-age=N` on the site's HTTPS responses (`hsts=DURATION`); nil: none.
+    public var hstsMaxAge: UInt32?
     public var location: SourceLocation
 
     public init(

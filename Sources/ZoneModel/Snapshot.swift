@@ -286,15 +286,22 @@ public struct CompiledSite: Hashable, Sendable {
     public let healthPath: String?
     /// Indices of the views that may see this site.
     public let viewIndices: Set<Int>
+    /// Plain-HTTP requests are redirected to https when a certificate covers the site.
+    public let httpsRedirect: Bool
+    /// The `Strict-Transport-Security` field its HTTPS responses carry ("max-age=N"), as a whole line.
+    public let hstsField: [UInt8]?
 
     public init(
-        name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>
+        name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>,
+        httpsRedirect: Bool = true, hstsMaxAge: UInt32? = nil
     ) {
         self.name = name
         self.backends = backends
         self.balance = balance
         self.healthPath = healthPath
         self.viewIndices = viewIndices
+        self.httpsRedirect = httpsRedirect
+        self.hstsField = hstsMaxAge.map { Array("Strict-Transport-Security: max-age=\($0)\r\n".utf8) }
     }
 
     public func isVisible(to view: CompiledView) -> Bool { self.viewIndices.contains(view.index) }

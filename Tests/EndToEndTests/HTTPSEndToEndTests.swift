@@ -30,8 +30,8 @@ import ZoneModel
             self.proxy = try FrontdoorHTTP(
                 zones: ProxyEndToEndTests.zone(
                     """
-                    $SITE www http://127.0.0.1:\(nginx.port)
-                    $SITE a http://127.0.0.1:\(nginx.port)
+                    $SITE www http://127.0.0.1:\(nginx.port) hsts=52w
+                    $SITE a http://127.0.0.1:\(nginx.port) https=off
                     $SITE x.w http://127.0.0.1:\(nginx.port)
                     $SITE nocert http://127.0.0.1:\(nginx.port)
                     """)
@@ -159,5 +159,35 @@ import ZoneModel
             "www.example.com", "/dav/up.bin", ["-T", upload, "-o", "/dev/null", "-w", "%{http_code}"])
         #expect(put.stdout == "201" || put.stdout == "204", "\(put.stdout) \(put.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: setup.nginx.root + "/dav/up.bin")) == Data(body))
+    }
+
+    @Test(.bug(id: "15")) func plainHTTPIsRedirectedToHTTPSWhereACertificateServesTheSite() throws {
+        guard let setup = try Setup() else { return }
+        let plain = try TestSocket(port: setup.proxy.port)
+        plain.send("GET /some/path?x=1 HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+        let moved = try #require(plain.readResponse())
+        #expect(moved.status == 308)
+        #expect(moved.field("location") == "https://www.example.com:\(setup.port)/some/path?x=1", "\(moved.head)")
+        #expect(moved.field("strict-transport-security") == nil, "never over plain HTTP (RFC 6797 §7.2)")
+        // The same connection goes on: ACME challenges, an opted-out site and a site without certificate
+        // are served on plain HTTP.
+        plain.send("GET /.well-known/acme-challenge/abc HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+        #expect(try #require(plain.readResponse()).status == 404, "nginx's answer: forwarded")
+        plain.send("GET /echo HTTP/1.1\r\nHost: a.example.com\r\n\r\n")
+        #expect(try #require(plain.readResponse()).text.hasPrefix("GET|"), "https=off")
+        plain.send("GET /echo HTTP/1.1\r\nHost: nocert.example.com\r\n\r\n")
+        #expect(try #require(plain.readResponse()).text.hasPrefix("GET|"), "no certificate covers it")
+        // curl follows the redirect onto HTTPS, verifies, and the site's HSTS field comes with the answer.
+        let followed = try Tool.run(
+            Tool.find("curl") ?? "curl",
+            [
+                "-sS", "-i", "-L", "--max-time", "10", "--cacert", setup.authority.authority, "--resolve",
+                "www.example.com:\(setup.proxy.port):127.0.0.1", "--resolve", "www.example.com:\(setup.port):127.0.0.1",
+                "http://www.example.com:\(setup.proxy.port)/echo",
+            ])
+        #expect(followed.status == 0, "\(followed.stderr)")
+        #expect(followed.stdout.contains("HTTP/1.1 308 Permanent Redirect"), "\(followed.stdout)")
+        #expect(followed.stdout.contains("Strict-Transport-Security: max-age=31449600"), "\(followed.stdout)")
+        #expect(followed.stdout.contains("|https|"), "answered over HTTPS: \(followed.stdout)")
     }
 }

@@ -436,7 +436,10 @@ import Testing
         let runs = RunCommandTests()
         // HTTPS asked for without certificates: refused with the reason, nothing started.
         let https = try freePort()
-        let listeners = ["--dns", "off", "--http", "off", "--admin", "off", "--https", "127.0.0.1:\(https)"]
+        let admin = try freePort()
+        let listeners = [
+            "--dns", "off", "--http", "off", "--admin", "127.0.0.1:\(admin)", "--https", "127.0.0.1:\(https)",
+        ]
         let none = try runs.runBriefly(["run", "--config", directory] + listeners, directory: directory)
         #expect(none.status == 65 && none.stderr.contains("certs: cannot be listed"), "\(none.stderr)")
 
@@ -475,5 +478,32 @@ import Testing
             runs.waitFor("certificates not reloaded: ", in: logPath, pid: pid)
                 && Fixtures.textAt(logPath).contains("new.crt has no key beside it"), "\(Fixtures.textAt(logPath))")
         #expect(try status("new.example.com") == 0 && status("www.example.com") == 0)
+        // Plain HTTP to the HTTPS port, then what the admin listener tells.
+        let plain = try TestSocket(port: https)
+        plain.send("GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n")
+        #expect(String(decoding: plain.readToEnd(), as: UTF8.self).contains("plain HTTP request was sent"))
+        let metrics = try TestSocket(port: admin)
+        metrics.send("GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+        let text = try #require(metrics.readResponse()).text
+        let finished = (try? Self.sample(text, "frontdoor_tls_handshakes_total{result=\"full\"}")) ?? 0
+        #expect(finished >= 4, "\(text)")
+        #expect(try Self.sample(text, "frontdoor_tls_handshakes_total{result=\"failed\"}") == 1, "the unknown name")
+        #expect(try Self.sample(text, "frontdoor_tls_handshakes_total{result=\"plain_http\"}") == 1)
+        #expect(
+            try Self.sample(text, "frontdoor_tls_versions_total{version=\"TLSv1.3\"}")
+                == finished + Self.sample(text, "frontdoor_tls_handshakes_total{result=\"resumed\"}"))
+        let days = try Self.sample(
+            text, "frontdoor_tls_certificate_days_left{certificate=\"\(directory)/certs/www.crt\"}")
+        #expect((6...7).contains(days), "issued for 7 days")
+        let status = try TestSocket(port: admin)
+        status.send("GET /status HTTP/1.1\r\nHost: admin\r\n\r\n")
+        let json = try #require(status.readResponse()).text
+        #expect(json.contains("\"issuer\": \"/CN=Frontdoor Test CA\""), "\(json)")
+    }
+
+    /// The value of one sample line of Prometheus text.
+    static func sample(_ text: String, _ name: String) throws -> Int {
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(name + " ") })
+        return try #require(Int(line.dropFirst(name.count + 1)))
     }
 }

@@ -5,9 +5,10 @@ import Testing
 /// framing the proxy cannot follow is a backend error.
 @Suite struct ResponseStreamTests {
     /// What the client receives for `response` (to a GET from an HTTP/1.1 client), as text.
-    func clientView(_ response: String) -> (head: String, events: [ResponseStream.Event]) {
+    func clientView(_ response: String, extraField: String? = nil) -> (head: String, events: [ResponseStream.Event]) {
         var stream = ResponseStream(
-            headRequest: false, legacyClient: false, clientKeepAlive: true, upgradeRequested: false)
+            headRequest: false, legacyClient: false, clientKeepAlive: true, upgradeRequested: false,
+            extraField: extraField.map { Array($0.utf8) })
         var events: [ResponseStream.Event] = []
         Array(response.utf8).withUnsafeBytes { stream.feed($0, into: &events) }
         for event in events {
@@ -35,5 +36,22 @@ import Testing
         let (head, events) = self.clientView("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n")
         #expect(head.isEmpty, "no head reaches the client: the proxy answers 502")
         guard case .error = events.last else { return #expect(Bool(false), "\(events)") }
+    }
+
+    @Test(.bug(id: "15")) func theSitesHSTSFieldReplacesTheBackendsOnFinalHeadsOnly() {
+        let field = "Strict-Transport-Security: max-age=31536000\r\n"
+        let (head, _) = self.clientView(
+            "HTTP/1.1 200 OK\r\nstrict-transport-security: max-age=1\r\nContent-Length: 0\r\n\r\n", extraField: field)
+        #expect(head.contains("\r\n" + field), "\(head)")
+        #expect(!head.contains("max-age=1\r\n"), "the backend's own is replaced: \(head)")
+        let (plain, _) = self.clientView("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", extraField: field)
+        #expect(plain.contains(field), "error responses carry it too")
+        var stream = ResponseStream(
+            headRequest: false, legacyClient: false, clientKeepAlive: true, upgradeRequested: false,
+            extraField: Array(field.utf8))
+        var events: [ResponseStream.Event] = []
+        Array("HTTP/1.1 100 Continue\r\n\r\n".utf8).withUnsafeBytes { stream.feed($0, into: &events) }
+        guard case .interim(let bytes) = events.first else { return #expect(Bool(false), "\(events)") }
+        #expect(!String(decoding: bytes, as: UTF8.self).contains("Strict"), "not on a 1xx")
     }
 }
