@@ -62,5 +62,114 @@ static inline int frontdoor_tls_dns_name(X509 *certificate, int index, unsigned 
     GENERAL_NAMES_free(names);
     return length;
 }
+
+// The internal CA (Sources/TLS/InternalCA.swift): keys, certificates and PEM in memory.
+#include <openssl/pem.h>
+#include <openssl/bn.h>
+#include <stdlib.h>
+
+// A new ECDSA P-256 key, or NULL.
+static inline EVP_PKEY *frontdoor_tls_new_p256_key(void) { return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"); }
+
+// A certificate for `key` named `commonName`, valid from an hour ago for `seconds`, with a random positive
+// 128-bit serial and the extensions in `extensions` ("name=value" lines, in order), signed by `issuerKey` as
+// `issuer` (both NULL: self-signed). NULL on any failure.
+static inline X509 *frontdoor_tls_sign(EVP_PKEY *key, const char *commonName, long seconds,
+                                       const char *extensions, X509 *issuer, EVP_PKEY *issuerKey) {
+    X509 *certificate = X509_new();
+    BIGNUM *number = NULL;
+    char *lines = NULL;
+    unsigned char serial[16];
+    int ok = certificate != NULL && RAND_bytes(serial, sizeof serial) == 1;
+    if (ok) {
+        serial[0] &= 0x7F;
+        serial[0] |= 0x01;
+        number = BN_bin2bn(serial, sizeof serial, NULL);
+        ok = number != NULL && BN_to_ASN1_INTEGER(number, X509_get_serialNumber(certificate)) != NULL;
+    }
+    ok = ok && X509_set_version(certificate, 2) == 1;
+    ok = ok && X509_gmtime_adj(X509_getm_notBefore(certificate), -3600) != NULL;
+    ok = ok && X509_gmtime_adj(X509_getm_notAfter(certificate), seconds) != NULL;
+    ok = ok && X509_set_pubkey(certificate, key) == 1;
+    if (ok) {
+        X509_NAME *name = X509_get_subject_name(certificate);
+        ok = X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)commonName, -1, -1, 0) == 1;
+        ok = ok && X509_set_issuer_name(certificate, issuer ? X509_get_subject_name(issuer) : name) == 1;
+    }
+    if (ok) {
+        X509V3_CTX context;
+        X509V3_set_ctx(&context, issuer ? issuer : certificate, certificate, NULL, NULL, 0);
+        lines = strdup(extensions);
+        ok = lines != NULL;
+        char *cursor = lines;
+        char *line;
+        while (ok && (line = strsep(&cursor, "\n")) != NULL) {
+            if (*line == 0) continue;
+            char *equals = strchr(line, '=');
+            if (equals == NULL) { ok = 0; break; }
+            *equals = 0;
+            X509_EXTENSION *extension = X509V3_EXT_conf(NULL, &context, line, equals + 1);
+            ok = extension != NULL && X509_add_ext(certificate, extension, -1) == 1;
+            X509_EXTENSION_free(extension);
+        }
+    }
+    ok = ok && X509_sign(certificate, issuerKey ? issuerKey : key, EVP_sha256()) > 0;
+    free(lines);
+    BN_free(number);
+    if (!ok) { X509_free(certificate); return NULL; }
+    return certificate;
+}
+
+// PEM text of a certificate (key NULL) or of a private key (certificate NULL) into `out`; its length, or -1.
+static inline long frontdoor_tls_pem(X509 *certificate, EVP_PKEY *key, unsigned char *out, long size) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) return -1;
+    int ok = certificate ? PEM_write_bio_X509(bio, certificate) : PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL);
+    char *data = NULL;
+    long length = BIO_get_mem_data(bio, &data);
+    long result = -1;
+    if (ok == 1 && length > 0 && length <= size) {
+        memcpy(out, data, (size_t)length);
+        result = length;
+    }
+    BIO_free(bio);
+    return result;
+}
+
+// The first certificate, or the private key, of PEM text; NULL when there is none.
+static inline X509 *frontdoor_tls_read_certificate(const void *pem, int length) {
+    BIO *bio = BIO_new_mem_buf(pem, length);
+    X509 *certificate = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return certificate;
+}
+static inline EVP_PKEY *frontdoor_tls_read_key(const void *pem, int length) {
+    BIO *bio = BIO_new_mem_buf(pem, length);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    return key;
+}
+
+// Serves a PEM chain (leaf first, then intermediates) and key held in memory: 1, or 0 with OpenSSL's reason
+// queued.
+static inline int frontdoor_tls_ctx_use_pem(SSL_CTX *ctx, const void *chain, int chainLength, const void *key, int keyLength) {
+    BIO *bio = BIO_new_mem_buf(chain, chainLength);
+    if (bio == NULL) return 0;
+    X509 *leaf = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    int ok = leaf != NULL && SSL_CTX_use_certificate(ctx, leaf) == 1;
+    X509_free(leaf);
+    X509 *next;
+    while (ok && (next = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        ok = SSL_CTX_add0_chain_cert(ctx, next) == 1;
+        if (!ok) X509_free(next);
+    }
+    if (ok) ERR_clear_error();  // the end of the chain reads as "no start line"
+    BIO_free(bio);
+    if (!ok) return 0;
+    EVP_PKEY *privateKey = frontdoor_tls_read_key(key, keyLength);
+    ok = privateKey != NULL && SSL_CTX_use_PrivateKey(ctx, privateKey) == 1;
+    EVP_PKEY_free(privateKey);
+    return ok;
+}
 #endif
 #endif

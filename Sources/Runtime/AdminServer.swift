@@ -255,7 +255,7 @@ public final class AdminServer: @unchecked Sendable {
                 metric(
                     "frontdoor_tls_certificate_days_left", "gauge", "Days until each served certificate expires.",
                     tls.certificates.map {
-                        ("certificate=\"\(AdminServer.label($0.files.chain))\"", Double($0.daysLeft))
+                        ("certificate=\"\(AdminServer.label($0.origin))\"", Double($0.daysLeft))
                     })
             }
             metric(
@@ -312,7 +312,7 @@ public final class AdminServer: @unchecked Sendable {
             var certificate = JSON.null
             if let served = tls?.table.covering(name) {
                 certificate = .object([
-                    ("file", .string(served.files.chain)), ("issuer", .string(served.issuer)),
+                    ("source", .string(served.origin)), ("issuer", .string(served.issuer)),
                     ("days_left", .number(Double(served.daysLeft))),
                     ("redirects_http", .bool(site.httpsRedirect)),
                 ])

@@ -59,38 +59,67 @@ public struct CertificateFiles: Hashable, Sendable {
     }
 }
 
+/// Where a served certificate comes from.
+public enum CertificateSource: Hashable, Sendable {
+    /// PEM files the operator names.
+    case files(CertificateFiles)
+    /// A PEM chain and key held in memory (the internal CA's leaves); `origin` says where they came from.
+    case memory(chain: [UInt8], key: [UInt8], origin: String)
+}
+
 /// One certificate loaded into its own OpenSSL context, which the handshake switches to once SNI chose it.
 public final class ServedCertificate: @unchecked Sendable {
     let context: OpaquePointer
-    public let files: CertificateFiles
+    /// The chain's file, or where an in-memory one came from ("internal CA").
+    public let origin: String
     /// The DNS names of its subjectAltName.
     public let names: [String]
     /// Whole days until it expires (negative once it has).
     public let daysLeft: Int
+    /// Seconds until it expires.
+    public let secondsLeft: Int
     public let issuer: String
 
-    init(_ files: CertificateFiles) throws(TLSError) {
+    init(_ source: CertificateSource) throws(TLSError) {
         let context = try TLSServer.makeContext()
-        guard SSL_CTX_use_certificate_chain_file(context, files.chain) == 1 else {
-            SSL_CTX_free(context)
-            throw TLSError.openSSL("\(files.chain): not a PEM certificate chain")
-        }
-        guard SSL_CTX_use_PrivateKey_file(context, files.key, SSL_FILETYPE_PEM) == 1 else {
-            SSL_CTX_free(context)
-            let error = TLSError.openSSL("\(files.key): not a PEM private key")
-            // OpenSSL checks the key against the certificate as it loads it.
-            if error.description.hasSuffix("key values mismatch") {
-                throw TLSError("\(files.key) does not belong to \(files.chain) (the key values do not match)")
+        let origin: String
+        switch source {
+        case .files(let files):
+            origin = files.chain
+            guard SSL_CTX_use_certificate_chain_file(context, files.chain) == 1 else {
+                SSL_CTX_free(context)
+                throw TLSError.openSSL("\(files.chain): not a PEM certificate chain")
             }
-            throw error
+            guard SSL_CTX_use_PrivateKey_file(context, files.key, SSL_FILETYPE_PEM) == 1 else {
+                SSL_CTX_free(context)
+                let error = TLSError.openSSL("\(files.key): not a PEM private key")
+                // OpenSSL checks the key against the certificate as it loads it.
+                if error.description.hasSuffix("key values mismatch") {
+                    throw TLSError("\(files.key) does not belong to \(files.chain) (the key values do not match)")
+                }
+                throw error
+            }
+        case .memory(let chain, let key, let name):
+            origin = name
+            let loaded = chain.withUnsafeBytes { chainBytes in
+                key.withUnsafeBytes { keyBytes in
+                    frontdoor_tls_ctx_use_pem(
+                        context, chainBytes.baseAddress, Int32(chainBytes.count), keyBytes.baseAddress,
+                        Int32(keyBytes.count))
+                }
+            }
+            guard loaded == 1 else {
+                SSL_CTX_free(context)
+                throw TLSError.openSSL("\(name): the certificate or its key cannot be used")
+            }
         }
         guard SSL_CTX_check_private_key(context) == 1 else {
             SSL_CTX_free(context)
-            throw TLSError.openSSL("\(files.key) does not belong to \(files.chain)")
+            throw TLSError.openSSL("\(origin): the key does not belong to the certificate")
         }
         guard let certificate = SSL_CTX_get0_certificate(context) else {
             SSL_CTX_free(context)
-            throw TLSError("\(files.chain): no certificate")
+            throw TLSError("\(origin): no certificate")
         }
         var names: [String] = []
         var buffer = [UInt8](repeating: 0, count: 256)
@@ -101,7 +130,7 @@ public final class ServedCertificate: @unchecked Sendable {
         }
         guard !names.isEmpty else {
             SSL_CTX_free(context)
-            throw TLSError("\(files.chain): names no DNS name in its subjectAltName (clients ignore the CN)")
+            throw TLSError("\(origin): names no DNS name in its subjectAltName (clients ignore the CN)")
         }
         var days: Int32 = 0
         var seconds: Int32 = 0
@@ -109,9 +138,10 @@ public final class ServedCertificate: @unchecked Sendable {
         var issuerText = [CChar](repeating: 0, count: 256)
         X509_NAME_oneline(X509_get_issuer_name(certificate), &issuerText, Int32(issuerText.count))
         self.context = context
-        self.files = files
+        self.origin = origin
         self.names = names
         self.daysLeft = Int(days)
+        self.secondsLeft = Int(days) * 86_400 + Int(seconds)
         self.issuer = TLSError.text(issuerText)
     }
 
@@ -130,12 +160,13 @@ public final class TLSServer: @unchecked Sendable {
     public let certificates: [ServedCertificate]
 
     /// Loads `certificates`; `fallback` names the certificate (by one of its names) that clients sending an
-    /// unknown name or none get — nil: they get an unrecognized_name alert.
-    public init(certificates files: [CertificateFiles], fallback: String? = nil) throws(TLSError) {
+    /// unknown name or none get — nil: they get an unrecognized_name alert. A name two certificates cover is
+    /// served with the first.
+    public init(sources: [CertificateSource], fallback: String? = nil) throws(TLSError) {
         var certificates: [ServedCertificate] = []
         var table = CertificateTable<ServedCertificate>()
-        for file in files {
-            let certificate = try ServedCertificate(file)
+        for source in sources {
+            let certificate = try ServedCertificate(source)
             certificates.append(certificate)
             for name in certificate.names { table.insert(name, certificate) }
         }
@@ -156,6 +187,11 @@ public final class TLSServer: @unchecked Sendable {
     }
 
     deinit { SSL_CTX_free(self.initial) }
+
+    /// Loads certificate files.
+    public convenience init(certificates: [CertificateFiles], fallback: String? = nil) throws(TLSError) {
+        try self.init(sources: certificates.map(CertificateSource.files), fallback: fallback)
+    }
 
     /// Loads the `NAME.crt` + `NAME.key` pairs of `directory` (the `tls` setting).
     public convenience init(directory: String, fallback: String?) throws(TLSError) {

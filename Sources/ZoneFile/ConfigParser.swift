@@ -38,6 +38,7 @@ package struct ConfigParser {
         var settings = Settings()
         settings.location = SourceLocation(file: file, line: 1, column: 1)
         var views: [ViewDefinition] = []
+        var internalCAHead: Token?
         let entries = Lexer.entries(
             of: bytes, file: file, commentBytes: [UInt8(ascii: "#"), UInt8(ascii: ";")], diagnostics: &self.diagnostics)
         for entry in entries where !entry.damaged {
@@ -64,6 +65,20 @@ package struct ConfigParser {
                 settings.caFile = joinPath(self.directory, path.string)
             case "tls":
                 self.tls(head, arguments, file: file, into: &settings)
+            case "internal-ca":
+                var suffixes: [DomainName] = []
+                for argument in arguments {
+                    let text = argument.string.hasSuffix(".") ? argument.string : argument.string + "."
+                    guard let name = try? DomainName(text) else {
+                        self.error(
+                            .badSetting, "internal-ca: \(argument.quotedForMessage) is not a domain name", argument,
+                            file)
+                        continue
+                    }
+                    suffixes.append(name)
+                }
+                settings.internalCA = suffixes
+                internalCAHead = head
             case "wan":
                 self.wan(head, arguments, file: file, into: &settings)
             case "provider":
@@ -71,9 +86,14 @@ package struct ConfigParser {
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, wan, provider)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, wan, provider)",
                     head, file)
             }
+        }
+        if let head = internalCAHead, settings.stateDirectory == nil {
+            self.error(
+                .missingField, "'internal-ca' keeps its root key in the state directory: add 'state-dir DIR'", head,
+                file)
         }
         return (settings, views)
     }

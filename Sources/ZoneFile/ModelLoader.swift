@@ -71,7 +71,8 @@ package enum ModelLoader {
         if settings.httpListeners.isEmpty && !off.contains("http") {
             settings.httpListeners = addresses(["0.0.0.0:80", "[::]:80"])
         }
-        if settings.httpsListeners.isEmpty && settings.tlsDirectory != nil && !off.contains("https") {
+        let certificates = settings.tlsDirectory != nil || settings.internalCA != nil
+        if settings.httpsListeners.isEmpty && certificates && !off.contains("https") {
             settings.httpsListeners = addresses(["0.0.0.0:443", "[::]:443"])
         }
         if settings.adminListeners.isEmpty && !off.contains("admin") {

@@ -10,6 +10,9 @@ public struct Settings: Sendable {
     public var tlsDirectory: String?
     /// The name whose certificate clients get when they send no SNI or an unknown name (nil: an alert).
     public var tlsDefault: String?
+    /// `internal-ca [SUFFIX...]`: sites no certificate file covers get one from Frontdoor's own CA (kept in
+    /// the state directory) — all of them (empty), or those under these names. nil: off.
+    public var internalCA: [DomainName]?
     /// Resolvers that LAN views forward other names to.
     public var upstreams: [SocketAddress] = []
     /// Peers whose X-Forwarded-For the proxy believes.

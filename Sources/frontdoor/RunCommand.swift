@@ -94,13 +94,20 @@ enum RunCommand {
         options.rateLimit = rateLimit
         var httpOptions = HTTPOptions(listeners: configuration.httpListeners, workers: workers)
         httpOptions.tlsListeners = configuration.httpsListeners
+        let certificates = HTTPSCertificates()
         if !configuration.httpsListeners.isEmpty {
-            guard let directory = settings.tlsDirectory else {
-                printError("frontdoor run: HTTPS listeners need certificates: 'tls DIR' in frontdoor.conf")
+            guard HTTPSCertificates.configured(settings) else {
+                printError(
+                    "frontdoor run: HTTPS listeners need certificates: 'tls DIR' or 'internal-ca' in frontdoor.conf")
                 return .badConfig
             }
             do {
-                httpOptions.tls = TLSServerStore(try TLSServer(directory: directory, fallback: settings.tlsDefault))
+                let server = try certificates.build(
+                    settings: settings, sites: store.tables().snapshot.routes.sites, now: time(nil))
+                httpOptions.tls = TLSServerStore(server)
+                if let root = certificates.createdRoot {
+                    Log.info("made the internal CA's root \(root); install it on devices ('frontdoor ca export')")
+                }
             } catch {
                 printError("frontdoor run: \(error.description); nothing started")
                 return .badConfig
@@ -191,8 +198,15 @@ enum RunCommand {
         }
         ServiceManager.ready("serving \(store.tables().snapshot.routes.sites.count) site(s)")
         while true {
-            var received: Int32 = 0
-            guard sigwait(&signals, &received) == 0 else { continue }
+            // An hour at most between looks at the internal CA's leaves (renewed with a third of a week left).
+            var timeout = timespec(tv_sec: 3600, tv_nsec: 0)
+            let received = sigtimedwait(&signals, nil, &timeout)
+            guard received > 0 else {
+                if let tls = httpOptions.tls, certificates.renewalDue(now: time(nil)) {
+                    RunCommand.renewCertificates(certificates, tls, store: store, reason: "renewal")
+                }
+                continue
+            }
             if received == SIGHUP {
                 ServiceManager.reloading()
                 defer { ServiceManager.ready("serving \(store.tables().snapshot.routes.sites.count) site(s)") }
@@ -203,13 +217,7 @@ enum RunCommand {
                     Log.info("reloaded \(directory)")
                 }
                 if let tls = httpOptions.tls {
-                    let latest = store.tables().snapshot.settings
-                    do {
-                        tls.replace(
-                            try TLSServer(directory: latest.tlsDirectory ?? "", fallback: latest.tlsDefault))
-                    } catch {
-                        Log.error("certificates not reloaded: \(error.description); still serving the previous ones")
-                    }
+                    RunCommand.renewCertificates(certificates, tls, store: store, reason: "reload")
                 }
                 continue
             }
@@ -236,5 +244,18 @@ enum RunCommand {
             addresses.append(address)
         }
         return addresses
+    }
+
+    /// Builds the certificates again (reload, renewal); the previous ones keep serving when that fails.
+    static func renewCertificates(
+        _ certificates: HTTPSCertificates, _ store: TLSServerStore, store snapshots: SnapshotStore, reason: String
+    ) {
+        let snapshot = snapshots.tables().snapshot
+        do {
+            store.replace(
+                try certificates.build(settings: snapshot.settings, sites: snapshot.routes.sites, now: time(nil)))
+        } catch {
+            Log.error("certificates not reloaded (\(reason)): \(error.description); still serving the previous ones")
+        }
     }
 }

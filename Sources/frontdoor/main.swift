@@ -15,6 +15,7 @@ let usage = """
       export --view VIEW [--zone ZONE] [DIR]     print a zone as VIEW sees it (RFC 1035 text)
       explain NAME [TYPE] --from ADDRESS [DIR]   show what a client gets for NAME, and the route
       status [DIR]                               the WAN address and each DynDNS provider's state
+      ca export [DIR]                            print the internal CA's root certificate, for devices to trust
       help [COMMAND]                             show help for a command
 
     Run 'frontdoor COMMAND --help' for a command's options.
@@ -26,6 +27,7 @@ let commands: [String: (help: String, run: ([String]) throws(UsageError) -> Exit
     "export": (ExportCommand.help, ExportCommand.run),
     "explain": (ExplainCommand.help, ExplainCommand.run),
     "status": (StatusCommand.help, StatusCommand.run),
+    "ca": (CACommand.help, CACommand.run),
 ]
 
 @MainActor

@@ -475,7 +475,7 @@ import Testing
         try FileManager.default.removeItem(atPath: authority.path("certs/new.key"))
         kill(pid, SIGHUP)
         #expect(
-            runs.waitFor("certificates not reloaded: ", in: logPath, pid: pid)
+            runs.waitFor("certificates not reloaded (reload): ", in: logPath, pid: pid)
                 && Fixtures.textAt(logPath).contains("new.crt has no key beside it"), "\(Fixtures.textAt(logPath))")
         #expect(try status("new.example.com") == 0 && status("www.example.com") == 0)
         // Plain HTTP to the HTTPS port, then what the admin listener tells.
@@ -505,5 +505,78 @@ import Testing
     static func sample(_ text: String, _ name: String) throws -> Int {
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(name + " ") })
         return try #require(Int(line.dropFirst(name.count + 1)))
+    }
+
+    /// `internal-ca home.arpa`: a LAN name gets a certificate from Frontdoor's own CA, `ca export` prints the
+    /// root, and curl and a real browser that trust that root load the site with no certificate error.
+    @Test(.bug(id: "15")) func theInternalCAServesLANNamesAndABrowserTrustsItsRoot() throws {
+        guard let curl = Tool.find("curl"), let nginx = try NginxServer() else {
+            return Tool.skip("curl", package: "curl")
+        }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try (Fixtures.config + "\nstate-dir state\ninternal-ca home.arpa\n").write(
+            toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: directory + "/state", withIntermediateDirectories: true)
+        let proxy = "$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n"
+        try ("$ORIGIN home.arpa.\n" + proxy + "$SITE nas http://127.0.0.1:\(nginx.port)\n").write(
+            toFile: directory + "/home.arpa.zone", atomically: true, encoding: .utf8)
+        try ("$ORIGIN example.com.\n" + proxy + "$SITE www http://127.0.0.1:\(nginx.port)\n").write(
+            toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        let exported = try Tool.run(Tool.frontdoor, ["ca", "export", directory])
+        #expect(exported.status == 0 && exported.stdout.hasPrefix("-----BEGIN CERTIFICATE-----"), "\(exported.stderr)")
+        #expect(exported.stderr.contains("made a new root"))
+        try exported.stdout.write(toFile: directory + "/root.pem", atomically: true, encoding: .utf8)
+
+        let https = try freePort()
+        let runs = RunCommandTests()
+        let (pid, logPath) = try runs.startRun(
+            directory,
+            ["--dns", "off", "--http", "off", "--admin", "off", "--https", "127.0.0.1:\(https)", "--workers", "1"])
+        defer { Tool.stop(pid) }
+        #expect(runs.waitFor("serving http", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        #expect(
+            Fixtures.textAt(directory + "/state/ca/root.crt") == exported.stdout, "run uses the exported root")
+        func fetch(_ name: String) throws -> Tool.Outcome {
+            try Tool.run(
+                curl,
+                [
+                    "-sS", "--max-time", "10", "--cacert", directory + "/root.pem", "--resolve",
+                    "\(name):\(https):127.0.0.1", "https://\(name):\(https)/",
+                ])
+        }
+        let nas = try fetch("nas.home.arpa")
+        #expect(nas.status == 0 && nas.stdout == "hello from nginx\n", "\(nas.stderr)")
+        #expect(try fetch("www.example.com").status == 35, "a public name is not the internal CA's to sign")
+
+        guard let chromium = Tool.find("chromium"), let certutil = Tool.find("certutil") else {
+            return Tool.skip("chromium or certutil", package: "chromium libnss3-tools")
+        }
+        // A browser profile whose NSS database trusts the root, and one that does not.
+        let trusting = directory + "/trusting"
+        let database = "sql:" + trusting + "/.pki/nssdb"
+        try FileManager.default.createDirectory(atPath: trusting + "/.pki/nssdb", withIntermediateDirectories: true)
+        #expect(try Tool.run(certutil, ["-N", "-d", database, "--empty-password"]).status == 0)
+        let added = try Tool.run(
+            certutil, ["-A", "-d", database, "-t", "C,,", "-n", "frontdoor", "-i", directory + "/root.pem"])
+        #expect(added.status == 0, "\(added.stderr)")
+        func browse(home: String, screenshot: Bool = false) throws -> Tool.Outcome {
+            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+            return try Tool.run(
+                "/usr/bin/env",
+                [
+                    "HOME=\(home)", "timeout", "60", chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--user-data-dir=\(home)/profile", "--host-resolver-rules=MAP nas.home.arpa 127.0.0.1",
+                    screenshot ? "--screenshot=\(home)/page.png" : "--dump-dom", "https://nas.home.arpa:\(https)/",
+                ])
+        }
+        let page = try browse(home: trusting)
+        #expect(page.stdout.contains("hello from nginx"), "\(page.stdout) \(page.stderr.suffix(2000))")
+        let untrusting = try browse(home: directory + "/untrusting")
+        #expect(!untrusting.stdout.contains("hello from nginx"), "without the root the browser refuses the page")
+        if let keep = ProcessInfo.processInfo.environment["FRONTDOOR_SCREENSHOT"] {
+            _ = try browse(home: trusting, screenshot: true)
+            try? FileManager.default.copyItem(atPath: trusting + "/page.png", toPath: keep)
+        }
     }
 }

@@ -11,13 +11,13 @@ import Testing
         try authority.issue("wild", names: ["*.w.example.com"], rsa: true)
         let server = try TLSServer(directory: authority.path("certs"), fallback: nil)
         #expect(server.table.names == ["example.com", "www.example.com", "*.w.example.com"])
-        #expect(server.table.lookup("a.w.example.com")?.files.chain.hasSuffix("/wild.crt") == true)
+        #expect(server.table.lookup("a.w.example.com")?.origin.hasSuffix("/wild.crt") == true)
         #expect(server.table.lookup("nope.example.com") == nil)
         let sites = try #require(server.table.lookup("www.example.com"))
         #expect((6...7).contains(sites.daysLeft), "issued for 7 days: \(sites.daysLeft)")
         #expect(sites.issuer.contains("Frontdoor Test CA"))
         let withDefault = try TLSServer(directory: authority.path("certs"), fallback: "www.example.com")
-        #expect(withDefault.table.lookup("nope.example.com")?.files.chain.hasSuffix("/sites.crt") == true)
+        #expect(withDefault.table.lookup("nope.example.com")?.origin.hasSuffix("/sites.crt") == true)
     }
 
     @Test func refusesWhatCannotBeServedWithTheReason() throws {

@@ -1,0 +1,82 @@
+import Files
+import TLS
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What the HTTPS listeners serve, built from the settings and the sites: the operator's certificate files
+/// (`tls DIR`), and for sites no file covers, leaves from the internal CA when `internal-ca` is on (all
+/// sites, or those under its suffixes). Issued leaves are kept across rebuilds — a reload does not reissue —
+/// and renewed once a third of their life is left. Control plane only.
+public final class HTTPSCertificates: @unchecked Sendable {
+    struct Leaf {
+        var source: CertificateSource
+        /// Wall-clock seconds.
+        var expires: Int
+    }
+
+    var leaves: [String: Leaf] = [:]
+    var authority: InternalCA?
+    /// Set when a build made the internal CA's root (its path), for the log line.
+    public private(set) var createdRoot: String?
+
+    public init() {}
+
+    /// Whether the settings ask for HTTPS at all.
+    public static func configured(_ settings: Settings) -> Bool {
+        settings.tlsDirectory != nil || settings.internalCA != nil
+    }
+
+    /// The internal CA's directory under the state directory.
+    public static func authorityDirectory(_ settings: Settings) -> String? {
+        settings.stateDirectory.map { joinPath($0, "ca") }
+    }
+
+    /// The certificates for `settings` and `sites` at `now` (wall-clock seconds).
+    public func build(settings: Settings, sites: [CompiledSite], now: Int) throws(TLSError) -> TLSServer {
+        self.createdRoot = nil
+        var sources: [CertificateSource] = []
+        if let directory = settings.tlsDirectory {
+            switch CertificateFiles.pairs(in: directory, files: DiskFiles()) {
+            case .success(let pairs): sources = pairs.map(CertificateSource.files)
+            case .failure(let error): throw error
+            }
+            if sources.isEmpty && settings.internalCA == nil {
+                throw TLSError("\(directory): no NAME.crt and NAME.key pair")
+            }
+        }
+        guard let suffixes = settings.internalCA else {
+            return try TLSServer(sources: sources, fallback: settings.tlsDefault)
+        }
+        guard let directory = HTTPSCertificates.authorityDirectory(settings) else {
+            throw TLSError("'internal-ca' keeps its root key in the state directory: add 'state-dir DIR'")
+        }
+        let operatorFiles = try TLSServer(sources: sources)
+        if self.authority?.directory != directory {
+            let (authority, created) = try InternalCA.open(directory: directory)
+            self.authority = authority
+            if created { self.createdRoot = authority.rootPath }
+        }
+        guard let authority = self.authority else { throw TLSError("no internal CA") }
+        var kept: [String: Leaf] = [:]
+        for site in sites where suffixes.isEmpty || suffixes.contains(where: { site.name.isSubdomain(of: $0) }) {
+            let name = site.name.hostDescription
+            guard operatorFiles.table.covering(name) == nil else { continue }
+            if let leaf = self.leaves[name], !HTTPSCertificates.due(leaf, now: now) {
+                kept[name] = leaf
+            } else {
+                kept[name] = Leaf(source: try authority.issue([name]), expires: now + InternalCA.leafValidity)
+            }
+        }
+        self.leaves = kept
+        sources += kept.keys.sorted().compactMap { kept[$0]?.source }
+        return try TLSServer(sources: sources, fallback: settings.tlsDefault)
+    }
+
+    /// Some leaf has a third of its life left or less: build again.
+    public func renewalDue(now: Int) -> Bool { self.leaves.values.contains { HTTPSCertificates.due($0, now: now) } }
+
+    static func due(_ leaf: Leaf, now: Int) -> Bool { leaf.expires - now <= InternalCA.leafValidity / 3 }
+}
