@@ -171,5 +171,62 @@ static inline int frontdoor_tls_ctx_use_pem(SSL_CTX *ctx, const void *chain, int
     EVP_PKEY_free(privateKey);
     return ok;
 }
+
+// A socket BIO whose writes never raise SIGPIPE: OpenSSL's own writes with write(2), which kills a process
+// that does not ignore SIGPIPE when the peer has gone (a test process, a library user). Everything else is
+// the socket BIO's.
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <errno.h>
+
+static inline int frontdoor_tls_socket_write(BIO *bio, const char *data, int length) {
+    int fd = -1;
+    BIO_get_fd(bio, &fd);
+    int written;
+    do {
+        written = (int)send(fd, data, (size_t)length, MSG_NOSIGNAL);
+    } while (written < 0 && errno == EINTR);
+    BIO_clear_retry_flags(bio);
+    if (written <= 0 && BIO_sock_should_retry(written)) BIO_set_retry_write(bio);
+    return written;
+}
+
+static inline int frontdoor_tls_socket_puts(BIO *bio, const char *text) {
+    return frontdoor_tls_socket_write(bio, text, (int)strlen(text));
+}
+
+// The method, made once (a racing second one is dropped).
+static inline BIO_METHOD *frontdoor_tls_socket_method(void) {
+    static BIO_METHOD *_Atomic shared = NULL;
+    BIO_METHOD *current = atomic_load(&shared);
+    if (current != NULL) return current;
+    const BIO_METHOD *socket = BIO_s_socket();
+    BIO_METHOD *method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                      "frontdoor socket");
+    if (method == NULL) return NULL;
+    BIO_meth_set_write(method, frontdoor_tls_socket_write);
+    BIO_meth_set_puts(method, frontdoor_tls_socket_puts);
+    BIO_meth_set_read(method, BIO_meth_get_read(socket));
+    BIO_meth_set_ctrl(method, BIO_meth_get_ctrl(socket));
+    BIO_meth_set_create(method, BIO_meth_get_create(socket));
+    BIO_meth_set_destroy(method, BIO_meth_get_destroy(socket));
+    BIO_METHOD *expected = NULL;
+    if (!atomic_compare_exchange_strong(&shared, &expected, method)) {
+        BIO_meth_free(method);
+        return expected;
+    }
+    return method;
+}
+
+// Puts `ssl` on socket `fd` (not closed with it) through the SIGPIPE-free BIO: 1, or 0.
+static inline int frontdoor_tls_set_socket(SSL *ssl, int fd) {
+    BIO_METHOD *method = frontdoor_tls_socket_method();
+    if (method == NULL) return 0;
+    BIO *bio = BIO_new(method);
+    if (bio == NULL) return 0;
+    BIO_set_fd(bio, fd, BIO_NOCLOSE);
+    SSL_set_bio(ssl, bio, bio);
+    return 1;
+}
 #endif
 #endif

@@ -419,7 +419,10 @@ final class DNSWorker: @unchecked Sendable {
         guard var connection = self.connections[fd] else { return }
         while connection.outputOffset < connection.output.count {
             let count = connection.output.withUnsafeBytes { raw in
-                write(fd, raw.baseAddress.map { $0 + connection.outputOffset }, raw.count - connection.outputOffset)
+                // send with MSG_NOSIGNAL, not write: a client gone before its answer must not raise SIGPIPE.
+                send(
+                    fd, raw.baseAddress.map { $0 + connection.outputOffset }, raw.count - connection.outputOffset,
+                    Int32(MSG_NOSIGNAL))
             }
             if count > 0 {
                 connection.outputOffset += count

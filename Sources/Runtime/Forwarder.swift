@@ -176,7 +176,9 @@ final class Forwarder {
         let fd = entry.fd
         if !entry.tcpQuery.isEmpty {
             guard csys_socket_error(fd) == 0 else { return self.step(key, now: now) { $0.transportFailed(now: now) } }
-            let written = entry.tcpQuery.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let written = entry.tcpQuery.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard written == entry.tcpQuery.count else {
                 return self.step(key, now: now) { $0.transportFailed(now: now) }
             }

@@ -212,7 +212,8 @@ public final class TLSServer: @unchecked Sendable {
     /// cannot make one (out of memory).
     public func stream(_ fd: Int32) -> TLSStream? {
         guard let ssl = SSL_new(self.initial) else { return nil }
-        guard SSL_set_fd(ssl, fd) == 1 else {
+        // Not SSL_set_fd: its writes would raise SIGPIPE when a client has gone.
+        guard frontdoor_tls_set_socket(ssl, fd) == 1 else {
             SSL_free(ssl)
             return nil
         }

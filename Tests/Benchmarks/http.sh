@@ -147,7 +147,6 @@ wait_port() {
 ticks() {
     local total=0
     for stat in /proc/[0-9]*/stat; do
-        read -r -a fields < "$stat" 2>/dev/null || continue
         # Fields after the command name: the name may hold spaces, so count from the end of "(...)".
         local line
         line=$(cat "$stat" 2>/dev/null) || continue

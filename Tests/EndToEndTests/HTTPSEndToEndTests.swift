@@ -190,4 +190,36 @@ import ZoneModel
         #expect(followed.stdout.contains("Strict-Transport-Security: max-age=31449600"), "\(followed.stdout)")
         #expect(followed.stdout.contains("|https|"), "answered over HTTPS: \(followed.stdout)")
     }
+
+    /// Clients that stop reading mid-body and go away (slowly, or with a reset): the proxy's TLS writes meet
+    /// a closed socket and must fail quietly, the connection closed and counted, the listener serving on.
+    /// (This test process does not ignore SIGPIPE, as `frontdoor run` does: TLS writes go through a socket BIO
+    /// that sends with MSG_NOSIGNAL.)
+    @Test(.bug(id: "15")) func aClientThatLeavesMidBodyCostsNothing() throws {
+        guard let setup = try Setup() else { return }
+        let body = [UInt8](repeating: 0x5A, count: 20 << 20)
+        try Data(body).write(to: URL(fileURLWithPath: setup.nginx.root + "/huge.bin"))
+        // curl reading slowly and giving up; Python's TLS client reading a little and resetting the connection.
+        for _ in 0..<2 {
+            let cut = try setup.curl(
+                "www.example.com", "/huge.bin", ["--limit-rate", "200k", "--max-time", "1", "-o", "/dev/null"])
+            #expect(cut.status == 28, "curl gave up after a second: \(cut.stderr)")
+        }
+        let script = """
+            import socket, ssl, struct, sys
+            context = ssl.create_default_context(cafile=sys.argv[2])
+            for _ in range(5):
+                raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+                client = context.wrap_socket(raw, server_hostname="www.example.com")
+                client.sendall(b"GET /huge.bin HTTP/1.1\\r\\nHost: www.example.com\\r\\n\\r\\n")
+                client.recv(1024)
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+            print("done")
+            """
+        let reset = try Tool.run("/usr/bin/python3", ["-c", script, "\(setup.port)", setup.authority.authority])
+        #expect(reset.stdout == "done\n", "\(reset.stderr)")
+        let after = try setup.curl("www.example.com")
+        #expect(after.status == 0 && after.stdout.hasPrefix("GET|"), "\(after.stderr)")
+    }
 }
