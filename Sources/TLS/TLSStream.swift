@@ -17,6 +17,8 @@ public final class TLSStream: @unchecked Sendable {
     public private(set) var readWantsWritable = false
     /// A plain HTTP request arrived instead of a ClientHello (and was answered with a plain 400).
     public private(set) var plainHTTP = false
+    /// The peer closed or the connection broke: no close_notify is owed (or deliverable).
+    var peerGone = false
 
     init(ssl: OpaquePointer, fd: Int32, server: TLSServer) {
         self.ssl = ssl
@@ -55,6 +57,7 @@ public final class TLSStream: @unchecked Sendable {
             self.readWantsWritable = true
             return .wouldBlock
         case SSL_ERROR_ZERO_RETURN:
+            self.peerGone = true
             return .closed
         default:
             self.failed()
@@ -77,9 +80,10 @@ public final class TLSStream: @unchecked Sendable {
         }
     }
 
-    /// Sends close_notify if the handshake finished (best effort: the socket is closed next either way).
+    /// Sends close_notify when Frontdoor ends a working connection (a timeout, a drain, `Connection: close`):
+    /// best effort, the socket is closed next either way. Not after the peer closed or the connection broke.
     public func shutdown() {
-        if SSL_is_init_finished(self.ssl) == 1 { _ = SSL_shutdown(self.ssl) }
+        if !self.peerGone && SSL_is_init_finished(self.ssl) == 1 { _ = SSL_shutdown(self.ssl) }
         ERR_clear_error()
     }
 
@@ -95,6 +99,7 @@ public final class TLSStream: @unchecked Sendable {
     /// A fatal error: a plain HTTP request gets nginx's answer, written on the raw socket; the error queue is
     /// emptied either way (OpenSSL's per-thread queue must be empty before the next call of any connection).
     func failed() {
+        self.peerGone = true
         let code = ERR_peek_error()
         if code != 0 && frontdoor_tls_error_is_http_request(code) == 1 {
             self.plainHTTP = true
