@@ -195,6 +195,48 @@ static inline int frontdoor_tls_socket_puts(BIO *bio, const char *text) {
     return frontdoor_tls_socket_write(bio, text, (int)strlen(text));
 }
 
+// Bytes already taken from the socket before TLS started (a ClientHello read to route SNI passthrough),
+// handed to OpenSSL before anything more is read.
+struct frontdoor_tls_prefix {
+    size_t length;
+    size_t offset;
+    unsigned char bytes[];
+};
+
+static inline int frontdoor_tls_socket_read(BIO *bio, char *out, int size) {
+    struct frontdoor_tls_prefix *prefix = BIO_get_data(bio);
+    if (prefix != NULL && size > 0) {
+        size_t count = prefix->length - prefix->offset;
+        if (count > (size_t)size) count = (size_t)size;
+        memcpy(out, prefix->bytes + prefix->offset, count);
+        prefix->offset += count;
+        if (prefix->offset == prefix->length) {
+            BIO_set_data(bio, NULL);
+            free(prefix);
+        }
+        BIO_clear_retry_flags(bio);
+        return (int)count;
+    }
+    int fd = -1;
+    BIO_get_fd(bio, &fd);
+    int got;
+    do {
+        got = (int)recv(fd, out, (size_t)size, 0);
+    } while (got < 0 && errno == EINTR);
+    BIO_clear_retry_flags(bio);
+    if (got <= 0) {
+        if (BIO_sock_should_retry(got)) BIO_set_retry_read(bio);
+        else if (got == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);
+    }
+    return got;
+}
+
+static inline int frontdoor_tls_socket_destroy(BIO *bio) {
+    free(BIO_get_data(bio));
+    BIO_set_data(bio, NULL);
+    return BIO_meth_get_destroy(BIO_s_socket())(bio);
+}
+
 // The method, made once (a racing second one is dropped).
 static inline BIO_METHOD *frontdoor_tls_socket_method(void) {
     static BIO_METHOD *_Atomic shared = NULL;
@@ -206,10 +248,10 @@ static inline BIO_METHOD *frontdoor_tls_socket_method(void) {
     if (method == NULL) return NULL;
     BIO_meth_set_write(method, frontdoor_tls_socket_write);
     BIO_meth_set_puts(method, frontdoor_tls_socket_puts);
-    BIO_meth_set_read(method, BIO_meth_get_read(socket));
+    BIO_meth_set_read(method, frontdoor_tls_socket_read);
     BIO_meth_set_ctrl(method, BIO_meth_get_ctrl(socket));
     BIO_meth_set_create(method, BIO_meth_get_create(socket));
-    BIO_meth_set_destroy(method, BIO_meth_get_destroy(socket));
+    BIO_meth_set_destroy(method, frontdoor_tls_socket_destroy);
     BIO_METHOD *expected = NULL;
     if (!atomic_compare_exchange_strong(&shared, &expected, method)) {
         BIO_meth_free(method);
@@ -218,13 +260,25 @@ static inline BIO_METHOD *frontdoor_tls_socket_method(void) {
     return method;
 }
 
-// Puts `ssl` on socket `fd` (not closed with it) through the SIGPIPE-free BIO: 1, or 0.
-static inline int frontdoor_tls_set_socket(SSL *ssl, int fd) {
+// Puts `ssl` on socket `fd` (not closed with it) through the SIGPIPE-free BIO, `prefix` (`length` bytes,
+// may be none) read first: 1, or 0.
+static inline int frontdoor_tls_set_socket(SSL *ssl, int fd, const void *prefix, size_t length) {
     BIO_METHOD *method = frontdoor_tls_socket_method();
     if (method == NULL) return 0;
     BIO *bio = BIO_new(method);
     if (bio == NULL) return 0;
     BIO_set_fd(bio, fd, BIO_NOCLOSE);
+    if (length > 0) {
+        struct frontdoor_tls_prefix *copy = malloc(sizeof *copy + length);
+        if (copy == NULL) {
+            BIO_free(bio);
+            return 0;
+        }
+        copy->length = length;
+        copy->offset = 0;
+        memcpy(copy->bytes, prefix, length);
+        BIO_set_data(bio, copy);
+    }
     SSL_set_bio(ssl, bio, bio);
     return 1;
 }

@@ -213,7 +213,7 @@ final class TLSChannel: Channel {
         }
         self.context = context
         self.ssl = ssl
-        _ = frontdoor_tls_set_socket(ssl, socket.fd)
+        _ = frontdoor_tls_set_socket(ssl, socket.fd, nil, 0)
         if IPAddress(host) == nil { _ = frontdoor_tls_set_sni(ssl, host) }
         // Host name (or IP address) verification against the certificate.
         if IPAddress(host) != nil {

@@ -130,6 +130,24 @@ public enum Sockets {
         return port >= 0 ? UInt16(port) : nil
     }
 
+    /// The address and port a connected socket's peer has (getpeername), or its own (getsockname).
+    public static func address(of fd: Int32, peer: Bool) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length)
+            }
+        }
+        guard result == 0 else { return nil }
+        var bytes = (UInt64(0), UInt64(0))
+        var port: UInt16 = 0
+        let family = withUnsafeMutableBytes(of: &bytes) { raw in
+            csys_address_parts(&storage, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), &port)
+        }
+        return IPAddress(family: family, bytes: bytes).map { SocketAddress(address: $0, port: port) }
+    }
+
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }

@@ -171,7 +171,7 @@ public struct ProxySession: Sendable {
     public private(set) var phase: Phase = .idle
     var stream = RequestStream(pausesAfterEachRequest: true)
     var exchange: Exchange?
-    let client: IPAddress
+    public let client: IPAddress
     let trustedPeer: Bool
     let scheme: String
     /// Plain HTTP only: the sites redirected to https.

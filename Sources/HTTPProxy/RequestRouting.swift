@@ -39,11 +39,13 @@ public enum RequestRouter {
         let host = UnsafeRawBufferPointer(rebasing: buffer[hostRange])
         guard let site = snapshot.routes.route(host: host) else { return .respond(status: 421) }
         guard let view = snapshot.view(for: client), site.isVisible(to: view) else { return .respond(status: 403) }
-        if let upgrade, site.httpsRedirect, upgrade.sites.contains(site.name),
+        if let upgrade, site.httpsRedirect || site.passthrough, upgrade.sites.contains(site.name),
             let location = RequestRouter.httpsLocation(head, in: buffer, host: hostRange, upgrade: upgrade)
         {
             return .redirect(location: location)
         }
+        // A passthrough site's backends speak TLS only: plain HTTP has nowhere to go.
+        if site.passthrough { return .respond(status: 421) }
         return .forward(site)
     }
 

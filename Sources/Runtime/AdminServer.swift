@@ -234,17 +234,19 @@ public final class AdminServer: @unchecked Sendable {
             metric(
                 "frontdoor_http_backend_reuse_total", "counter", "Requests sent on a kept-alive backend connection.",
                 [("", Double(http.reusedBackendConnections))])
-            if let tls = http.tlsStore?.current {
+            if let store = http.tlsStore {
+                let tls = store.current
                 let handshakes = http.tlsHandshakes
                 metric(
                     "frontdoor_tls_handshakes_total", "counter",
                     "TLS connections on the HTTPS listeners by handshake result (failed: closed before it finished; "
-                        + "plain_http: an HTTP request sent to the HTTPS port).",
+                        + "plain_http: an HTTP request sent to the HTTPS port; passthrough: relayed to a backend).",
                     [
                         ("result=\"full\"", Double(handshakes.full)),
                         ("result=\"resumed\"", Double(handshakes.resumed)),
                         ("result=\"failed\"", Double(handshakes.failed)),
                         ("result=\"plain_http\"", Double(handshakes.plainHTTP)),
+                        ("result=\"passthrough\"", Double(handshakes.passthrough)),
                     ])
                 metric(
                     "frontdoor_tls_versions_total", "counter", "Finished TLS handshakes by protocol version.",
@@ -254,7 +256,7 @@ public final class AdminServer: @unchecked Sendable {
                     ])
                 metric(
                     "frontdoor_tls_certificate_days_left", "gauge", "Days until each served certificate expires.",
-                    tls.certificates.map {
+                    (tls?.certificates ?? []).map {
                         ("certificate=\"\(AdminServer.label($0.origin))\"", Double($0.daysLeft))
                     })
             }

@@ -90,7 +90,13 @@ final class BackendLink {
 /// One client connection.
 final class ClientConnection {
     let fd: Int32
-    let transport: Transport
+    /// Plain, or TLS once a TLS listener's connection is known not to be SNI passthrough.
+    var transport: Transport
+    /// While an HTTPS connection's ClientHello is read to see whether its SNI names a passthrough site: the
+    /// bytes so far (handed to TLS, or to the passthrough backend, after).
+    var sniffed: [UInt8]?
+    /// The connection is relayed as it is to a passthrough site's backend.
+    var passthrough = false
     let slot: Int
     var session: ProxySession
     var out = OutQueue()
@@ -134,6 +140,8 @@ final class TLSCounters: Sendable {
     let failed = Atomic<Int>(0)
     /// Plain HTTP sent to the HTTPS port (answered with a plain 400).
     let plainHTTP = Atomic<Int>(0)
+    /// Connections relayed unterminated to a passthrough site's backend.
+    let passthrough = Atomic<Int>(0)
     let tls12 = Atomic<Int>(0)
     let tls13 = Atomic<Int>(0)
 }

@@ -143,15 +143,18 @@ public final class HTTPService: @unchecked Sendable {
     public var tlsStore: TLSServerStore? { self.workers.first?.options.tls }
 
     /// TLS handshakes so far: full, resumed, failed (closed before finishing), plain HTTP to the HTTPS port,
-    /// and finished ones by version.
-    public var tlsHandshakes: (full: Int, resumed: Int, failed: Int, plainHTTP: Int, tls12: Int, tls13: Int) {
-        var totals = (full: 0, resumed: 0, failed: 0, plainHTTP: 0, tls12: 0, tls13: 0)
+    /// relayed to passthrough backends (not ours to finish), and finished ones by version.
+    public var tlsHandshakes:
+        (full: Int, resumed: Int, failed: Int, plainHTTP: Int, passthrough: Int, tls12: Int, tls13: Int)
+    {
+        var totals = (full: 0, resumed: 0, failed: 0, plainHTTP: 0, passthrough: 0, tls12: 0, tls13: 0)
         for worker in self.workers {
             let counters = worker.tls
             totals.full += counters.full.load(ordering: .relaxed)
             totals.resumed += counters.resumed.load(ordering: .relaxed)
             totals.failed += counters.failed.load(ordering: .relaxed)
             totals.plainHTTP += counters.plainHTTP.load(ordering: .relaxed)
+            totals.passthrough += counters.passthrough.load(ordering: .relaxed)
             totals.tls12 += counters.tls12.load(ordering: .relaxed)
             totals.tls13 += counters.tls13.load(ordering: .relaxed)
         }

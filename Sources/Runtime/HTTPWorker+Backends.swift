@@ -165,6 +165,10 @@ extension HTTPWorker {
         }
         if !connection.handshakeCounted, case .tls(let stream) = connection.transport {
             self.countHandshake(connection, stream, ended: true)
+        } else if !connection.handshakeCounted && connection.sniffed != nil {
+            // Closed (a timeout, say) while its ClientHello was still being read.
+            connection.handshakeCounted = true
+            self.tls.failed.add(1, ordering: .relaxed)
         }
         connection.transport.finish()
         Sockets.close(connection.fd)

@@ -24,6 +24,10 @@ extension HTTPWorker {
                 return
             }
         }
+        if connection.sniffed != nil {
+            self.sniff(connection, now: now)
+            return
+        }
         // A TLS handshake message that did not fit waits for writability: then the read goes on.
         let readable =
             events & (Poller.readable | Poller.hangup) != 0
@@ -39,7 +43,7 @@ extension HTTPWorker {
                 if connection.tunnel {
                     if let backend = connection.backend {
                         backend.out.append(Array(bytes))
-                        if !backend.flush() {
+                        if backend.connected && !backend.flush() {
                             self.abort(connection, now: now)
                             return
                         }
@@ -77,6 +81,10 @@ extension HTTPWorker {
         let now = monotonicMilliseconds()
         if !backend.connected {
             guard events & (Poller.writable | Poller.hangup) != 0 else { return }
+            if connection.passthrough {
+                self.passthroughConnected(connection, backend, now: now)
+                return
+            }
             if csys_socket_error(backend.fd) != 0 {
                 connection.session.backendFailed(
                     connectFailed: true, snapshot: self.snapshot, now: now, into: &self.actions)
@@ -283,5 +291,117 @@ extension HTTPWorker {
                 self.tls.failed.add(1, ordering: .relaxed)
             }
         }
+    }
+
+    // MARK: - SNI passthrough
+
+    /// Reads an HTTPS connection's ClientHello: a passthrough site's name relays the connection as it is to
+    /// that site's backend; anything else (another name, none, not TLS at all) goes to TLS termination with
+    /// the bytes read so far.
+    func sniff(_ connection: ClientConnection, now: UInt64) {
+        switch Transport.plain.receive(connection.fd, into: self.readBuffer) {
+        case .bytes(let got):
+            connection.sniffed?.append(contentsOf: UnsafeRawBufferPointer(rebasing: self.readBuffer[0..<got]))
+        case .wouldBlock:
+            return
+        case .closed, .failed:
+            self.tls.failed.add(1, ordering: .relaxed)
+            connection.handshakeCounted = true
+            self.destroy(connection)
+            return
+        }
+        guard let hello = connection.sniffed else { return }
+        switch hello.withUnsafeBytes({ ClientHello.peek($0) }) {
+        case .needMore:
+            // The head-read deadline set at accept ends a ClientHello that never completes.
+            return
+        case .serverName(let name?):
+            let site = Array(name.utf8).withUnsafeBytes { self.snapshot.routes.route(host: $0) }
+            if let site, site.passthrough, let view = self.snapshot.view(for: connection.session.client),
+                site.isVisible(to: view)
+            {
+                self.startPassthrough(connection, site: site, hello: hello, now: now)
+                return
+            }
+        case .serverName(nil), .notTLS, .malformed:
+            break
+        }
+        connection.sniffed = nil
+        guard let server = self.currentTLSServer(), let stream = server.stream(connection.fd, prefix: hello) else {
+            // No certificates at all (a passthrough-only listener): a name that is not passthrough is closed.
+            self.tls.failed.add(1, ordering: .relaxed)
+            connection.handshakeCounted = true
+            self.destroy(connection)
+            return
+        }
+        connection.transport = .tls(stream)
+        // The handshake starts from the bytes already read.
+        self.clientEvent(connection, events: Poller.readable)
+    }
+
+    /// Connects to one of the site's backends and relays the connection to it from now on, the ClientHello
+    /// (after a PROXY v2 header when the site asks for one) first.
+    func startPassthrough(_ connection: ClientConnection, site: CompiledSite, hello: [UInt8], now: UInt64) {
+        connection.sniffed = nil
+        connection.passthrough = true
+        connection.tunnel = true
+        connection.handshakeCounted = true
+        self.tls.passthrough.add(1, ordering: .relaxed)
+        let balancer = self.balancer(for: site)
+        var excluded = Set<Int>()
+        while let choice = balancer.pool.pick(now: now, excluding: excluded) {
+            let address = site.backends[choice].address
+            balancer.pool.started(choice)
+            guard let fd = try? Sockets.tcpClient(address) else {
+                balancer.pool.finished(choice)
+                balancer.pool.failed(choice, now: now)
+                excluded.insert(choice)
+                continue
+            }
+            let link = BackendLink(
+                fd: fd, transport: .plain, address: address, site: site.name, index: choice, connected: false,
+                balancer: balancer)
+            guard
+                (try? self.poller.add(fd, events: Poller.writable, token: HTTPWorker.token(.backend, connection.slot)))
+                    != nil
+            else {
+                Sockets.close(fd)
+                balancer.pool.finished(choice)
+                excluded.insert(choice)
+                continue
+            }
+            link.interest = Poller.writable
+            if site.proxyProtocol, let client = Sockets.address(of: connection.fd, peer: true),
+                let local = Sockets.address(of: connection.fd, peer: false)
+            {
+                link.out.append(ProxyProtocol.header(source: client, destination: local))
+            }
+            link.out.append(hello)
+            connection.backend = link
+            connection.deadline = self.options.timeouts.deadline(
+                after: .phaseChanged, phase: .tunnel, tunnel: true, now: now, current: connection.deadline)
+            self.updateInterest(connection)
+            return
+        }
+        // Every backend is down: nothing can answer this TLS client.
+        self.destroy(connection)
+    }
+
+    /// A passthrough backend's connect finished: send what waited, or give up on the client.
+    func passthroughConnected(_ connection: ClientConnection, _ backend: BackendLink, now: UInt64) {
+        guard csys_socket_error(backend.fd) == 0 else {
+            backend.balancer.pool.failed(backend.index, now: now)
+            self.destroy(connection)
+            return
+        }
+        backend.connected = true
+        _ = csys_set_nodelay(backend.fd)
+        backend.balancer.pool.succeeded(backend.index)
+        guard backend.flush() else {
+            self.destroy(connection)
+            return
+        }
+        self.activity(connection, now: now)
+        self.updateInterest(connection)
     }
 }

@@ -39,6 +39,8 @@ final class HTTPWorker: @unchecked Sendable {
     /// The sites plain HTTP is redirected away from; rebuilt when the model or the certificates change.
     var httpsUpgrade: HTTPSUpgrade?
     var httpsUpgradeStale = true
+    /// Some site is SNI passthrough: HTTPS connections read their ClientHello before TLS starts.
+    var hasPassthrough = false
     var listening = true
     /// Where backend connections go after a response: parked, pooled or closed.
     let reuse: BackendReuse
@@ -99,6 +101,7 @@ final class HTTPWorker: @unchecked Sendable {
         self.snapshotGeneration = store.generation
         self.snapshot = store.tables().snapshot
         self.trusted = self.snapshot.settings.trustedProxies
+        self.hasPassthrough = self.snapshot.routes.sites.contains(where: \.passthrough)
         for (position, listener) in listeners.enumerated() {
             try self.poller.add(listener.fd, events: Poller.readable, token: HTTPWorker.token(.listener, position))
         }
@@ -148,6 +151,7 @@ final class HTTPWorker: @unchecked Sendable {
         self.snapshotGeneration = generation
         self.snapshot = self.store.tables().snapshot
         self.trusted = self.snapshot.settings.trustedProxies
+        self.hasPassthrough = self.snapshot.routes.sites.contains(where: \.passthrough)
         self.httpsUpgradeStale = true
         self.balancers = [:]
         self.recentBalancer = nil
@@ -209,7 +213,9 @@ final class HTTPWorker: @unchecked Sendable {
                 self.slots.append(nil)
             }
             var transport = Transport.plain
-            if listener.tls {
+            // With passthrough sites, TLS starts only once the ClientHello says the site is not one of them.
+            let sniff = listener.tls && self.hasPassthrough
+            if listener.tls && !sniff {
                 guard let server = self.currentTLSServer(), let stream = server.stream(fd) else {
                     Sockets.close(fd)
                     continue
@@ -221,6 +227,7 @@ final class HTTPWorker: @unchecked Sendable {
                 session: ProxySession(
                     client: client, trustedPeer: trusted, scheme: listener.tls ? "https" : "http",
                     upgrade: listener.tls ? nil : self.currentUpgrade()))
+            if sniff { connection.sniffed = [] }
             connection.deadline = self.options.timeouts.deadline(
                 after: .phaseChanged, phase: .readingHead, tunnel: false, now: monotonicMilliseconds(), current: 0)
             self.slots[slot] = connection
@@ -271,12 +278,12 @@ final class HTTPWorker: @unchecked Sendable {
         let server = self.currentTLSServer()
         guard self.httpsUpgradeStale else { return self.httpsUpgrade }
         self.httpsUpgradeStale = false
-        guard let server, let port = self.tlsPort else {
+        guard let port = self.tlsPort else {
             self.httpsUpgrade = nil
             return nil
         }
         let covered = self.snapshot.routes.sites.filter {
-            $0.httpsRedirect && server.table.covering($0.name.hostDescription) != nil
+            $0.passthrough || ($0.httpsRedirect && server?.table.covering($0.name.hostDescription) != nil)
         }
         self.httpsUpgrade = covered.isEmpty ? nil : HTTPSUpgrade(sites: Set(covered.map(\.name)), port: port)
         return self.httpsUpgrade

@@ -209,11 +209,13 @@ public final class TLSServer: @unchecked Sendable {
     }
 
     /// A TLS stream for an accepted socket (the handshake runs on its first read), or nil when OpenSSL
-    /// cannot make one (out of memory).
-    public func stream(_ fd: Int32) -> TLSStream? {
+    /// cannot make one (out of memory). `prefix`: bytes already read from the socket (a ClientHello read to
+    /// route SNI passthrough), which OpenSSL gets first.
+    public func stream(_ fd: Int32, prefix: [UInt8] = []) -> TLSStream? {
         guard let ssl = SSL_new(self.initial) else { return nil }
         // Not SSL_set_fd: its writes would raise SIGPIPE when a client has gone.
-        guard frontdoor_tls_set_socket(ssl, fd) == 1 else {
+        let attached = prefix.withUnsafeBytes { frontdoor_tls_set_socket(ssl, fd, $0.baseAddress, $0.count) }
+        guard attached == 1 else {
             SSL_free(ssl)
             return nil
         }

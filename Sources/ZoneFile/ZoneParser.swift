@@ -322,6 +322,17 @@ package struct ZoneParser {
                         "https='\(value)': 'redirect' (plain HTTP gets a 308 to https once a certificate covers the "
                             + "site; the default) or 'off' (plain HTTP is served as is)", token, state)
                 }
+            case "proxy-protocol":
+                switch value {
+                case "v2": site.proxyProtocol = true
+                case "off": site.proxyProtocol = false
+                default:
+                    ok = false
+                    self.error(
+                        .badOption,
+                        "proxy-protocol='\(value)': 'v2' (a PROXY v2 header to passthrough backends) or 'off'",
+                        token, state)
+                }
             case "hsts":
                 let hstsToken = Token(
                     text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 5)
@@ -335,9 +346,26 @@ package struct ZoneParser {
             default:
                 ok = false
                 self.error(
-                    .badOption, "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy, https, hsts)",
+                    .badOption,
+                    "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy, https, hsts, proxy-protocol)",
                     token, state)
             }
+        }
+        let passthrough = site.backends.filter(\.passthrough).count
+        if passthrough > 0 && passthrough < site.backends.count {
+            self.error(
+                .badBackend, "$SITE \(nameToken.quotedForMessage) mixes http:// and tls-passthrough:// backends", head,
+                state)
+            ok = false
+        }
+        if passthrough > 0 && site.healthPath != nil {
+            self.error(
+                .badOption, "health= checks speak HTTP; a tls-passthrough:// site cannot have them", head, state)
+            ok = false
+        }
+        if passthrough == 0 && site.proxyProtocol {
+            self.error(.badOption, "proxy-protocol= applies to tls-passthrough:// backends only", head, state)
+            ok = false
         }
         if site.backends.isEmpty && ok {
             self.error(
@@ -360,19 +388,22 @@ package struct ZoneParser {
     /// `http://ADDRESS[:PORT][/]`; names, paths and other schemes are refused with the reason.
     mutating func backend(_ token: Token, state: State) -> Backend? {
         var text = token.string
-        guard text.hasPrefix("http://") else {
+        let passthrough = text.hasPrefix("tls-passthrough://")
+        guard text.hasPrefix("http://") || passthrough else {
             let scheme = text.prefix { $0 != ":" }
             self.error(
-                .badBackend, "backend scheme '\(scheme)' is not supported; use http://ADDRESS:PORT", token, state)
+                .badBackend,
+                "backend scheme '\(scheme)' is not supported; use http://ADDRESS:PORT (or tls-passthrough://ADDRESS:PORT "
+                    + "for a backend that terminates TLS itself)", token, state)
             return nil
         }
-        text.removeFirst("http://".count)
+        text.removeFirst(passthrough ? "tls-passthrough://".count : "http://".count)
         if text.hasSuffix("/") { text.removeLast() }
         guard !text.contains("/") else {
             self.error(.badBackend, "backend \(token.quotedForMessage) may not carry a path", token, state)
             return nil
         }
-        guard let address = SocketAddress(text, defaultPort: 80) else {
+        guard let address = SocketAddress(text, defaultPort: passthrough ? 443 : 80) else {
             let hostOnly = text.hasPrefix("[") ? text : String(text.prefix { $0 != ":" })
             if IPAddress(hostOnly.trimmingBrackets) == nil {
                 self.error(.badBackend, "backend host '\(hostOnly)' must be an IP address", token, state)
@@ -381,7 +412,7 @@ package struct ZoneParser {
             }
             return nil
         }
-        return Backend(address: address)
+        return Backend(address: address, passthrough: passthrough)
     }
 
     // MARK: Records

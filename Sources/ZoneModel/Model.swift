@@ -138,12 +138,16 @@ public enum BalancePolicy: String, Hashable, Sendable, CaseIterable {
 /// One backend of a site: `http://ADDR:PORT`.
 public struct Backend: Hashable, Sendable, CustomStringConvertible {
     public var address: SocketAddress
+    /// `tls-passthrough://`: the client's TLS stream is relayed as it is, routed by its SNI name (the
+    /// backend keeps its own certificate); else plain HTTP.
+    public var passthrough: Bool
 
-    public init(address: SocketAddress) {
+    public init(address: SocketAddress, passthrough: Bool = false) {
         self.address = address
+        self.passthrough = passthrough
     }
 
-    public var description: String { "http://\(self.address)" }
+    public var description: String { (self.passthrough ? "tls-passthrough://" : "http://") + "\(self.address)" }
 }
 
 /// `$SITE`: a host name served by the proxy, with its backends and options.
@@ -162,6 +166,8 @@ public struct Site: Hashable, Sendable {
     public var httpsRedirect = true
     /// `Strict-Transport-Security: max-age=N` on the site's HTTPS responses (`hsts=DURATION`); nil: none.
     public var hstsMaxAge: UInt32?
+    /// A PROXY protocol v2 header goes first to passthrough backends (`proxy-protocol=v2`).
+    public var proxyProtocol = false
     public var location: SourceLocation
 
     public init(

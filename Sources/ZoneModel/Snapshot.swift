@@ -290,11 +290,17 @@ public struct CompiledSite: Hashable, Sendable {
     public let httpsRedirect: Bool
     /// The `Strict-Transport-Security` field its HTTPS responses carry ("max-age=N"), as a whole line.
     public let hstsField: [UInt8]?
+    /// Its backends take the TLS stream as it is (SNI passthrough): no HTTP is spoken to them.
+    public let passthrough: Bool
+    /// A PROXY protocol v2 header goes first to its passthrough backends.
+    public let proxyProtocol: Bool
 
     public init(
         name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>,
-        httpsRedirect: Bool = true, hstsMaxAge: UInt32? = nil
+        httpsRedirect: Bool = true, hstsMaxAge: UInt32? = nil, proxyProtocol: Bool = false
     ) {
+        self.passthrough = !backends.isEmpty && backends.allSatisfy(\.passthrough)
+        self.proxyProtocol = proxyProtocol
         self.name = name
         self.backends = backends
         self.balance = balance

@@ -96,9 +96,11 @@ enum RunCommand {
         httpOptions.tlsListeners = configuration.httpsListeners
         let certificates = HTTPSCertificates()
         if !configuration.httpsListeners.isEmpty {
-            guard HTTPSCertificates.configured(settings) else {
+            let passthrough = store.tables().snapshot.routes.sites.contains(where: \.passthrough)
+            guard HTTPSCertificates.configured(settings) || passthrough else {
                 printError(
-                    "frontdoor run: HTTPS listeners need certificates: 'tls DIR' or 'internal-ca' in frontdoor.conf")
+                    "frontdoor run: HTTPS listeners need certificates ('tls DIR' or 'internal-ca' in frontdoor.conf) "
+                        + "or tls-passthrough:// sites")
                 return .badConfig
             }
             do {

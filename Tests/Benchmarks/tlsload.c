@@ -72,6 +72,9 @@ static void *run(void *argument) {
                 result->times = realloc(result->times, result->capacity * sizeof(double));
             }
             result->times[result->count++] = (now() - start) * 1000;
+            // A connection freed without a shutdown marks its session not resumable: end it quietly (no
+            // close_notify is sent; the server has closed already).
+            SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
         } else {
             result->failures++;
             ERR_clear_error();

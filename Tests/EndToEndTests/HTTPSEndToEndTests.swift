@@ -222,4 +222,69 @@ import ZoneModel
         let after = try setup.curl("www.example.com")
         #expect(after.status == 0 && after.stdout.hasPrefix("GET|"), "\(after.stderr)")
     }
+
+    /// SNI passthrough: `nas` keeps its own certificate (nginx with a CA Frontdoor has never seen), reached
+    /// through Frontdoor's HTTPS listener untouched, with a PROXY v2 header telling nginx the client's
+    /// address; `router` without one; a terminated site shares the listener.
+    @Test(.bug(id: "15")) func passthroughSitesKeepTheirOwnTLS() throws {
+        guard let backendCA = try TestCertificates() else { return }
+        let nas = try backendCA.issue("nas", names: ["nas.example.com"])
+        let router = try backendCA.issue("router", names: ["router.example.com"])
+        let withHeader = try freePort()
+        let withoutHeader = try freePort()
+        let extra = """
+            server {
+              listen 127.0.0.1:\(withHeader) ssl proxy_protocol;
+              ssl_certificate \(nas.chain); ssl_certificate_key \(nas.key);
+              location / { return 200 "nas|$proxy_protocol_addr|$ssl_server_name|$ssl_protocol\\n"; }
+            }
+            server {
+              listen 127.0.0.1:\(withoutHeader) ssl;
+              ssl_certificate \(router.chain); ssl_certificate_key \(router.key);
+              location / { return 200 "router|$remote_addr|$ssl_server_name\\n"; }
+            }
+            """
+        guard let authority = try TestCertificates(), let nginx = try NginxServer(extra: extra),
+            let curl = Tool.find("curl")
+        else { return }
+        try authority.issue("www", names: ["www.example.com"])
+        let server = try TLSServer(directory: authority.path("certs"), fallback: nil)
+        let proxy = try FrontdoorHTTP(
+            zones: ProxyEndToEndTests.zone(
+                """
+                $SITE www http://127.0.0.1:\(nginx.port)
+                $SITE nas tls-passthrough://127.0.0.1:\(withHeader) proxy-protocol=v2
+                $SITE router tls-passthrough://127.0.0.1:\(withoutHeader)
+                """)
+        ) { options in
+            options.tlsListeners = [SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: 0)]
+            options.tls = TLSServerStore(server)
+        }
+        let port = proxy.service.boundTLSListeners[0].port
+        func fetch(_ name: String, ca: String, from source: String = "127.0.0.1") throws -> Tool.Outcome {
+            try Tool.run(
+                curl,
+                [
+                    "-sS", "--max-time", "10", "--interface", source, "--cacert", ca, "--resolve",
+                    "\(name):\(port):127.0.0.1", "https://\(name):\(port)/",
+                ])
+        }
+        // The client sees nginx's own certificate (verified with the backend's CA) and nginx sees the client's
+        // address through the PROXY header.
+        let relayed = try fetch("nas.example.com", ca: backendCA.authority, from: "127.0.0.3")
+        #expect(relayed.status == 0, "\(relayed.stderr)")
+        #expect(relayed.stdout.hasPrefix("nas|127.0.0.3|nas.example.com|TLSv1."), "\(relayed.stdout)")
+        #expect(try fetch("nas.example.com", ca: authority.authority).status == 60, "not Frontdoor's certificate")
+        let plain = try fetch("router.example.com", ca: backendCA.authority)
+        #expect(plain.stdout.hasPrefix("router|127.0.0.1|router.example.com"), "\(plain.stdout) \(plain.stderr)")
+        // The terminated site on the same listener, and an unknown name, as before.
+        let terminated = try fetch("www.example.com", ca: authority.authority)
+        #expect(terminated.status == 0 && terminated.stdout == "hello from nginx\n", "\(terminated.stderr)")
+        #expect(try fetch("nope.example.com", ca: authority.authority).status == 35)
+        // Plain HTTP to a passthrough site goes to https; its backends never see plain HTTP.
+        let socket = try TestSocket(port: proxy.port)
+        socket.send("GET /x HTTP/1.1\r\nHost: nas.example.com\r\n\r\n")
+        let moved = try #require(socket.readResponse())
+        #expect(moved.status == 308 && moved.field("location") == "https://nas.example.com:\(port)/x")
+    }
 }

@@ -20,7 +20,8 @@ package final class NginxServer {
 
     /// nil when nginx is not installed (the test prints why and returns). Without a fixed `port` it retries
     /// on another when the one picked was taken meanwhile.
-    package init?(port: UInt16? = nil) throws {
+    /// `extra`: more configuration inside its `http` block (say TLS servers on ports of their own).
+    package init?(port: UInt16? = nil, extra: String = "") throws {
         guard let nginx = Tool.find("nginx") else {
             Tool.skip("nginx", package: "nginx-light")
             return nil
@@ -35,7 +36,7 @@ package final class NginxServer {
         while true {
             attempt += 1
             let candidate = try port ?? freePort()
-            try NginxServer.writeConfig(directory: self.directory, port: candidate)
+            try NginxServer.writeConfig(directory: self.directory, port: candidate, extra: extra)
             let pid = try Tool.spawn(nginx, ["-c", "\(self.directory)/nginx.conf", "-p", self.directory])
             if waitForPort(candidate) {
                 self.port = candidate
@@ -50,7 +51,7 @@ package final class NginxServer {
         }
     }
 
-    static func writeConfig(directory: String, port: UInt16) throws {
+    static func writeConfig(directory: String, port: UInt16, extra: String = "") throws {
         let root = "\(directory)/www"
         let echoModule = ["/usr/lib/nginx/modules/ngx_http_echo_module.so"].first {
             FileManager.default.fileExists(atPath: $0)
@@ -87,6 +88,7 @@ package final class NginxServer {
                 location /slow/ { limit_rate 1m; }
                 \(chunked)
               }
+              \(extra)
             }
             """
         try config.write(toFile: "\(directory)/nginx.conf", atomically: true, encoding: .utf8)
