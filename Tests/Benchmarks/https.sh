@@ -279,7 +279,7 @@ PY
 # 10,000 idle TLS keep-alive clients: each makes a full handshake, sends one request, reads the answer and
 # stays connected; Frontdoor's RSS is read while they are all open.
 taskset -c 1 python3 - "$frontdoor_port" "$frontdoor_leader" <<'PY'
-import socket, ssl, sys
+import socket, ssl, sys, time
 port, pid = int(sys.argv[1]), sys.argv[2]
 def rss():
     for line in open(f"/proc/{pid}/status"):
@@ -299,6 +299,7 @@ for _ in range(10000):
     while not data.endswith(b"hello, world\n"):
         data += client.recv(4096)
     clients.append(client)
+time.sleep(6)  # idle: past the health thread's interval, when Frontdoor gives freed heap pages back
 after = rss()
 print(f"frontdoor RSS: {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB with 10,000 idle TLS keep-alive "
       f"clients ({(after - before) / 10000:.1f} KiB each)")
