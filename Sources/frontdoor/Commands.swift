@@ -1,5 +1,6 @@
 import Files
 import Runtime
+import TLS
 import ZoneFile
 import ZoneModel
 
@@ -108,7 +109,8 @@ enum CheckCommand {
         usage: frontdoor check [--stats] [DIR]
 
         Parses, validates and compiles the model in DIR (frontdoor.conf and *.zone; default /etc/frontdoor)
-        and prints every problem as file:line:col: error|warning: message.
+        and prints every problem as file:line:col: error|warning: message. With `tls DIR` it also loads the
+        certificates as run would and prints each one's names and days left.
         --stats also prints how long loading and compiling took and the memory the snapshot holds.
         Exit status: 0 when there are no errors (warnings allowed), 65 when there are.
         """
@@ -119,8 +121,34 @@ enum CheckCommand {
         let directory = arguments.positional.first ?? defaultDirectory
         let wan = try wanAddresses(arguments)
         if arguments.flags.contains("--stats") { return CheckCommand.stats(directory: directory, wan: wan) }
-        let (result, _) = loadSnapshot(directory: directory, wan: wan)
-        return CheckCommand.summarise(result, directory: directory)
+        let (result, snapshot) = loadSnapshot(directory: directory, wan: wan)
+        let status = CheckCommand.summarise(result, directory: directory)
+        guard status == .ok, let snapshot else { return status }
+        return CheckCommand.certificates(snapshot.settings)
+    }
+
+    /// Loads the `tls` directory's certificates as `run` would (never making the internal CA's root):
+    /// each one's names and days left, or why it cannot be served (exit 65).
+    static func certificates(_ settings: Settings) -> ExitCode {
+        guard let directory = settings.tlsDirectory else { return .ok }
+        do throws(TLSError) {
+            var pairs: [CertificateFiles] = []
+            switch CertificateFiles.pairs(in: directory, files: DiskFiles()) {
+            case .success(let found): pairs = found
+            case .failure(let error): throw error
+            }
+            let server = try TLSServer(certificates: pairs, fallback: settings.tlsDefault)
+            for certificate in server.certificates {
+                let warning = certificate.daysLeft < 14 ? " (renew it)" : ""
+                printError(
+                    "\(certificate.origin): \(certificate.names.joined(separator: ", ")); \(certificate.daysLeft) days "
+                        + "left\(warning)")
+            }
+            return .ok
+        } catch {
+            printError("\(directory): error: \(error.description)")
+            return .badConfig
+        }
     }
 
     /// Times each stage and measures resident memory around compilation (for Tests/Benchmarks/model.sh).
@@ -208,7 +236,8 @@ enum ExplainCommand {
         usage: frontdoor explain NAME [TYPE] --from ADDRESS [--wan ADDRESS]... [DIR]
 
         Shows what a client at ADDRESS gets for NAME (TYPE defaults to A): the view it falls in, the chain of
-        records, the final answer, and which site and backends the proxy would use for that host.
+        records, the final answer, which site and backends the proxy would use for that host, and with HTTPS
+        which certificate a client gets (or passthrough) and whether plain HTTP is redirected.
         """
 
     static func run(_ words: [String]) throws(UsageError) -> ExitCode {
@@ -238,7 +267,56 @@ enum ExplainCommand {
         let (_, snapshot) = loadSnapshot(directory: directory, wan: try wanAddresses(arguments))
         guard let snapshot else { return .badConfig }
         print(Explanation.text(snapshot: snapshot, name: name, type: type, client: client), terminator: "")
+        if let line = ExplainCommand.https(snapshot: snapshot, host: name.hostDescription) { print(line) }
         return .ok
+    }
+
+    /// What an HTTPS client of the host gets, and whether plain HTTP is redirected; nil without HTTPS. Reads
+    /// the certificate files; never makes the internal CA's root or a leaf.
+    static func https(snapshot: Snapshot, host: String) -> String? {
+        let settings = snapshot.settings
+        let site = snapshot.routes.route(host: host)
+        if let site, site.passthrough {
+            let proxy = site.proxyProtocol ? ", after a PROXY v2 header" : ""
+            return "https: passthrough: the TLS stream goes to the backend as it is\(proxy) (its own certificate); "
+                + "plain HTTP gets a 308 to https"
+        }
+        guard HTTPSCertificates.configured(settings) else { return nil }
+        var certificate: String?
+        var fallback: String?
+        if let directory = settings.tlsDirectory {
+            switch CertificateFiles.pairs(in: directory, files: DiskFiles()) {
+            case .failure(let error):
+                return "https: certificates cannot be loaded: \(error.description)"
+            case .success(let pairs):
+                do {
+                    let server = try TLSServer(certificates: pairs, fallback: settings.tlsDefault)
+                    if let served = server.table.covering(host) {
+                        certificate =
+                            "certificate \(served.origin) (issuer \(served.issuer), \(served.daysLeft) days left)"
+                    }
+                    if let served = server.table.fallback { fallback = served.origin }
+                } catch {
+                    return "https: certificates cannot be loaded: \(error.description)"
+                }
+            }
+        }
+        if certificate == nil, let site, let suffixes = settings.internalCA,
+            suffixes.isEmpty || suffixes.contains(where: { site.name.isSubdomain(of: $0) })
+        {
+            certificate = "a certificate from the internal CA (frontdoor ca export prints its root)"
+        }
+        guard let certificate else {
+            let unknown =
+                fallback.map { "the default certificate \($0), which does not name it" }
+                ?? "an unrecognized_name alert"
+            return "https: no certificate covers \(host): HTTPS clients get \(unknown); plain HTTP is served as is"
+        }
+        guard let site else { return "https: \(certificate); no site: the proxy answers 421" }
+        let redirect =
+            site.httpsRedirect ? "plain HTTP gets a 308 to https" : "plain HTTP is served as is (https=off)"
+        let hsts = site.hstsField.map { "; \(String(decoding: $0.dropLast(2), as: UTF8.self))" } ?? ""
+        return "https: \(certificate); \(redirect)\(hsts)"
     }
 }
 

@@ -20,6 +20,12 @@ import ZoneModel
             print("SKIP: nsupdate.info talks to its primary on port 53 only, which needs root")
             return
         }
+        // named shares ports (SO_REUSEPORT): with another DNS server on 127.0.0.1:53 — a system resolver, or
+        // this suite running twice at once — the updates could reach the other one.
+        guard isFree(53) else {
+            print("SKIP: 127.0.0.1:53 is in use; nsupdate.info's primary needs it (.ci/run frees it)")
+            return
+        }
         let zoneText = """
             $TTL 60
             @    IN SOA ns.example.org. admin.example.org. 1 3600 600 86400 60

@@ -579,4 +579,47 @@ import Testing
             try? FileManager.default.copyItem(atPath: trusting + "/page.png", toPath: keep)
         }
     }
+
+    @Test(.bug(id: "15")) func explainTellsWhichCertificateAClientGets() throws {
+        guard let authority = try TestCertificates() else { return }
+        let directory = authority.directory
+        try authority.issue("www", names: ["www.example.com"])
+        try (Fixtures.config + "\ntls certs\nstate-dir state\ninternal-ca home.arpa\n").write(
+            toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let proxy = "$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n"
+        try
+            ("$ORIGIN example.com.\n" + proxy
+            + "$SITE www http://192.0.2.9 hsts=52w\n$SITE plain http://192.0.2.9\n$SITE nas tls-passthrough://192.0.2.10 proxy-protocol=v2\n")
+            .write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        try ("$ORIGIN home.arpa.\n" + proxy + "$SITE tv http://192.0.2.11 https=off\n").write(
+            toFile: directory + "/home.arpa.zone", atomically: true, encoding: .utf8)
+        func explain(_ name: String) throws -> String {
+            let outcome = try Tool.run(Tool.frontdoor, ["explain", name, "--from", "192.0.2.100", directory])
+            return outcome.stdout.split(separator: "\n").first { $0.hasPrefix("https: ") }.map(String.init)
+                ?? outcome.stdout
+        }
+        let www = try explain("www.example.com")
+        #expect(
+            www.hasPrefix("https: certificate \(directory)/certs/www.crt (issuer /CN=Frontdoor Test CA, "), "\(www)")
+        #expect(www.hasSuffix("plain HTTP gets a 308 to https; Strict-Transport-Security: max-age=31449600"), "\(www)")
+        #expect(
+            try explain("plain.example.com")
+                == "https: no certificate covers plain.example.com: HTTPS clients get an unrecognized_name alert; "
+                + "plain HTTP is served as is")
+        #expect(
+            try explain("nas.example.com").hasPrefix(
+                "https: passthrough: the TLS stream goes to the backend as it is, after a PROXY v2 header"))
+        #expect(
+            try explain("tv.home.arpa")
+                == "https: a certificate from the internal CA (frontdoor ca export prints its root); plain HTTP is "
+                + "served as is (https=off)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/state/ca"), "explain makes no CA")
+        // check loads the certificate files as run would, and refuses a broken set.
+        let checked = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(
+            checked.status == 0 && checked.stderr.contains("/certs/www.crt: www.example.com; "), "\(checked.stderr)")
+        try FileManager.default.removeItem(atPath: directory + "/certs/www.key")
+        let broken = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(broken.status == 65 && broken.stderr.contains("www.crt has no key beside it"), "\(broken.stderr)")
+    }
 }

@@ -141,7 +141,7 @@ package func freePort() throws -> UInt16 {
 }
 
 /// Whether exclusive binds (no reuse options) of UDP and TCP succeed on 127.0.0.1 and ::1 at `port`.
-private func isFree(_ port: UInt16) -> Bool {
+package func isFree(_ port: UInt16) -> Bool {
     for family in [AF_INET, AF_INET6] {
         for type in [SOCK_DGRAM, SOCK_STREAM] {
             let fd = socket(family, Int32(type.rawValue), 0)
