@@ -174,6 +174,8 @@ public struct ProxySession: Sendable {
     public let client: IPAddress
     let trustedPeer: Bool
     let scheme: String
+    /// Terminated TLS (scheme https): only then may a site's HSTS field be sent.
+    let secure: Bool
     /// Plain HTTP only: the sites redirected to https.
     let upgrade: HTTPSUpgrade?
     static let idempotentMethods: [[UInt8]] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].map {
@@ -190,6 +192,7 @@ public struct ProxySession: Sendable {
         self.client = client
         self.trustedPeer = trustedPeer
         self.scheme = scheme
+        self.secure = scheme == "https"
         self.upgrade = upgrade
         self.clientText = Array(client.unmapped.description.utf8)
     }
@@ -342,7 +345,8 @@ public struct ProxySession: Sendable {
         }
         // HSTS only over HTTPS (RFC 6797 §7.2: a plain-HTTP response must not carry it).
         var hsts: [UInt8]?
-        if case .forward(let site) = decision, let field = site.hstsField, self.scheme == "https" { hsts = field }
+        // The Bool first: a plain-HTTP request does not even copy the site out of the decision.
+        if self.secure, case .forward(let site) = decision, let field = site.hstsField { hsts = field }
         let exchange = Exchange(
             response: ResponseStream(
                 headRequest: headRequest, legacyClient: head.minorVersion == 0, clientKeepAlive: head.keepAlive,

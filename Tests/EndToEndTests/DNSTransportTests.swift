@@ -208,8 +208,13 @@ import ZoneModel
         }
         let ports = Set(lines.map { $0[1] })
         let ids = Set(lines.map { $0[2] })
-        #expect(ports.count == lines.count, "a fresh source port per upstream query: \(lines)")
-        #expect(ids.count == lines.count, "a fresh ID per upstream query")
+        // Random (RFC 5452), which is not unique: the kernel once handed a just-freed port to the next query
+        // (1 run in 20), and two random IDs may meet. What must never happen is a fixed or sequential port or ID.
+        #expect(ports.count >= lines.count - 1, "a fresh source port per upstream query: \(lines)")
+        #expect(ids.count >= lines.count - 1, "a fresh ID per upstream query: \(lines)")
+        let portNumbers = ports.compactMap { Int($0) }.sorted()
+        #expect(
+            (portNumbers.last ?? 0) - (portNumbers.first ?? 0) > 1_000, "ports spread over the range: \(portNumbers)")
         #expect(Fixtures.textAt(log).contains("tcp "), "big.test went over TCP")
 
         // Five clients ask the same slow question at once: one upstream query serves them all.
