@@ -65,32 +65,43 @@ extension HTTPWorker {
                 connection.session.backendReady(into: &self.actions)
                 return
             }
-            let fd: Int32
-            do {
-                fd = try Sockets.tcpClient(address)
-            } catch {
-                balancer.pool.finished(choice)
-                balancer.pool.failed(choice, now: now)
+            guard let link = self.openBackend(for: connection, site: site, choice: choice, balancer: balancer, now: now)
+            else {
                 excluded.insert(choice)
                 continue
             }
-            let link = BackendLink(
-                fd: fd, transport: .plain, address: address, site: site.name, index: choice, connected: false,
-                balancer: balancer)
-            do {
-                try self.poller.add(fd, events: Poller.writable, token: HTTPWorker.token(.backend, connection.slot))
-            } catch {
-                Sockets.close(fd)
-                balancer.pool.finished(choice)
-                excluded.insert(choice)
-                continue
-            }
-            link.interest = Poller.writable
             connection.backend = link
             connection.session.backendChosen(choice, reused: false)
             return
         }
         connection.session.noBackend(now: now, snapshot: self.snapshot, into: &self.actions)
+    }
+
+    /// A new connection to backend `choice` of `site` for `connection`, registered for writability (where the
+    /// non-blocking connect completes); nil when it cannot be opened, the backend's count given back (and a
+    /// failed connect counted against it).
+    func openBackend(
+        for connection: ClientConnection, site: CompiledSite, choice: Int, balancer: Balancer, now: UInt64
+    ) -> BackendLink? {
+        let address = site.backends[choice].address
+        guard let fd = try? Sockets.tcpClient(address) else {
+            balancer.pool.finished(choice)
+            balancer.pool.failed(choice, now: now)
+            return nil
+        }
+        guard
+            (try? self.poller.add(fd, events: Poller.writable, token: HTTPWorker.token(.backend, connection.slot)))
+                != nil
+        else {
+            Sockets.close(fd)
+            balancer.pool.finished(choice)
+            return nil
+        }
+        let link = BackendLink(
+            fd: fd, transport: .plain, address: address, site: site.name, index: choice, connected: false,
+            balancer: balancer)
+        link.interest = Poller.writable
+        return link
     }
 
     func release(_ connection: ClientConnection, reusable: Bool, failed: Bool, now: UInt64) {

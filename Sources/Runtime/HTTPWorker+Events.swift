@@ -350,27 +350,12 @@ extension HTTPWorker {
         let balancer = self.balancer(for: site)
         var excluded = Set<Int>()
         while let choice = balancer.pool.pick(now: now, excluding: excluded) {
-            let address = site.backends[choice].address
             balancer.pool.started(choice)
-            guard let fd = try? Sockets.tcpClient(address) else {
-                balancer.pool.finished(choice)
-                balancer.pool.failed(choice, now: now)
-                excluded.insert(choice)
-                continue
-            }
-            let link = BackendLink(
-                fd: fd, transport: .plain, address: address, site: site.name, index: choice, connected: false,
-                balancer: balancer)
-            guard
-                (try? self.poller.add(fd, events: Poller.writable, token: HTTPWorker.token(.backend, connection.slot)))
-                    != nil
+            guard let link = self.openBackend(for: connection, site: site, choice: choice, balancer: balancer, now: now)
             else {
-                Sockets.close(fd)
-                balancer.pool.finished(choice)
                 excluded.insert(choice)
                 continue
             }
-            link.interest = Poller.writable
             if site.proxyProtocol, let client = Sockets.address(of: connection.fd, peer: true),
                 let local = Sockets.address(of: connection.fd, peer: false)
             {

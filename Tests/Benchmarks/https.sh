@@ -31,12 +31,13 @@ for tool in nginx haproxy wrk taskset python3 gcc openssl; do
         exit 1
     }
 done
+# Shared helpers: free_port, temp_paths, start, wait_port, ticks, core_times.
+source Tests/Benchmarks/lib.sh
 swift build -c release --product frontdoor >/dev/null
 frontdoor="$PWD/.build/release/frontdoor"
 gcc -O2 -o "$work/tlsload" Tests/Benchmarks/tlsload.c -lssl -lcrypto -lpthread
 ulimit -n "$(ulimit -Hn)"  # 10,000 TLS clients and the proxies' connections
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 backend_port=$(free_port)
 nginx_port=$(free_port)
 haproxy_port=$(free_port)
@@ -58,9 +59,6 @@ openssl x509 -req -in "$work/bench.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key"
     -extfile "$work/ext" -out "$work/conf/certs/bench.crt" 2>/dev/null
 cat "$work/conf/certs/bench.crt" "$work/conf/certs/bench.key" > "$work/haproxy.pem"
 
-temp_paths() {
-    for kind in client_body proxy fastcgi uwsgi scgi; do echo "  ${kind}_temp_path $1/$kind;"; done
-}
 cat > "$work/backend/nginx.conf" <<EOF
 daemon off;
 $user_line
@@ -146,40 +144,6 @@ cat > "$work/conf/example.com.zone" <<EOF
 \$SITE bench http://127.0.0.1:$backend_port
 EOF
 
-# Starts a command in its own process group; echoes the group leader's pid.
-start() {
-    local core="$1"
-    shift
-    setsid taskset -c "$core" "$@" >"$work/$(basename "$1").out" 2>&1 &
-    echo $!
-}
-wait_port() {
-    for _ in $(seq 100); do
-        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on $1"
-    exit 1
-}
-# CPU ticks (user+system) of every process in a process group.
-ticks() {
-    local total=0
-    for stat in /proc/[0-9]*/stat; do
-        local line
-        # The read builtin, not $(cat): a fork per process per measurement slowed every round down.
-        { read -r line < "$stat"; } 2>/dev/null || continue
-        # Fields after the command name: the name may hold spaces, so count from the end of "(...)".
-        local rest="${line##*) }"
-        read -r -a after <<< "$rest"
-        # after[2] = pgrp, after[11] = utime, after[12] = stime
-        if [ "${after[2]}" = "$1" ]; then total=$((total + after[11] + after[12])); fi
-    done
-    echo "$total"
-}
-# Busy and idle jiffies of cores 0 and 1.
-core_times() {
-    awk '$1 == "cpu0" || $1 == "cpu1" {printf "%d %d ", $2 + $3 + $4 + $7 + $8, $5 + $6} END {print ""}' /proc/stat
-}
 
 leaders+=("$(start 1 nginx -c "$work/backend/nginx.conf" -p "$work/backend")")
 wait_port "$backend_port"
