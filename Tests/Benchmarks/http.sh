@@ -51,26 +51,7 @@ mkdir -p "$work/www" "$work/backend" "$work/nginx" "$work/conf"
 printf 'hello, world\n' > "$work/www/tiny.txt"
 head -c 102400 /dev/urandom > "$work/www/100k.bin"
 
-cat > "$work/backend/nginx.conf" <<EOF
-daemon off;
-$user_line
-worker_processes 1;
-pid $work/backend/nginx.pid;
-error_log $work/backend/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-$(temp_paths "$work/backend")
-  keepalive_requests 1000000;
-  sendfile on;
-  open_file_cache max=16;
-  server {
-    listen 127.0.0.1:$backend_port;
-    root $work/www;
-    location = /tiny.txt { default_type text/plain; return 200 "hello, world\n"; }
-  }
-}
-EOF
+backend_conf 4096 "" > "$work/backend/nginx.conf"
 cat > "$work/nginx/nginx.conf" <<EOF
 daemon off;
 $user_line

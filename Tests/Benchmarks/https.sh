@@ -59,27 +59,7 @@ openssl x509 -req -in "$work/bench.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key"
     -extfile "$work/ext" -out "$work/conf/certs/bench.crt" 2>/dev/null
 cat "$work/conf/certs/bench.crt" "$work/conf/certs/bench.key" > "$work/haproxy.pem"
 
-cat > "$work/backend/nginx.conf" <<EOF
-daemon off;
-$user_line
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $work/backend/nginx.pid;
-error_log $work/backend/error.log;
-events { worker_connections 16384; }
-http {
-  access_log off;
-$(temp_paths "$work/backend")
-  keepalive_requests 1000000;
-  sendfile on;
-  open_file_cache max=16;
-  server {
-    listen 127.0.0.1:$backend_port;
-    root $work/www;
-    location = /tiny.txt { default_type text/plain; return 200 "hello, world\n"; }
-  }
-}
-EOF
+backend_conf 16384 20000 > "$work/backend/nginx.conf"
 cat > "$work/nginx/nginx.conf" <<EOF
 daemon off;
 $user_line

@@ -42,3 +42,30 @@ ticks() {
 core_times() {
     awk '$1 == "cpu0" || $1 == "cpu1" {printf "%d %d ", $2 + $3 + $4 + $7 + $8, $5 + $6} END {print ""}' /proc/stat
 }
+
+# The backend nginx both scripts proxy to: a tiny response from its configuration and files (the 100 KB
+# one) from $work/www by sendfile, on $backend_port. $1: worker_connections; $2: worker_rlimit_nofile ("" for
+# none). Uses the caller's $user_line and $work.
+backend_conf() {
+    cat <<EOF
+daemon off;
+$user_line
+worker_processes 1;
+${2:+worker_rlimit_nofile $2;}
+pid $work/backend/nginx.pid;
+error_log $work/backend/error.log;
+events { worker_connections $1; }
+http {
+  access_log off;
+$(temp_paths "$work/backend")
+  keepalive_requests 1000000;
+  sendfile on;
+  open_file_cache max=16;
+  server {
+    listen 127.0.0.1:$backend_port;
+    root $work/www;
+    location = /tiny.txt { default_type text/plain; return 200 "hello, world\n"; }
+  }
+}
+EOF
+}
