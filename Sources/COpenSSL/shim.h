@@ -282,5 +282,18 @@ static inline int frontdoor_tls_set_socket(SSL *ssl, int fd, const void *prefix,
     SSL_set_bio(ssl, bio, bio);
     return 1;
 }
+
+// TLS to backends (Sources/TLS/TLSClient.swift): SNI `name` (NULL: none) and the identity the certificate must
+// carry, `name` or else the IP address text `ip` (both NULL: not checked). 1, or 0.
+static inline int frontdoor_tls_client_identity(SSL *ssl, const char *name, const char *ip) {
+    if (name != NULL) return SSL_set_tlsext_host_name(ssl, name) == 1 && SSL_set1_host(ssl, name) == 1;
+    if (ip != NULL) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) == 1;
+    return 1;
+}
+// Why the peer's certificate was refused ("certificate has expired"), or NULL when it was not.
+static inline const char *frontdoor_tls_verify_failure(const SSL *ssl) {
+    long result = SSL_get_verify_result(ssl);
+    return result == X509_V_OK ? NULL : X509_verify_cert_error_string(result);
+}
 #endif
 #endif

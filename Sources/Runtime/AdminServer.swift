@@ -261,6 +261,10 @@ public final class AdminServer: @unchecked Sendable {
                     })
             }
             metric(
+                "frontdoor_tls_backend_handshake_failures_total", "counter",
+                "TLS handshakes to https:// backends that failed (a refused certificate, most often: see the log).",
+                [("", Double(http.backendTLSFailures))])
+            metric(
                 "frontdoor_backend_up", "gauge", "1 when the backend's last active health check passed.",
                 http.healthChecks.sorted { ($0.site, $0.backend) < ($1.site, $1.backend) }.map {
                     ("site=\"\(AdminServer.label($0.site))\",backend=\"\($0.backend)\"", $0.up ? 1 : 0)

@@ -57,13 +57,26 @@ final class Balancer {
 }
 
 /// A backend connection in use by one client connection.
+/// Which idle backend connections may serve a request: the same address, spoken to the same way (a TLS
+/// connection made for one name and CA is never handed to a site that asked for another).
+struct PoolKey: Hashable {
+    var address: SocketAddress
+    var tls: BackendTLS?
+}
+
 final class BackendLink {
     let fd: Int32
     let transport: Transport
     let address: SocketAddress
+    let poolKey: PoolKey
     let site: DomainName
     let index: Int
     var connected: Bool
+    /// A TLS backend's TCP connection is up and its handshake is under way (`connected` follows it).
+    var handshaking = false
+    /// What epoll waits for while not yet connected: writable (the TCP connect), or whatever the handshake
+    /// asked for.
+    var connectInterest = Poller.writable
     var out = OutQueue()
     var interest: UInt32 = 0
     var closedByPeer = false
@@ -71,13 +84,14 @@ final class BackendLink {
     var balancer: Balancer
 
     init(
-        fd: Int32, transport: Transport, address: SocketAddress, site: DomainName, index: Int, connected: Bool,
+        fd: Int32, transport: Transport, poolKey: PoolKey, site: DomainName, index: Int, connected: Bool,
         balancer: Balancer
     ) {
         self.balancer = balancer
         self.fd = fd
         self.transport = transport
-        self.address = address
+        self.address = poolKey.address
+        self.poolKey = poolKey
         self.site = site
         self.index = index
         self.connected = connected
@@ -144,4 +158,6 @@ final class TLSCounters: Sendable {
     let passthrough = Atomic<Int>(0)
     let tls12 = Atomic<Int>(0)
     let tls13 = Atomic<Int>(0)
+    /// TLS handshakes to `https://` backends that failed (a refused certificate, most often).
+    let backendFailed = Atomic<Int>(0)
 }

@@ -146,6 +146,11 @@ public final class HTTPService: @unchecked Sendable {
 
     /// TLS handshakes so far: full, resumed, failed (closed before finishing), plain HTTP to the HTTPS port,
     /// relayed to passthrough backends (not ours to finish), and finished ones by version.
+    /// TLS handshakes to `https://` backends that failed.
+    public var backendTLSFailures: Int {
+        self.workers.reduce(0) { $0 + $1.tls.backendFailed.load(ordering: .relaxed) }
+    }
+
     public var tlsHandshakes:
         (full: Int, resumed: Int, failed: Int, plainHTTP: Int, passthrough: Int, tls12: Int, tls13: Int)
     {

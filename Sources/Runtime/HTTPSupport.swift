@@ -3,6 +3,7 @@ import DynDNS
 import EventLoop
 import HTTPProxy
 import Synchronization
+import TLS
 import ZoneModel
 
 #if canImport(Glibc)
@@ -56,6 +57,16 @@ final class HealthProber: Sendable {
 
     func stop() { self.stopped.store(true, ordering: .releasing) }
 
+    /// TLS contexts for checking `https://` backends, made once per settings (on this thread only).
+    let clients = Mutex<[BackendTLS: TLSClient]>([:])
+
+    func client(_ settings: BackendTLS) -> TLSClient? {
+        if let client = self.clients.withLock({ $0[settings] }) { return client }
+        guard let client = try? TLSClient(verify: settings.verify, caFile: settings.caFile) else { return nil }
+        self.clients.withLock { $0[settings] = client }
+        return client
+    }
+
     func run() {
         while !self.stopped.load(ordering: .acquiring) {
             let started = monotonicMilliseconds()
@@ -64,7 +75,13 @@ final class HealthProber: Sendable {
                 guard let path = site.healthPath else { continue }
                 for backend in site.backends {
                     if self.stopped.load(ordering: .acquiring) { return }
-                    let passed = HealthProber.check(backend.address, host: site.name.hostDescription, path: path)
+                    var tls: (client: TLSClient, name: String?)?
+                    if backend.tls, let settings = site.backendTLS {
+                        guard let client = self.client(settings) else { continue }
+                        tls = (client, settings.serverName)
+                    }
+                    let passed = HealthProber.check(
+                        backend.address, host: site.name.hostDescription, path: path, tls: tls)
                     let key = HealthKey(site: site.name, backend: backend.address)
                     let before = self.board.results()[key]
                     if before != passed {
@@ -82,8 +99,11 @@ final class HealthProber: Sendable {
         }
     }
 
-    /// One check: connect, send the request, read the status line; at most two seconds.
-    static func check(_ address: SocketAddress, host: String, path: String) -> Bool {
+    /// One check: connect (and the TLS handshake for an `https://` backend, with `client`), send the request,
+    /// read the status line; at most two seconds.
+    static func check(
+        _ address: SocketAddress, host: String, path: String, tls: (client: TLSClient, name: String?)? = nil
+    ) -> Bool {
         guard let fd = try? Sockets.tcpClient(address) else { return false }
         defer { Sockets.close(fd) }
         let deadline = monotonicMilliseconds() + 2_000
@@ -94,17 +114,45 @@ final class HealthProber: Sendable {
             return poll(&entry, 1, left) == 1 && entry.revents & events != 0
         }
         guard wait(Int16(POLLOUT)), csys_socket_error(fd) == 0 else { return false }
+        var transport = Transport.plain
+        if let tls {
+            guard let stream = tls.client.stream(fd, serverName: tls.name, ip: address.address.description) else {
+                return false
+            }
+            transport = .tls(stream)
+            handshake: while true {
+                switch stream.handshake() {
+                case .done: break handshake
+                case .wantsReadable: guard wait(Int16(POLLIN)) else { return false }
+                case .wantsWritable: guard wait(Int16(POLLOUT)) else { return false }
+                case .failed: return false
+                }
+            }
+        }
+        defer { transport.finish() }
         let request = Array(
             "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: frontdoor-health\r\nConnection: close\r\n\r\n".utf8)
-        let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard sent == request.count else { return false }
+        var offset = 0
+        while offset < request.count {
+            let outcome = request.withUnsafeBytes {
+                transport.send(fd, UnsafeRawBufferPointer(rebasing: $0[offset...]), more: false)
+            }
+            switch outcome {
+            case .sent(let count): offset += count
+            case .wouldBlock: guard wait(Int16(POLLOUT)) else { return false }
+            case .failed: return false
+            }
+        }
         var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 512)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
+        defer { buffer.deallocate() }
         while response.count < 12 {
-            guard wait(Int16(POLLIN)) else { return false }
-            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard got > 0 else { return false }
-            response += buffer[0..<got]
+            switch transport.receive(fd, into: buffer) {
+            case .bytes(let got): response += buffer[0..<got]
+            case .wouldBlock:
+                guard wait(Int16(POLLIN) | (transport.readWantsWritable ? Int16(POLLOUT) : 0)) else { return false }
+            case .closed, .failed: return false
+            }
         }
         // "HTTP/1.x NNN"
         guard response.starts(with: Array("HTTP/1.".utf8)), response[8] == 32 else { return false }

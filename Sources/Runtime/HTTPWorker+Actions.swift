@@ -114,12 +114,12 @@ extension HTTPWorker {
         if let backend {
             var wanted: UInt32 = 0
             if !backend.connected {
-                wanted = Poller.writable
+                wanted = backend.connectInterest
             } else {
                 if connection.out.count < limit && connection.pipeBytes == 0 && !backend.closedByPeer {
                     wanted |= Poller.readable
                 }
-                if !backend.out.isEmpty { wanted |= Poller.writable }
+                if !backend.out.isEmpty || backend.transport.readWantsWritable { wanted |= Poller.writable }
             }
             if wanted != backend.interest {
                 backend.interest = wanted

@@ -3,6 +3,7 @@ import EventLoop
 import HTTPProxy
 import HTTPWire
 import Synchronization
+import TLS
 import ZoneModel
 
 #if canImport(Glibc)
@@ -49,11 +50,12 @@ extension HTTPWorker {
                 self.pool(parked, now: now)
             }
             // An idle pooled connection first (the most recently used: the least likely to have been closed).
-            if var idle = self.pools[address], let entry = idle.popLast() {
-                self.pools[address] = idle
+            let key = PoolKey(address: address, tls: site.backends[choice].tls ? site.backendTLS : nil)
+            if var idle = self.pools[key], let entry = idle.popLast() {
+                self.pools[key] = idle
                 self.idleAddresses[entry.fd] = nil
                 let link = BackendLink(
-                    fd: entry.fd, transport: entry.transport, address: address, site: site.name, index: choice,
+                    fd: entry.fd, transport: entry.transport, poolKey: key, site: site.name, index: choice,
                     connected: true,
                     balancer: balancer)
                 link.interest = Poller.readable
@@ -97,11 +99,34 @@ extension HTTPWorker {
             balancer.pool.finished(choice)
             return nil
         }
+        var transport = Transport.plain
+        let key = PoolKey(address: address, tls: site.backends[choice].tls ? site.backendTLS : nil)
+        if let settings = key.tls {
+            guard let client = self.tlsClient(settings, site: site),
+                let stream = client.stream(fd, serverName: settings.serverName, ip: address.address.description)
+            else {
+                Sockets.close(fd)
+                balancer.pool.finished(choice)
+                return nil
+            }
+            transport = .tls(stream)
+        }
         let link = BackendLink(
-            fd: fd, transport: .plain, address: address, site: site.name, index: choice, connected: false,
+            fd: fd, transport: transport, poolKey: key, site: site.name, index: choice, connected: false,
             balancer: balancer)
         link.interest = Poller.writable
         return link
+    }
+
+    /// The TLS context for `settings`, made on first use (a bad CA file is logged once per snapshot).
+    func tlsClient(_ settings: BackendTLS, site: CompiledSite) -> TLSClient? {
+        if let made = self.tlsClients[settings] { return try? made.get() }
+        let made = Result { () throws(TLSError) in try TLSClient(verify: settings.verify, caFile: settings.caFile) }
+        if case .failure(let error) = made, self.index == 0 {
+            Log.error("proxy: \(site.name.hostDescription): no TLS to its https:// backends: \(error)")
+        }
+        self.tlsClients[settings] = made
+        return try? made.get()
     }
 
     func release(_ connection: ClientConnection, reusable: Bool, failed: Bool, now: UInt64) {
@@ -134,15 +159,15 @@ extension HTTPWorker {
 
     /// Puts a reusable backend connection into the worker's idle pool (or closes it when the pool is full).
     func pool(_ backend: BackendLink, now: UInt64) {
-        var idle = self.pools[backend.address] ?? []
+        var idle = self.pools[backend.poolKey] ?? []
         guard self.reuse.poolAccepts(idle: idle.count, draining: self.draining) else {
             self.closeBackend(backend)
             return
         }
         self.poller.modify(backend.fd, events: Poller.readable, token: HTTPWorker.token(.idle, Int(backend.fd)))
         idle.append((backend.fd, backend.transport, now))
-        self.pools[backend.address] = idle
-        self.idleAddresses[backend.fd] = backend.address
+        self.pools[backend.poolKey] = idle
+        self.idleAddresses[backend.fd] = backend.poolKey
     }
 
     func closeBackend(_ backend: BackendLink) {

@@ -80,19 +80,39 @@ extension HTTPWorker {
         }
         let now = monotonicMilliseconds()
         if !backend.connected {
-            guard events & (Poller.writable | Poller.hangup) != 0 else { return }
+            guard events & (backend.connectInterest | Poller.hangup) != 0 else { return }
             if connection.passthrough {
                 self.passthroughConnected(connection, backend, now: now)
                 return
             }
-            if csys_socket_error(backend.fd) != 0 {
-                connection.session.backendFailed(
-                    connectFailed: true, snapshot: self.snapshot, now: now, into: &self.actions)
-                self.perform(connection, now: now)
-                return
+            if !backend.handshaking {
+                if csys_socket_error(backend.fd) != 0 {
+                    connection.session.backendFailed(
+                        connectFailed: true, snapshot: self.snapshot, now: now, into: &self.actions)
+                    self.perform(connection, now: now)
+                    return
+                }
+                _ = csys_set_nodelay(backend.fd)
+            }
+            if case .tls(let stream) = backend.transport {
+                backend.handshaking = true
+                switch stream.handshake() {
+                case .done:
+                    backend.handshaking = false
+                case .wantsReadable:
+                    backend.connectInterest = Poller.readable
+                    self.updateInterest(connection)
+                    return
+                case .wantsWritable:
+                    backend.connectInterest = Poller.writable
+                    self.updateInterest(connection)
+                    return
+                case .failed(let reason):
+                    self.backendHandshakeFailed(connection, backend, reason: reason, now: now)
+                    return
+                }
             }
             backend.connected = true
-            _ = csys_set_nodelay(backend.fd)
             connection.session.backendReady(into: &self.actions)
             self.perform(connection, now: now)
             return
@@ -171,6 +191,20 @@ extension HTTPWorker {
         {
             // Not reading (backpressure) and the backend hung up: its data is still readable later.
         }
+        self.perform(connection, now: now)
+    }
+
+    /// A backend's TLS handshake failed (its certificate was refused, most often): logged once a minute per
+    /// backend with the reason, and the request fails over or gets a 502 as a refused connect would.
+    func backendHandshakeFailed(_ connection: ClientConnection, _ backend: BackendLink, reason: String, now: UInt64) {
+        let key = "\(backend.site) \(backend.address)"
+        if now &- (self.handshakeWarnings[key] ?? 0) >= 60_000 || self.handshakeWarnings[key] == nil {
+            self.handshakeWarnings[key] = now
+            Log.error(
+                "proxy: \(backend.site.hostDescription): TLS to backend https://\(backend.address) failed: \(reason)")
+        }
+        self.tls.backendFailed.add(1, ordering: .relaxed)
+        connection.session.backendFailed(connectFailed: true, snapshot: self.snapshot, now: now, into: &self.actions)
         self.perform(connection, now: now)
     }
 

@@ -54,13 +54,18 @@ final class HTTPWorker: @unchecked Sendable {
     var openCount = 0
     let readBuffer: UnsafeMutableRawBufferPointer
     var actions: [ProxyAction] = []
-    /// Idle keep-alive connections per backend address.
-    var pools: [SocketAddress: [(fd: Int32, transport: Transport, since: UInt64)]] = [:]
+    /// Idle keep-alive connections per backend address (and TLS settings, for `https://` backends).
+    var pools: [PoolKey: [(fd: Int32, transport: Transport, since: UInt64)]] = [:]
     /// Pooled descriptors stay registered with epoll (read interest): a backend that closes an idle
     /// connection is noticed at once, and taking one from the pool costs one epoll_ctl and no probe.
-    var idleAddresses: [Int32: SocketAddress] = [:]
+    var idleAddresses: [Int32: PoolKey] = [:]
     /// Balancers per site, rebuilt when the snapshot changes.
     var balancers: [DomainName: Balancer] = [:]
+    /// TLS contexts for `https://` backends, made on first use and dropped when the snapshot changes; a
+    /// context that cannot be made (a bad `ca=` file) is remembered with its reason.
+    var tlsClients: [BackendTLS: Result<TLSClient, TLSError>] = [:]
+    /// When a backend's failed TLS handshake was last logged ("site address"): once a minute each.
+    var handshakeWarnings: [String: UInt64] = [:]
     /// The balancer looked up last: requests in a row mostly go to one site.
     var recentBalancer: (site: DomainName, balancer: Balancer)?
     var snapshot: Snapshot
@@ -154,6 +159,7 @@ final class HTTPWorker: @unchecked Sendable {
         self.hasPassthrough = self.snapshot.routes.sites.contains(where: \.passthrough)
         self.httpsUpgradeStale = true
         self.balancers = [:]
+        self.tlsClients = [:]
         self.recentBalancer = nil
         self.boardGeneration = -1
     }

@@ -220,7 +220,7 @@ public final class TLSServer: @unchecked Sendable {
             return nil
         }
         SSL_set_accept_state(ssl)
-        return TLSStream(ssl: ssl, fd: fd, server: self)
+        return TLSStream(ssl: ssl, fd: fd, owner: self)
     }
 
     /// Mozilla's "intermediate" TLS 1.2 suites (ECDHE only: no DH parameters to configure).

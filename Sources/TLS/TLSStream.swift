@@ -11,8 +11,8 @@ import COpenSSL
 public final class TLSStream: @unchecked Sendable {
     let ssl: OpaquePointer
     let fd: Int32
-    /// The server whose callbacks the handshake calls: kept alive while this connection lives.
-    let server: TLSServer
+    /// The server or client context whose callbacks the handshake calls: kept alive while this connection lives.
+    let owner: AnyObject
     /// The last read stopped because the socket would not take a handshake message.
     public private(set) var readWantsWritable = false
     /// A plain HTTP request arrived instead of a ClientHello (and was answered with a plain 400).
@@ -20,10 +20,10 @@ public final class TLSStream: @unchecked Sendable {
     /// The peer closed or the connection broke: no close_notify is owed (or deliverable).
     var peerGone = false
 
-    init(ssl: OpaquePointer, fd: Int32, server: TLSServer) {
+    init(ssl: OpaquePointer, fd: Int32, owner: AnyObject) {
         self.ssl = ssl
         self.fd = fd
-        self.server = server
+        self.owner = owner
     }
 
     deinit { SSL_free(self.ssl) }
@@ -62,6 +62,34 @@ public final class TLSStream: @unchecked Sendable {
         default:
             self.failed()
             return .failed
+        }
+    }
+
+    /// What a handshake step did.
+    public enum Handshake: Equatable {
+        case done
+        /// Call again when the socket is readable.
+        case wantsReadable
+        /// Call again when the socket is writable.
+        case wantsWritable
+        /// The handshake failed: why (the certificate check's reason when that was it).
+        case failed(String)
+    }
+
+    /// Runs the handshake as far as the socket allows (a client's, before its first request is written).
+    public func handshake() -> Handshake {
+        if SSL_do_handshake(self.ssl) == 1 { return .done }
+        switch SSL_get_error(self.ssl, 0) {
+        case SSL_ERROR_WANT_READ: return .wantsReadable
+        case SSL_ERROR_WANT_WRITE: return .wantsWritable
+        default:
+            self.peerGone = true
+            if let failure = frontdoor_tls_verify_failure(self.ssl) {
+                ERR_clear_error()
+                return .failed("its certificate was refused: \(String(cString: failure))")
+            }
+            let error = TLSError.openSSL("the TLS handshake failed")
+            return .failed(error.description)
         }
     }
 

@@ -59,7 +59,8 @@ package enum Compiler {
             CompiledSite(
                 name: site.name, backends: site.backends, balance: site.balance, healthPath: site.healthPath,
                 viewIndices: Set(model.views.indices.filter { site.scope.includes(model.views[$0].name) }),
-                httpsRedirect: site.httpsRedirect, hstsMaxAge: site.hstsMaxAge, proxyProtocol: site.proxyProtocol)
+                httpsRedirect: site.httpsRedirect, hstsMaxAge: site.hstsMaxAge, proxyProtocol: site.proxyProtocol,
+                backendTLS: site.backendTLS)
         }
         guard !diagnostics.hasErrors else { return (nil, diagnostics) }
         let snapshot = Snapshot(

@@ -166,6 +166,15 @@ package enum Validator {
                             at: site.location))
                     broken = true
                 }
+                if site.backends.contains(where: \.tls) && !site.backendTLS.verify {
+                    diagnostics.append(
+                        .warning(
+                            .badOption,
+                            "site \(site.name): tls-verify=off: its https:// backends' certificates are not checked, so "
+                                + "anyone on the path to them can read and change its traffic (give the backend's CA "
+                                + "with ca=FILE instead where you can)",
+                            at: site.location))
+                }
                 let proxyName: DomainName?
                 if let named = site.proxyName {
                     proxyName = proxies.contains { $0.name == named } ? named : nil

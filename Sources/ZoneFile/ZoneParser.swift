@@ -333,6 +333,37 @@ package struct ZoneParser {
                         "proxy-protocol='\(value)': 'v2' (a PROXY v2 header to passthrough backends) or 'off'",
                         token, state)
                 }
+            case "tls-verify":
+                switch value {
+                case "on": site.backendTLS.verify = true
+                case "off": site.backendTLS.verify = false
+                default:
+                    ok = false
+                    self.error(
+                        .badOption,
+                        "tls-verify='\(value)': 'on' (the https:// backends' certificates are checked; the default) or "
+                            + "'off' (any certificate is accepted, as for an appliance's self-signed one)", token, state
+                    )
+                }
+            case "ca":
+                guard !value.isEmpty else {
+                    ok = false
+                    self.error(
+                        .badOption, "ca= needs a PEM file of the CAs the https:// backends chain to", token, state)
+                    continue
+                }
+                site.backendTLS.caFile = joinPath(self.root, value)
+            case "tls-name":
+                // As written, never completed with $ORIGIN: it is the backend's own name (often a .lan one).
+                let absolute = value.hasSuffix(".") ? value : value + "."
+                if let name = try? DomainName(absolute), !name.isRoot, !name.isWildcard {
+                    site.backendTLS.serverName = name.hostDescription
+                } else {
+                    ok = false
+                    self.error(
+                        .badOption, "tls-name='\(value)': the host name the https:// backends' certificates carry",
+                        token, state)
+                }
             case "hsts":
                 let hstsToken = Token(
                     text: Array(value.utf8), quoted: false, line: token.line, column: token.column + 5)
@@ -347,20 +378,31 @@ package struct ZoneParser {
                 ok = false
                 self.error(
                     .badOption,
-                    "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy, https, hsts, proxy-protocol)",
+                    "unknown $SITE option '\(key)' (balance, health, views, ttl, proxy, https, hsts, proxy-protocol, "
+                        + "tls-verify, ca, tls-name)",
                     token, state)
             }
         }
         let passthrough = site.backends.filter(\.passthrough).count
         if passthrough > 0 && passthrough < site.backends.count {
             self.error(
-                .badBackend, "$SITE \(nameToken.quotedForMessage) mixes http:// and tls-passthrough:// backends", head,
+                .badBackend,
+                "$SITE \(nameToken.quotedForMessage) mixes HTTP (http://, https://) and tls-passthrough:// backends",
+                head,
                 state)
             ok = false
         }
         if passthrough > 0 && site.healthPath != nil {
             self.error(
                 .badOption, "health= checks speak HTTP; a tls-passthrough:// site cannot have them", head, state)
+            ok = false
+        }
+        if !site.backends.contains(where: \.tls) && site.backendTLS != BackendTLS() {
+            self.error(.badOption, "tls-verify=, ca= and tls-name= apply to https:// backends only", head, state)
+            ok = false
+        }
+        if !site.backendTLS.verify && site.backendTLS.caFile != nil {
+            self.error(.badOption, "ca= has no use with tls-verify=off (nothing is checked)", head, state)
             ok = false
         }
         if passthrough == 0 && site.proxyProtocol {
@@ -385,25 +427,27 @@ package struct ZoneParser {
         return (String(text[..<equals]), String(text[text.index(after: equals)...]))
     }
 
-    /// `http://ADDRESS[:PORT][/]`; names, paths and other schemes are refused with the reason.
+    /// `http://ADDRESS[:PORT][/]`, `https://…`, `tls-passthrough://…`; names, paths and other schemes are
+    /// refused with the reason.
     mutating func backend(_ token: Token, state: State) -> Backend? {
         var text = token.string
-        let passthrough = text.hasPrefix("tls-passthrough://")
-        guard text.hasPrefix("http://") || passthrough else {
-            let scheme = text.prefix { $0 != ":" }
+        let scheme = String(text.prefix { $0 != ":" })
+        let passthrough = scheme == "tls-passthrough"
+        let tls = scheme == "https"
+        guard scheme == "http" || tls || passthrough else {
             self.error(
                 .badBackend,
-                "backend scheme '\(scheme)' is not supported; use http://ADDRESS:PORT (or tls-passthrough://ADDRESS:PORT "
-                    + "for a backend that terminates TLS itself)", token, state)
+                "backend scheme '\(scheme)' is not supported; use http://ADDRESS:PORT, https://ADDRESS:PORT (TLS to the "
+                    + "backend) or tls-passthrough://ADDRESS:PORT (the client's TLS relayed as it is)", token, state)
             return nil
         }
-        text.removeFirst(passthrough ? "tls-passthrough://".count : "http://".count)
+        text.removeFirst(scheme.count + 3)
         if text.hasSuffix("/") { text.removeLast() }
         guard !text.contains("/") else {
             self.error(.badBackend, "backend \(token.quotedForMessage) may not carry a path", token, state)
             return nil
         }
-        guard let address = SocketAddress(text, defaultPort: passthrough ? 443 : 80) else {
+        guard let address = SocketAddress(text, defaultPort: passthrough || tls ? 443 : 80) else {
             let hostOnly = text.hasPrefix("[") ? text : String(text.prefix { $0 != ":" })
             if IPAddress(hostOnly.trimmingBrackets) == nil {
                 self.error(.badBackend, "backend host '\(hostOnly)' must be an IP address", token, state)
@@ -412,7 +456,7 @@ package struct ZoneParser {
             }
             return nil
         }
-        return Backend(address: address, passthrough: passthrough)
+        return Backend(address: address, passthrough: passthrough, tls: tls)
     }
 
     // MARK: Records

@@ -135,19 +135,42 @@ public enum BalancePolicy: String, Hashable, Sendable, CaseIterable {
     case firstAvailable = "first"
 }
 
-/// One backend of a site: `http://ADDR:PORT`.
+/// One backend of a site: `http://ADDR:PORT`, `https://ADDR:PORT` or `tls-passthrough://ADDR:PORT`.
 public struct Backend: Hashable, Sendable, CustomStringConvertible {
     public var address: SocketAddress
     /// `tls-passthrough://`: the client's TLS stream is relayed as it is, routed by its SNI name (the
-    /// backend keeps its own certificate); else plain HTTP.
+    /// backend keeps its own certificate); else HTTP.
     public var passthrough: Bool
+    /// `https://`: HTTP over TLS to the backend, as the site's `BackendTLS` says.
+    public var tls: Bool
 
-    public init(address: SocketAddress, passthrough: Bool = false) {
+    public init(address: SocketAddress, passthrough: Bool = false, tls: Bool = false) {
         self.address = address
         self.passthrough = passthrough
+        self.tls = tls
     }
 
-    public var description: String { (self.passthrough ? "tls-passthrough://" : "http://") + "\(self.address)" }
+    public var description: String {
+        (self.passthrough ? "tls-passthrough://" : self.tls ? "https://" : "http://") + "\(self.address)"
+    }
+}
+
+/// How the proxy speaks TLS to a site's `https://` backends.
+public struct BackendTLS: Hashable, Sendable {
+    /// The backend's certificate must chain to a trusted CA and name the backend (`tls-verify=off`: anything
+    /// is accepted, as home appliances ship self-signed certificates).
+    public var verify = true
+    /// A PEM file of the CAs to trust (`ca=`); nil: the system's store.
+    public var caFile: String?
+    /// The name sent as SNI and checked against the certificate (`tls-name=`); nil: none is sent, and the
+    /// certificate must name the backend's IP address.
+    public var serverName: String?
+
+    public init(verify: Bool = true, caFile: String? = nil, serverName: String? = nil) {
+        self.verify = verify
+        self.caFile = caFile
+        self.serverName = serverName
+    }
 }
 
 /// `$SITE`: a host name served by the proxy, with its backends and options.
@@ -168,6 +191,8 @@ public struct Site: Hashable, Sendable {
     public var hstsMaxAge: UInt32?
     /// A PROXY protocol v2 header goes first to passthrough backends (`proxy-protocol=v2`).
     public var proxyProtocol = false
+    /// How its `https://` backends are spoken to (`tls-verify=`, `ca=`, `tls-name=`).
+    public var backendTLS = BackendTLS()
     public var location: SourceLocation
 
     public init(

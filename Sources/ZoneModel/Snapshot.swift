@@ -294,13 +294,17 @@ public struct CompiledSite: Hashable, Sendable {
     public let passthrough: Bool
     /// A PROXY protocol v2 header goes first to its passthrough backends.
     public let proxyProtocol: Bool
+    /// How TLS is spoken to its `https://` backends; nil when it has none.
+    public let backendTLS: BackendTLS?
 
     public init(
         name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>,
-        httpsRedirect: Bool = true, hstsMaxAge: UInt32? = nil, proxyProtocol: Bool = false
+        httpsRedirect: Bool = true, hstsMaxAge: UInt32? = nil, proxyProtocol: Bool = false,
+        backendTLS: BackendTLS = BackendTLS()
     ) {
         self.passthrough = !backends.isEmpty && backends.allSatisfy(\.passthrough)
         self.proxyProtocol = proxyProtocol
+        self.backendTLS = backends.contains(where: \.tls) ? backendTLS : nil
         self.name = name
         self.backends = backends
         self.balance = balance

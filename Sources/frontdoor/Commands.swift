@@ -124,7 +124,25 @@ enum CheckCommand {
         let (result, snapshot) = loadSnapshot(directory: directory, wan: wan)
         let status = CheckCommand.summarise(result, directory: directory)
         guard status == .ok, let snapshot else { return status }
-        return CheckCommand.certificates(snapshot.settings)
+        let backends = CheckCommand.backendTLS(snapshot.routes.sites)
+        let certificates = CheckCommand.certificates(snapshot.settings)
+        return backends == .ok ? certificates : backends
+    }
+
+    /// Loads each `ca=` file of the https:// backends as the proxy will (a file that is no PEM CA list is an
+    /// error, exit 65).
+    static func backendTLS(_ sites: [CompiledSite]) -> ExitCode {
+        var status = ExitCode.ok
+        for site in sites {
+            guard let settings = site.backendTLS, settings.verify else { continue }
+            do throws(TLSError) {
+                _ = try TLSClient(verify: true, caFile: settings.caFile)
+            } catch {
+                printError("\(site.name.hostDescription): error: no TLS to its https:// backends: \(error.description)")
+                status = .badConfig
+            }
+        }
+        return status
     }
 
     /// Loads the `tls` directory's certificates as `run` would (never making the internal CA's root):

@@ -501,6 +501,98 @@ import Testing
         #expect(json.contains("\"issuer\": \"/CN=Frontdoor Test CA\""), "\(json)")
     }
 
+    /// `https://` backends: nginx behind TLS with a certificate from a CA of its own. Verified against `ca=`
+    /// by name (`tls-name=`, also sent as SNI) or by IP address; a wrong CA or name is a 502 and a log line
+    /// with the reason; `tls-verify=off` accepts anything and `check` says so; health checks and keep-alive
+    /// work over TLS too.
+    @Test(.bug(id: "15")) func httpsBackendsAreVerifiedAgainstTheirCA() throws {
+        guard let backendCA = try TestCertificates(), let otherCA = try TestCertificates(),
+            let curl = Tool.find("curl")
+        else { return Tool.skip("curl", package: "curl") }
+        let byName = try backendCA.issue("app", names: ["app.internal"])
+        let byAddress = try backendCA.issue("ip", names: ["127.0.0.1"])
+        let namedPort = try freePort()
+        let addressPort = try freePort()
+        let extra = """
+            server {
+              listen 127.0.0.1:\(namedPort) ssl;
+              ssl_protocols TLSv1.2 TLSv1.3;
+              ssl_certificate \(byName.chain); ssl_certificate_key \(byName.key);
+              location / { return 200 "named|$ssl_server_name|$ssl_protocol|$http_host\\n"; }
+            }
+            server {
+              listen 127.0.0.1:\(addressPort) ssl;
+              ssl_certificate \(byAddress.chain); ssl_certificate_key \(byAddress.key);
+              location / { return 200 "address|$ssl_server_name|\\n"; }
+            }
+            """
+        guard let nginx = try NginxServer(extra: extra) else { return }
+        _ = nginx
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Fixtures.config.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let good = "https://127.0.0.1:\(namedPort) ca=\(backendCA.authority)"
+        let zone = """
+            $ORIGIN example.com.
+            $TTL 300
+            $PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1
+            $SITE good \(good) tls-name=app.internal health=/
+            $SITE byip https://127.0.0.1:\(addressPort) ca=\(backendCA.authority)
+            $SITE wrongca https://127.0.0.1:\(namedPort) ca=\(otherCA.authority) tls-name=app.internal
+            $SITE wrongname \(good) tls-name=other.internal
+            $SITE insecure https://127.0.0.1:\(namedPort) tls-verify=off
+
+            """
+        try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        let runs = RunCommandTests()
+        let check = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stderr.contains("warning: site insecure.example.com.: tls-verify=off"), "\(check.stderr)")
+        let http = try freePort()
+        let admin = try freePort()
+        let (pid, logPath) = try runs.startRun(
+            directory,
+            [
+                "--dns", "off", "--https", "off", "--http", "127.0.0.1:\(http)", "--admin", "127.0.0.1:\(admin)",
+                "--workers", "1",
+            ])
+        defer { Tool.stop(pid) }
+        #expect(runs.waitFor("serving http", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        func get(_ site: String, _ times: Int = 1) throws -> Tool.Outcome {
+            let url = "http://\(site).example.com:\(http)/"
+            return try Tool.run(
+                curl,
+                ["-sS", "--max-time", "10", "--resolve", "\(site).example.com:\(http):127.0.0.1"]
+                    + Array(repeating: url, count: times))
+        }
+        // Two requests on one client connection: the second reuses the verified TLS connection.
+        let named = try get("good", 2)
+        let line = "named|app.internal|TLSv1.3|good.example.com:\(http)\n"
+        #expect(named.stdout == line + line, "\(named)")
+        #expect(try get("byip").stdout == "address||\n", "no SNI for an address; its IP entry was checked")
+        #expect(try get("insecure").stdout.hasPrefix("named||TLSv1.3"), "anything goes with tls-verify=off")
+        for refused in ["wrongca", "wrongname"] {
+            let answer = try get(refused)
+            #expect(answer.stdout.contains("502"), "\(refused): \(answer.stdout)")
+        }
+        let log = Fixtures.textAt(logPath)
+        #expect(
+            log.contains(
+                "wrongca.example.com: TLS to backend https://127.0.0.1:\(namedPort) failed: its certificate was refused: "
+                    + "unable to get local issuer certificate"), "\(log)")
+        #expect(log.contains("wrongname.example.com: TLS to backend"), "\(log)")
+        #expect(runs.waitFor("health: good.example.com backend 127.0.0.1:\(namedPort) is up", in: logPath, pid: pid))
+        let metrics = try TestSocket(port: admin)
+        metrics.send("GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n")
+        let text = try #require(metrics.readResponse()).text
+        #expect(try Self.sample(text, "frontdoor_tls_backend_handshake_failures_total") >= 2, "\(text)")
+        #expect(try Self.sample(text, "frontdoor_http_backend_reuse_total") >= 1, "\(text)")
+        // A ca= file that is not PEM: check refuses it with the reason.
+        try "not a certificate\n".write(toFile: otherCA.authority, atomically: true, encoding: .utf8)
+        let broken = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(broken.status == 65 && broken.stderr.contains("wrongca.example.com: error: no TLS"), "\(broken.stderr)")
+    }
+
     /// The value of one sample line of Prometheus text.
     static func sample(_ text: String, _ name: String) throws -> Int {
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(name + " ") })

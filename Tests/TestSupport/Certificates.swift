@@ -29,7 +29,8 @@ package final class TestCertificates {
     package var authority: String { self.path("ca.crt") }
 
     /// Issues `NAME.crt` + `NAME.key` into `into` (a directory under this one, made if needed) for the DNS
-    /// names given (none: a certificate without subjectAltName); `rsa` for an RSA key instead of P-256.
+    /// names given (none: a certificate without subjectAltName; an IP address becomes an IP entry); `rsa` for
+    /// an RSA key instead of P-256.
     @discardableResult
     package func issue(_ name: String, names: [String], into folder: String = "certs", rsa: Bool = false) throws
         -> (chain: String, key: String)
@@ -46,7 +47,13 @@ package final class TestCertificates {
             ])
         let extensions = self.path("\(name).ext")
         var lines = ["basicConstraints=CA:FALSE", "extendedKeyUsage=serverAuth"]
-        if !names.isEmpty { lines.append("subjectAltName=" + names.map { "DNS:\($0)" }.joined(separator: ",")) }
+        if !names.isEmpty {
+            // An address (digits and dots, or with a colon) is an IP entry, as a backend reached by address needs.
+            let entries = names.map { name in
+                name.contains(":") || name.allSatisfy({ $0.isNumber || $0 == "." }) ? "IP:\(name)" : "DNS:\(name)"
+            }
+            lines.append("subjectAltName=" + entries.joined(separator: ","))
+        }
         try lines.joined(separator: "\n").write(toFile: extensions, atomically: true, encoding: .utf8)
         try self.run([
             "x509", "-req", "-in", request, "-CA", self.authority, "-CAkey", self.path("ca.key"), "-CAcreateserial",
