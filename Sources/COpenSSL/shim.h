@@ -283,6 +283,75 @@ static inline int frontdoor_tls_set_socket(SSL *ssl, int fd, const void *prefix,
     return 1;
 }
 
+// Session-ticket keys (Sources/TLS/TicketKeys.swift): made in memory, never written, rotated. New tickets are
+// sealed with `current`; tickets sealed with `previous` still open (and are replaced by a new one), so a
+// rotation costs no client a full handshake. AES-256-CBC + HMAC-SHA256, as OpenSSL's own ticket format.
+#include <openssl/core_names.h>
+struct frontdoor_ticket_key {
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+};
+struct frontdoor_ticket_ring {
+    struct frontdoor_ticket_key current;
+    struct frontdoor_ticket_key previous;
+    int hasPrevious;
+};
+
+// The SSL ex_data slot holding a connection's ring (an SSL's SNI switch changes its SSL_CTX, not this).
+static inline int frontdoor_ticket_index(void) {
+    static _Atomic int index = -1;
+    int current = atomic_load(&index);
+    if (current >= 0) return current;
+    int made = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    int expected = -1;
+    if (!atomic_compare_exchange_strong(&index, &expected, made)) return expected;
+    return made;
+}
+
+static inline int frontdoor_ticket_mac(EVP_MAC_CTX *mac, unsigned char *key) {
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key, 32);
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
+    params[2] = OSSL_PARAM_construct_end();
+    return EVP_MAC_CTX_set_params(mac, params);
+}
+
+static inline int frontdoor_ticket_callback(SSL *ssl, unsigned char name[16], unsigned char *iv,
+                                            EVP_CIPHER_CTX *cipher, EVP_MAC_CTX *mac, int encrypt) {
+    struct frontdoor_ticket_ring *ring = SSL_get_ex_data(ssl, frontdoor_ticket_index());
+    if (ring == NULL) return -1;
+    if (encrypt) {
+        if (RAND_bytes(iv, 16) != 1) return -1;
+        memcpy(name, ring->current.name, 16);
+        if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, ring->current.aes, iv) != 1) return -1;
+        return frontdoor_ticket_mac(mac, ring->current.hmac) == 1 ? 1 : -1;
+    }
+    struct frontdoor_ticket_key *key = NULL;
+    int result = 1;
+    if (memcmp(name, ring->current.name, 16) == 0) {
+        key = &ring->current;
+    } else if (ring->hasPrevious && memcmp(name, ring->previous.name, 16) == 0) {
+        key = &ring->previous;
+        result = 2;  // valid, but issue a ticket under the current key
+    }
+    if (key == NULL) return 0;  // unknown or rotated out: a full handshake
+    if (frontdoor_ticket_mac(mac, key->hmac) != 1) return -1;
+    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1) return -1;
+    return result;
+}
+
+// Fills `key` with fresh random bytes: 1, or 0.
+static inline int frontdoor_ticket_key_fill(struct frontdoor_ticket_key *key) {
+    return RAND_bytes((unsigned char *)key, sizeof *key) == 1;
+}
+static inline void frontdoor_tls_ctx_use_ticket_ring(SSL_CTX *ctx) {
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, frontdoor_ticket_callback);
+}
+static inline int frontdoor_tls_attach_ticket_ring(SSL *ssl, struct frontdoor_ticket_ring *ring) {
+    return SSL_set_ex_data(ssl, frontdoor_ticket_index(), ring);
+}
+
 // TLS to backends (Sources/TLS/TLSClient.swift): SNI `name` (NULL: none) and the identity the certificate must
 // carry, `name` or else the IP address text `ip` (both NULL: not checked). 1, or 0.
 static inline int frontdoor_tls_client_identity(SSL *ssl, const char *name, const char *ip) {

@@ -19,6 +19,9 @@ public final class HTTPSCertificates: @unchecked Sendable {
 
     var leaves: [String: Leaf] = [:]
     var authority: InternalCA?
+    /// The session-ticket keys, carried from one build to the next (a reload keeps resumption working) and
+    /// rotated every `TicketKeys.period`.
+    var ticketKeys: TicketKeys?
     /// Set when a build made the internal CA's root (its path), for the log line.
     public private(set) var createdRoot: String?
 
@@ -37,6 +40,18 @@ public final class HTTPSCertificates: @unchecked Sendable {
     /// The certificates for `settings` and `sites` at `now` (wall-clock seconds).
     public func build(settings: Settings, sites: [CompiledSite], now: Int) throws(TLSError) -> TLSServer {
         self.createdRoot = nil
+        let keys: TicketKeys
+        if let current = self.ticketKeys {
+            keys = current.due(now: now) ? try current.rotated(now: now) : current
+        } else {
+            keys = try TicketKeys(now: now)
+        }
+        let server = try self.server(settings: settings, sites: sites, now: now, keys: keys)
+        self.ticketKeys = keys
+        return server
+    }
+
+    func server(settings: Settings, sites: [CompiledSite], now: Int, keys: TicketKeys) throws(TLSError) -> TLSServer {
         var sources: [CertificateSource] = []
         if let directory = settings.tlsDirectory {
             switch CertificateFiles.pairs(in: directory, files: DiskFiles()) {
@@ -48,7 +63,7 @@ public final class HTTPSCertificates: @unchecked Sendable {
             }
         }
         guard let suffixes = settings.internalCA else {
-            return try TLSServer(sources: sources, fallback: settings.tlsDefault)
+            return try TLSServer(sources: sources, fallback: settings.tlsDefault, ticketKeys: keys)
         }
         guard let directory = HTTPSCertificates.authorityDirectory(settings) else {
             throw TLSError("'internal-ca' keeps its root key in the state directory: add 'state-dir DIR'")
@@ -72,11 +87,13 @@ public final class HTTPSCertificates: @unchecked Sendable {
         }
         self.leaves = kept
         sources += kept.keys.sorted().compactMap { kept[$0]?.source }
-        return try TLSServer(sources: sources, fallback: settings.tlsDefault)
+        return try TLSServer(sources: sources, fallback: settings.tlsDefault, ticketKeys: keys)
     }
 
-    /// Some leaf has a third of its life left or less: build again.
-    public func renewalDue(now: Int) -> Bool { self.leaves.values.contains { HTTPSCertificates.due($0, now: now) } }
+    /// Some leaf has a third of its life left or less, or the ticket keys are due for rotation: build again.
+    public func renewalDue(now: Int) -> Bool {
+        self.leaves.values.contains { HTTPSCertificates.due($0, now: now) } || self.ticketKeys?.due(now: now) == true
+    }
 
     static func due(_ leaf: Leaf, now: Int) -> Bool { leaf.expires - now <= InternalCA.leafValidity / 3 }
 }

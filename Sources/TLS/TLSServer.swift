@@ -149,8 +149,8 @@ public final class ServedCertificate: @unchecked Sendable {
 }
 
 /// The TLS side of the HTTPS listeners: TLS 1.2 and 1.3 only, Mozilla's "intermediate" suites, no
-/// renegotiation, no 0-RTT, ALPN http/1.1, session resumption by tickets (keys made in memory at start,
-/// never written) and by a session cache; SNI picks the certificate from a `CertificateTable`. A reload
+/// renegotiation, no 0-RTT, ALPN http/1.1, session resumption by tickets (keys made in memory, never
+/// written, rotated: see `TicketKeys`) and by a session cache; SNI picks the certificate from a `CertificateTable`. A reload
 /// builds a new one; connections keep the one they started with.
 public final class TLSServer: @unchecked Sendable {
     /// The context every connection starts in: the settings, the session cache and the ticket keys.
@@ -158,11 +158,16 @@ public final class TLSServer: @unchecked Sendable {
     public let table: CertificateTable<ServedCertificate>
     /// Every certificate served, in the order given.
     public let certificates: [ServedCertificate]
+    /// The session-ticket keys every connection of this server seals and opens tickets with.
+    public let ticketKeys: TicketKeys
 
     /// Loads `certificates`; `fallback` names the certificate (by one of its names) that clients sending an
     /// unknown name or none get — nil: they get an unrecognized_name alert. A name two certificates cover is
-    /// served with the first.
-    public init(sources: [CertificateSource], fallback: String? = nil) throws(TLSError) {
+    /// served with the first. `ticketKeys`: the session-ticket keys (nil: fresh ones); a rebuild passes the
+    /// previous server's keys on, so a reload costs no client its resumption.
+    public init(sources: [CertificateSource], fallback: String? = nil, ticketKeys: TicketKeys? = nil)
+        throws(TLSError)
+    {
         var certificates: [ServedCertificate] = []
         var table = CertificateTable<ServedCertificate>()
         for source in sources {
@@ -176,9 +181,15 @@ public final class TLSServer: @unchecked Sendable {
             }
             table.setFallback(certificate)
         }
+        if let ticketKeys {
+            self.ticketKeys = ticketKeys
+        } else {
+            self.ticketKeys = try TicketKeys(now: time(nil))
+        }
         self.initial = try TLSServer.makeContext()
         self.table = table
         self.certificates = certificates
+        frontdoor_tls_ctx_use_ticket_ring(self.initial)
         _ = frontdoor_tls_ctx_set_session_cache(self.initial, Int(SSL_SESS_CACHE_SERVER), 20_480)
         let sessionContext = Array("frontdoor".utf8)
         _ = SSL_CTX_set_session_id_context(self.initial, sessionContext, UInt32(sessionContext.count))
@@ -194,18 +205,20 @@ public final class TLSServer: @unchecked Sendable {
     }
 
     /// Loads the `NAME.crt` + `NAME.key` pairs of `directory` (the `tls` setting).
-    public convenience init(directory: String, fallback: String?) throws(TLSError) {
-        try self.init(directory: directory, fallback: fallback, files: DiskFiles())
+    public convenience init(directory: String, fallback: String?, ticketKeys: TicketKeys? = nil) throws(TLSError) {
+        try self.init(directory: directory, fallback: fallback, files: DiskFiles(), ticketKeys: ticketKeys)
     }
 
-    package convenience init(directory: String, fallback: String?, files: some SourceFiles) throws(TLSError) {
+    package convenience init(
+        directory: String, fallback: String?, files: some SourceFiles, ticketKeys: TicketKeys? = nil
+    ) throws(TLSError) {
         let pairs: [CertificateFiles]
         switch CertificateFiles.pairs(in: directory, files: files) {
         case .success(let found): pairs = found
         case .failure(let error): throw error
         }
         guard !pairs.isEmpty else { throw TLSError("\(directory): no NAME.crt and NAME.key pair") }
-        try self.init(certificates: pairs, fallback: fallback)
+        try self.init(sources: pairs.map(CertificateSource.files), fallback: fallback, ticketKeys: ticketKeys)
     }
 
     /// A TLS stream for an accepted socket (the handshake runs on its first read), or nil when OpenSSL
@@ -215,7 +228,7 @@ public final class TLSServer: @unchecked Sendable {
         guard let ssl = SSL_new(self.initial) else { return nil }
         // Not SSL_set_fd: its writes would raise SIGPIPE when a client has gone.
         let attached = prefix.withUnsafeBytes { frontdoor_tls_set_socket(ssl, fd, $0.baseAddress, $0.count) }
-        guard attached == 1 else {
+        guard attached == 1, frontdoor_tls_attach_ticket_ring(ssl, self.ticketKeys.ring) == 1 else {
             SSL_free(ssl)
             return nil
         }

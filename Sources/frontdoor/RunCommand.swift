@@ -200,7 +200,8 @@ enum RunCommand {
         }
         ServiceManager.ready("serving \(store.tables().snapshot.routes.sites.count) site(s)")
         while true {
-            // An hour at most between looks at the internal CA's leaves (renewed with a third of a week left).
+            // An hour at most between looks at the internal CA's leaves (renewed with a third of a week left)
+            // and the session-ticket keys (rotated every 12 hours).
             var timeout = timespec(tv_sec: 3600, tv_nsec: 0)
             let received = sigtimedwait(&signals, nil, &timeout)
             guard received > 0 else {

@@ -116,6 +116,38 @@ import ZoneModel
         #expect(!old.stdout.contains("GET|"), "TLS 1.1 is refused")
     }
 
+    /// Session-ticket keys rotate: a ticket sealed before one rotation still resumes (the previous key is
+    /// kept), one sealed two rotations ago does not, and a server with fresh keys knows none of them.
+    @Test(.bug(id: "15")) func ticketKeysRotateAndThePreviousKeyStillResumes() throws {
+        guard let setup = try Setup(), Tool.find("openssl") != nil else { return }
+        let store = try #require(setup.proxy.service.tlsStore)
+        let first = try #require(store.current)
+        let request = "GET /echo HTTP/1.1\\r\\nHost: www.example.com\\r\\nConnection: close\\r\\n\\r\\n"
+        let session = setup.authority.path("rotation.pem")
+        func resumes(sealing: Bool = false) throws -> Bool {
+            let outcome = try setup.sClient(
+                ["-servername", "www.example.com", sealing ? "-sess_out" : "-sess_in", session], input: request)
+            #expect(outcome.stdout.contains("GET|"), "\(outcome.stdout)")
+            return outcome.stdout.contains("Reused, TLSv1.3")
+        }
+        func serve(_ keys: TicketKeys?) throws {
+            store.replace(
+                try TLSServer(directory: setup.authority.path("certs"), fallback: nil, ticketKeys: keys))
+        }
+        _ = try resumes(sealing: true)
+        #expect(try resumes(), "the same keys")
+        let once = try first.ticketKeys.rotated(now: 0)
+        try serve(once)
+        #expect(try resumes(), "sealed with the previous key")
+        try serve(try once.rotated(now: 0))
+        #expect(try !resumes(), "sealed two rotations ago")
+        _ = try resumes(sealing: true)
+        try serve(nil)
+        #expect(try !resumes(), "fresh keys open no old ticket")
+        #expect(first.ticketKeys.due(now: first.ticketKeys.made + TicketKeys.period))
+        #expect(!first.ticketKeys.due(now: first.ticketKeys.made + TicketKeys.period - 1))
+    }
+
     @Test(.bug(id: "15")) func badClientsAreClosedAndTheListenerGoesOn() throws {
         guard
             let setup = try Setup(tweak: { options in
