@@ -164,6 +164,13 @@ if ProcessInfo.processInfo.environment["FRONTDOOR_FUZZ"] != nil {
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
         ),
         .executableTarget(
+            name: "TLSFuzzer",
+            dependencies: ["TLS", "FuzzDriver"],
+            path: "Tests/Fuzz/TLSFuzzer",
+            swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+        ),
+        .executableTarget(
             name: "DNSFuzzer",
             dependencies: ["Files", "ZoneFile", "DNSWire", "DNSServer", "FuzzDriver"],
             path: "Tests/Fuzz/DNSFuzzer",

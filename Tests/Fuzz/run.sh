@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds a libFuzzer target and runs it.
-#   Tests/Fuzz/run.sh [SECONDS] [lexer|dns]     (default 60 seconds, lexer)
+#   Tests/Fuzz/run.sh [SECONDS] [lexer|dns|tls]     (default 60 seconds, lexer)
 #   lexer: zone and config text through the lexer, parsers, validator, compiler and exporter
 #   dns:   any bytes as a DNS query to the responder (both views, UDP and TCP), to the message decoder, and
 #          as a script of upstream behaviour for the forwarder's UpstreamExchange (its budget, its scrubbing)
+#   tls:   any bytes as a client's bytes to the HTTPS listener's TLS server (OpenSSL's record layer and
+#          handshake through Frontdoor's socket BIO, SNI and ALPN callbacks and ticket keys), before or after a
+#          real handshake, and to the ClientHello reader of SNI passthrough
 # The corpus in Tests/Fuzz/corpus/<target> grows as it runs. Crashers land in Tests/Fuzz/crashes/; turn
 # each into a fixture (Tests/Fixtures/zones/bad or a responder test) once fixed.
 set -euo pipefail
@@ -13,7 +16,8 @@ target="${2:-lexer}"
 case "$target" in
     lexer) product=LexerFuzzer; max_len=4096 ;;
     dns) product=DNSFuzzer; max_len=1500 ;;
-    *) echo "usage: $0 [SECONDS] [lexer|dns]" >&2; exit 64 ;;
+    tls) product=TLSFuzzer; max_len=4096 ;;
+    *) echo "usage: $0 [SECONDS] [lexer|dns|tls]" >&2; exit 64 ;;
 esac
 export FRONTDOOR_FUZZ=1
 # -sanitize=fuzzer on every module, so libFuzzer sees coverage in the libraries, not only the harness.
@@ -25,6 +29,48 @@ if [ "$target" = lexer ]; then
     for f in zones/*.zone zones/*.conf Tests/Fixtures/zones/ok/* Tests/Fixtures/zones/bad/* Tests/Fixtures/conf/*; do
         cp -n "$f" "$corpus/seed-$(basename "$f")" 2>/dev/null || true
     done
+elif [ "$target" = tls ]; then
+    # Seed with real ClientHellos (curl and openssl; TLS 1.2 and 1.3; with and without SNI and ALPN), each as a
+    # first flight handed over whole or split after a few bytes (mode byte 2*cut), plus records for after the
+    # handshake (mode byte 1). A client that is missing adds no seed.
+    python3 - "$corpus" <<'PY'
+import socket, subprocess, sys
+corpus = sys.argv[1]
+clients = {
+    "s13": ["openssl", "s_client", "-connect", "127.0.0.1:{}", "-servername", "www.example.com", "-alpn", "h2,http/1.1"],
+    "s12": ["openssl", "s_client", "-connect", "127.0.0.1:{}", "-servername", "x.lab.example.com", "-tls1_2"],
+    "nosni": ["openssl", "s_client", "-connect", "127.0.0.1:{}", "-noservername"],
+    "curl": ["curl", "-sk", "--max-time", "2", "--connect-to", "www.example.com:443:127.0.0.1:{}", "https://www.example.com/"],
+}
+for name, command in clients.items():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(3)
+    port = listener.getsockname()[1]
+    try:
+        client = subprocess.Popen([part.format(port) for part in command], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except FileNotFoundError:
+        continue
+    data = b""
+    try:
+        connection, _ = listener.accept()
+        connection.settimeout(0.5)
+        while len(data) < 4096:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    client.kill()
+    client.wait()
+    for cut in (0, 5, 9, 60):
+        open(f"{corpus}/seed-{name}-{cut}", "wb").write(bytes([cut * 2]) + data)
+open(f"{corpus}/seed-record", "wb").write(b"\x01\x17\x03\x03\x00\x05hello")
+open(f"{corpus}/seed-alert", "wb").write(b"\x01\x15\x03\x03\x00\x02\x01\x00")
+PY
 else
     # Seed with real queries: what dig sends, with and without EDNS, over names of the fuzz model.
     python3 - "$corpus" <<'PY'
