@@ -6,7 +6,7 @@
 #   primary    203.0.113.54  ─┘   203.0.113.1  192.0.2.1 ├─ backend   192.0.2.70
 #   (BIND + address echo)                                └─ lan client 192.0.2.100
 #
-# The router forwards WAN :53 (udp+tcp) and :80 to Frontdoor (DNAT) and masquerades the LAN, as a home
+# The router forwards WAN :53 (udp+tcp), :80 and :443 to Frontdoor (DNAT) and masquerades the LAN, as a home
 # router with port forwards does. Frontdoor learns its WAN address from an echo service on the WAN side and
 # pushes it to the BIND primary with RFC 2136. Each check prints PASS or FAIL; the script exits 1 on a FAIL.
 #   Tests/EndToEnd/netns.sh [FRONTDOOR-BINARY]
@@ -85,7 +85,7 @@ table ip nat {
     chain prerouting {
         type nat hook prerouting priority -100;
         iifname "brw" fib daddr type local udp dport 53 dnat to 192.0.2.42
-        iifname "brw" fib daddr type local tcp dport { 53, 80 } dnat to 192.0.2.42
+        iifname "brw" fib daddr type local tcp dport { 53, 80, 443 } dnat to 192.0.2.42
     }
     chain postrouting {
         type nat hook postrouting priority 100;
@@ -194,6 +194,8 @@ view lan 192.0.2.0/24 recursion
 view wan *
 listen dns 192.0.2.42:53
 listen http 192.0.2.42:80
+listen https 192.0.2.42:443
+internal-ca secure.example.com
 listen admin 127.0.0.1:9053 192.0.2.42:9053
 upstream 203.0.113.53
 state-dir $work/front/state
@@ -209,6 +211,7 @@ $TTL 60
 $PROXY reverseproxy lan=192.0.2.42 wan=auto ttl=5
 $SITE myserver http://192.0.2.69:80 http://192.0.2.70:80 health=/
 $SITE nas      http://192.0.2.69:80 views=lan
+$SITE secure   http://192.0.2.69:80 http://192.0.2.70:80
 ZONE
 # A TXT answer of 860 bytes: larger than the 552-byte path MTU a forged ICMP claims below.
 long=$(printf 'x%.0s' $(seq 200))
@@ -242,6 +245,18 @@ check "the LAN-only site answers 403 to the WAN" "403" \
     "$(ns wan curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Host: nas.example.com' http://203.0.113.1/)"
 check "the LAN-only site works on the LAN" "page from backend 192.0.2.69" \
     "$(ns lan curl -s --max-time 5 -H 'Host: nas.example.com' http://192.0.2.42/)"
+# HTTPS with a certificate from Frontdoor's internal CA (its root made in state-dir at start): the WAN client
+# through the router's DNAT of 443, the LAN client directly, both verifying against that root, each at the
+# address its own view of DNS gives.
+ca_root="$work/front/state/ca/root.crt"
+wan_secure=$(ns wan dig @203.0.113.1 +short +time=2 +tries=1 secure.example.com A | tail -1)
+lan_secure=$(ns lan dig @192.0.2.42 +short +time=2 +tries=1 secure.example.com A | tail -1)
+check "WAN client gets the page over HTTPS at $wan_secure (the router's DNAT of 443), certificate verified" "page from backend" \
+    "$(ns wan curl -sS --max-time 5 --cacert "$ca_root" --resolve "secure.example.com:443:$wan_secure" https://secure.example.com/ 2>&1)"
+check "LAN client gets the page over HTTPS at $lan_secure directly, certificate verified" "page from backend" \
+    "$(ns lan curl -sS --max-time 5 --cacert "$ca_root" --resolve "secure.example.com:443:$lan_secure" https://secure.example.com/ 2>&1)"
+check "plain HTTP to the HTTPS site is redirected to https" "308 https://secure.example.com/x?y" \
+    "$(ns wan curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 -H 'Host: secure.example.com' 'http://203.0.113.1/x?y')"
 # From one source port both times, so SO_REUSEPORT hands both to the same worker (and its cache).
 check "a LAN query for a name outside the zone is forwarded and answered" "198.51.100.80" \
     "$(ns lan dig @192.0.2.42 -b '192.0.2.100#35353' +short +time=3 +tries=1 www.outside.test A)"
