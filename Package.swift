@@ -140,7 +140,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "RuntimeTests",
-        dependencies: ["Runtime", "ZoneModel"]
+        dependencies: ["Runtime", "ZoneModel", "ZoneFile", "Files", "DNSWire", "TestSupport"]
     ),
     .testTarget(
         name: "EndToEndTests",

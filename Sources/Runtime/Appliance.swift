@@ -18,6 +18,12 @@ public final class Appliance: @unchecked Sendable {
     /// The last model that compiled, kept so a WAN change recompiles it without rereading the directory (a
     /// half-saved edit on disk must not block a WAN update).
     var model: Model?
+    /// The last snapshot compiled, before named backends were resolved into it.
+    var compiled: Snapshot?
+    /// Counts compiles, so the backend resolver notices a reload.
+    var compiledGeneration = 0
+    /// What the named backends resolve to now (see BackendResolver), applied to every snapshot published.
+    var backendAddresses: [String: [IPAddress]] = [:]
     let lock = Mutex<Void>(())
 
     public init(directory: String, wan: WANAddresses) {
@@ -58,7 +64,9 @@ public final class Appliance: @unchecked Sendable {
         self.model = original
         self.serials = snapshot.serials
         Appliance.writeSerials(snapshot.serials, settings: snapshot.settings)
-        let tables = DNSTables(snapshot: snapshot)
+        self.compiled = snapshot
+        self.compiledGeneration += 1
+        let tables = DNSTables(snapshot: snapshot.resolvingBackends(self.backendAddresses))
         if let store = self.store {
             store.publish(tables)
         } else {
@@ -68,6 +76,25 @@ public final class Appliance: @unchecked Sendable {
         // tables' builders): hand it back to the system instead of keeping it resident.
         csys_trim_heap()
         return nil
+    }
+
+    /// The snapshot as compiled (named backends unresolved), for the backend resolver.
+    public var compiledSnapshot: Snapshot? { self.lock.withLock { _ in self.compiled } }
+
+    /// The same with its generation (which moves on each compile: a reload, a WAN change).
+    var compiledWithGeneration: (Snapshot, Int)? {
+        self.lock.withLock { _ in self.compiled.map { ($0, self.compiledGeneration) } }
+    }
+
+    /// Publishes the last good snapshot again with named backends resolved to `addresses` (when they
+    /// changed); the DNS data is the same, so no serial moves.
+    public func setBackendAddresses(_ addresses: [String: [IPAddress]]) {
+        self.lock.withLock { _ in
+            guard addresses != self.backendAddresses else { return }
+            self.backendAddresses = addresses
+            guard let compiled = self.compiled, let store = self.store else { return }
+            store.publish(DNSTables(snapshot: compiled.resolvingBackends(addresses)))
+        }
     }
 
     /// A write killed halfway leaves `NAME.tmp.PID` beside the state file; at start nothing else writes there.

@@ -78,7 +78,7 @@ final class HealthProber: Sendable {
                     var tls: (client: TLSClient, name: String?)?
                     if backend.tls, let settings = site.backendTLS {
                         guard let client = self.client(settings) else { continue }
-                        tls = (client, settings.serverName)
+                        tls = (client, settings.serverName ?? backend.host)
                     }
                     let passed = HealthProber.check(
                         backend.address, host: site.name.hostDescription, path: path, tls: tls)

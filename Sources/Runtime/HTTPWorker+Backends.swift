@@ -103,7 +103,8 @@ extension HTTPWorker {
         let key = PoolKey(address: address, tls: site.backends[choice].tls ? site.backendTLS : nil)
         if let settings = key.tls {
             guard let client = self.tlsClient(settings, site: site),
-                let stream = client.stream(fd, serverName: settings.serverName, ip: address.address.description)
+                let stream = client.stream(
+                    fd, serverName: settings.serverName ?? site.backends[choice].host, ip: address.address.description)
             else {
                 Sockets.close(fd)
                 balancer.pool.finished(choice)

@@ -447,16 +447,28 @@ package struct ZoneParser {
             self.error(.badBackend, "backend \(token.quotedForMessage) may not carry a path", token, state)
             return nil
         }
-        guard let address = SocketAddress(text, defaultPort: passthrough || tls ? 443 : 80) else {
-            let hostOnly = text.hasPrefix("[") ? text : String(text.prefix { $0 != ":" })
-            if IPAddress(hostOnly.trimmingBrackets) == nil {
-                self.error(.badBackend, "backend host '\(hostOnly)' must be an IP address", token, state)
-            } else {
-                self.error(.badPort, "bad port in backend \(token.quotedForMessage) (1-65535)", token, state)
-            }
+        let defaultPort: UInt16 = passthrough || tls ? 443 : 80
+        if let address = SocketAddress(text, defaultPort: defaultPort) {
+            return Backend(address: address, passthrough: passthrough, tls: tls)
+        }
+        let hostOnly = text.hasPrefix("[") ? text : String(text.prefix { $0 != ":" })
+        let portText = text.hasPrefix("[") ? nil : text.firstIndex(of: ":").map { text[text.index(after: $0)...] }
+        let port = portText.map { UInt16($0).flatMap { $0 == 0 ? nil : $0 } } ?? defaultPort
+        if IPAddress(hostOnly.trimmingBrackets) != nil || (BackendName.valid(hostOnly) && port == nil) {
+            self.error(.badPort, "bad port in backend \(token.quotedForMessage) (1-65535)", token, state)
             return nil
         }
-        return Backend(address: address, passthrough: passthrough, tls: tls)
+        guard let port, BackendName.valid(hostOnly) else {
+            self.error(
+                .badBackend,
+                "backend host '\(hostOnly)' is neither an IP address nor a host name (letters, digits, '-' and '.')",
+                token, state)
+            return nil
+        }
+        // Resolved by the proxy (its zones, then its upstreams) when it runs; until then, no address.
+        return Backend(
+            address: SocketAddress(address: .v4(IPv4Address(0)), port: port), passthrough: passthrough, tls: tls,
+            host: BackendName.normalised(hostOnly))
     }
 
     // MARK: Records

@@ -30,6 +30,14 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// 0.0.0.0 or ::.
+    public var isUnspecified: Bool {
+        switch self {
+        case .v4(let address): address.value == 0
+        case .v6(let address): address.high == 0 && address.low == 0
+        }
+    }
+
     /// The address in network byte order: 4 or 16 bytes.
     public var bytes: [UInt8] {
         switch self {

@@ -143,15 +143,25 @@ public struct Backend: Hashable, Sendable, CustomStringConvertible {
     public var passthrough: Bool
     /// `https://`: HTTP over TLS to the backend, as the site's `BackendTLS` says.
     public var tls: Bool
+    /// The host name it was given by (`http://jellyfin:8096`), lower case without a final dot; nil for an
+    /// address. A named backend's `address` is its port on the unspecified address until the proxy's
+    /// resolver replaces it with what the name resolves to (`RouteTable.resolving`).
+    public var host: String?
 
-    public init(address: SocketAddress, passthrough: Bool = false, tls: Bool = false) {
+    public init(address: SocketAddress, passthrough: Bool = false, tls: Bool = false, host: String? = nil) {
         self.address = address
         self.passthrough = passthrough
         self.tls = tls
+        self.host = host
     }
 
+    public var scheme: String { self.passthrough ? "tls-passthrough://" : self.tls ? "https://" : "http://" }
+
+    /// `http://192.0.2.5:80`; a named one as given, with the address it resolved to once it has one.
     public var description: String {
-        (self.passthrough ? "tls-passthrough://" : self.tls ? "https://" : "http://") + "\(self.address)"
+        guard let host = self.host else { return self.scheme + "\(self.address)" }
+        let given = self.scheme + host + ":\(self.address.port)"
+        return self.address.address.isUnspecified ? given : given + " (\(self.address.address))"
     }
 }
 
@@ -207,5 +217,27 @@ public struct Site: Hashable, Sendable {
         self.proxyName = proxyName
         self.ttl = ttl
         self.location = location
+    }
+}
+
+/// Host names of backends (`http://jellyfin:8096`, `https://nas.lan`).
+public enum BackendName {
+    /// Letters, digits and '-' in labels of 1–63 characters, 253 at most, a final dot allowed; not all
+    /// digits and dots (that is a mistyped address).
+    public static func valid(_ text: String) -> Bool {
+        let name = text.hasSuffix(".") ? text.dropLast() : Substring(text)
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        guard !name.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) else { return false }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            (1...63).contains(label.utf8.count) && !label.hasPrefix("-") && !label.hasSuffix("-")
+                && label.utf8.allSatisfy {
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D
+                }
+        }
+    }
+
+    /// Lower case, without a final dot.
+    public static func normalised(_ text: String) -> String {
+        String((text.hasSuffix(".") ? text.dropLast() : Substring(text)).lowercased())
     }
 }

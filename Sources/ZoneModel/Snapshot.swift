@@ -227,6 +227,38 @@ public struct CompiledView: Sendable {
     }
 }
 
+extension Snapshot {
+    /// The host names of every named backend (`http://jellyfin:8096`), for the proxy's resolver.
+    public var backendNames: Set<String> {
+        Set(self.routes.sites.flatMap { $0.backends.compactMap(\.host) })
+    }
+
+    /// This snapshot with each named backend replaced by one backend per address its name resolves to in
+    /// `addresses` (in that order), and left out while its name has none: a site whose backends all are
+    /// unresolved has none, and answers 502.
+    public func resolvingBackends(_ addresses: [String: [IPAddress]]) -> Snapshot {
+        guard !self.backendNames.isEmpty else { return self }
+        let sites = self.routes.sites.map { site in
+            guard site.backends.contains(where: { $0.host != nil }) else { return site }
+            var backends: [Backend] = []
+            for backend in site.backends {
+                guard let host = backend.host else {
+                    backends.append(backend)
+                    continue
+                }
+                for address in addresses[host] ?? [] {
+                    var resolved = backend
+                    resolved.address = SocketAddress(address: address, port: backend.address.port)
+                    if !backends.contains(resolved) { backends.append(resolved) }
+                }
+            }
+            return site.with(backends: backends)
+        }
+        return Snapshot(
+            views: self.views, routes: RouteTable(sites: sites), settings: self.settings, serials: self.serials)
+    }
+}
+
 /// Host → site, built from every `$SITE`; exact names first, then the closest wildcard.
 public struct RouteTable: Sendable {
     public let sites: [CompiledSite]
@@ -290,6 +322,7 @@ public struct CompiledSite: Hashable, Sendable {
     public let httpsRedirect: Bool
     /// The `Strict-Transport-Security` field its HTTPS responses carry ("max-age=N"), as a whole line.
     public let hstsField: [UInt8]?
+    public let hstsMaxAge: UInt32?
     /// Its backends take the TLS stream as it is (SNI passthrough): no HTTP is spoken to them.
     public let passthrough: Bool
     /// A PROXY protocol v2 header goes first to its passthrough backends.
@@ -300,9 +333,9 @@ public struct CompiledSite: Hashable, Sendable {
     public init(
         name: DomainName, backends: [Backend], balance: BalancePolicy, healthPath: String?, viewIndices: Set<Int>,
         httpsRedirect: Bool = true, hstsMaxAge: UInt32? = nil, proxyProtocol: Bool = false,
-        backendTLS: BackendTLS = BackendTLS()
+        backendTLS: BackendTLS = BackendTLS(), passthrough: Bool? = nil
     ) {
-        self.passthrough = !backends.isEmpty && backends.allSatisfy(\.passthrough)
+        self.passthrough = passthrough ?? (!backends.isEmpty && backends.allSatisfy(\.passthrough))
         self.proxyProtocol = proxyProtocol
         self.backendTLS = backends.contains(where: \.tls) ? backendTLS : nil
         self.name = name
@@ -312,6 +345,16 @@ public struct CompiledSite: Hashable, Sendable {
         self.viewIndices = viewIndices
         self.httpsRedirect = httpsRedirect
         self.hstsField = hstsMaxAge.map { Array("Strict-Transport-Security: max-age=\($0)\r\n".utf8) }
+        self.hstsMaxAge = hstsMaxAge
+    }
+
+    /// The same site with other backends (named ones resolved).
+    public func with(backends: [Backend]) -> CompiledSite {
+        CompiledSite(
+            name: self.name, backends: backends, balance: self.balance, healthPath: self.healthPath,
+            viewIndices: self.viewIndices, httpsRedirect: self.httpsRedirect, hstsMaxAge: self.hstsMaxAge,
+            proxyProtocol: self.proxyProtocol, backendTLS: self.backendTLS ?? BackendTLS(),
+            passthrough: self.passthrough)
     }
 
     public func isVisible(to view: CompiledView) -> Bool { self.viewIndices.contains(view.index) }

@@ -124,9 +124,32 @@ enum CheckCommand {
         let (result, snapshot) = loadSnapshot(directory: directory, wan: wan)
         let status = CheckCommand.summarise(result, directory: directory)
         guard status == .ok, let snapshot else { return status }
+        CheckCommand.backendNames(snapshot)
         let backends = CheckCommand.backendTLS(snapshot.routes.sites)
         let certificates = CheckCommand.certificates(snapshot.settings)
         return backends == .ok ? certificates : backends
+    }
+
+    /// Resolves each backend host name as the proxy will (its zones, then its upstreams, a second each) and
+    /// says what it found; a name that does not resolve is a warning (it may resolve where Frontdoor runs).
+    static func backendNames(_ snapshot: Snapshot) {
+        for host in snapshot.backendNames.sorted() {
+            let (outcome, source) = BackendResolver.lookup(host, snapshot: snapshot)
+            switch outcome {
+            case .addresses(let addresses, let ttl):
+                printError(
+                    "backend name \(host): \(addresses.map(\.description).joined(separator: ", ")) (\(source), ttl "
+                        + "\(ttl) s)")
+            case .none(let reason):
+                printError(
+                    "backend name \(host): warning: does not resolve (\(reason) from \(source)); its sites answer 502 "
+                        + "until it does")
+            case .failed(let reason):
+                printError("backend name \(host): warning: could not be resolved now (\(reason))")
+            case .upstream(let name):
+                printError("backend name \(host): warning: not resolved (ask \(name) upstream)")
+            }
+        }
     }
 
     /// Loads each `ca=` file of the https:// backends as the proxy will (a file that is no PEM CA list is an

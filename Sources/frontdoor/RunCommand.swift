@@ -169,6 +169,14 @@ enum RunCommand {
         } else {
             Log.info("dns is off; views \(views); model \(directory)")
         }
+        if http != nil {
+            // Backends named by host name: resolved before the proxy serves, then as their TTLs run out.
+            let resolver = BackendResolver(appliance: appliance)
+            resolver.resolveNow()
+            guard supervisor.startThread("backend-names", { resolver.run() }, stop: resolver.stop) else {
+                return failedToStart("backend-names")
+            }
+        }
         if let http {
             supervisor.start("http", start: http.start, stop: { http.drain(grace: 10_000) })
             let sites = store.tables().snapshot.routes.sites.count

@@ -593,6 +593,88 @@ import Testing
         #expect(broken.status == 65 && broken.stderr.contains("wrongca.example.com: error: no TLS"), "\(broken.stderr)")
     }
 
+    /// Backends by host name: one in Frontdoor's own zone, ones its upstream (NSD) knows, directly and through
+    /// a CNAME, and one that does not exist (502 and a log line). When the upstream's answer changes, the
+    /// proxy follows once the TTL has run out.
+    @Test(.bug(id: "15")) func namedBackendsResolveThroughOwnZonesThenUpstreamAndFollowTheTTL() throws {
+        guard let curl = Tool.find("curl") else { return Tool.skip("curl", package: "curl") }
+        let port = try freePort()
+        let extra = ["127.0.0.2", "127.0.0.3", "127.0.0.4"].map { address in
+            "server { listen \(address):\(port); location / { return 200 \"backend \(address)\\n\"; } }"
+        }.joined(separator: "\n")
+        let upstreamZone = { (address: String, serial: Int) in
+            "$ORIGIN lan.test.\n$TTL 5\n@ SOA ns hostmaster \(serial) 60 60 600 5\n@ NS ns\nns A 127.0.0.1\n"
+                + "media A \(address)\nalias CNAME media\n"
+        }
+        guard let nginx = try NginxServer(extra: extra),
+            let upstream = try NSDServer(zones: [("lan.test.", upstreamZone("127.0.0.2", 1))])
+        else { return }
+        _ = nginx
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "view lan 127.0.0.0/8 recursion\nview wan *\nupstream 127.0.0.1:\(upstream.port)\n".write(
+            toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let zone = """
+            $ORIGIN example.com.
+            $TTL 300
+            $PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1
+            $SITE own http://app.example.com:\(port)
+            $SITE media http://media.lan.test:\(port)
+            $SITE alias http://alias.lan.test:\(port)
+            $SITE missing http://nothere.lan.test:\(port)
+            app A 127.0.0.4
+
+            """
+        try zone.write(toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        let check = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stderr.contains("backend name media.lan.test: 127.0.0.2 (the upstream resolvers, ttl 5 s)"))
+        #expect(
+            check.stderr.contains("backend name nothere.lan.test: warning: does not resolve (NXDOMAIN"),
+            "\(check.stderr)")
+        let runs = RunCommandTests()
+        let http = try freePort()
+        let (pid, logPath) = try runs.startRun(
+            directory, ["--dns", "off", "--admin", "off", "--http", "127.0.0.1:\(http)", "--workers", "1"])
+        defer { Tool.stop(pid) }
+        #expect(runs.waitFor("serving http", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        func get(_ site: String) throws -> String {
+            try Tool.run(
+                curl,
+                ["-s", "--max-time", "10", "-H", "Host: \(site).example.com", "http://127.0.0.1:\(http)/"]
+            ).stdout
+        }
+        #expect(try get("own") == "backend 127.0.0.4\n", "\(Fixtures.textAt(logPath))")
+        #expect(try get("media") == "backend 127.0.0.2\n")
+        #expect(try get("alias") == "backend 127.0.0.2\n", "through the upstream's CNAME")
+        #expect(try get("missing").contains("502"))
+        let log = Fixtures.textAt(logPath)
+        #expect(
+            log.contains("backend name app.example.com resolves to 127.0.0.4 (Frontdoor's zones, ttl 300 s)"), "\(log)")
+        #expect(log.contains("backend name media.lan.test resolves to 127.0.0.2 (the upstream resolvers, ttl 5 s)"))
+        #expect(
+            log.contains(
+                "backend name nothere.lan.test does not resolve (NXDOMAIN from the upstream resolvers); its sites "
+                    + "answer 502 until it does"), "\(log)")
+        // The upstream's answer changes; the 5 s TTL runs out and the proxy follows.
+        let upstreamFile = "\(upstream.directory)/lan.test.zone"
+        try upstreamZone("127.0.0.3", 2).write(toFile: upstreamFile, atomically: true, encoding: .utf8)
+        // NSD reloads a zone file whose mtime (in whole seconds) moved: make sure it did.
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: upstreamFile)
+        kill(upstream.pid, SIGHUP)
+        var followed = false
+        for _ in 0..<60 where !followed {
+            followed = Fixtures.textAt(logPath).contains("backend name media.lan.test resolves to 127.0.0.3")
+            if !followed { usleep(200_000) }
+        }
+        let served = try Tool.run(
+            Tool.find("dig") ?? "dig", ["@127.0.0.1", "-p", "\(upstream.port)", "+short", "media.lan.test"]
+        ).stdout
+        #expect(followed, "the upstream now says \(served): \(Fixtures.textAt(logPath))")
+        #expect(try get("media") == "backend 127.0.0.3\n")
+    }
+
     /// The value of one sample line of Prometheus text.
     static func sample(_ text: String, _ name: String) throws -> Int {
         let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(name + " ") })

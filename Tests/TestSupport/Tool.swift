@@ -105,8 +105,13 @@ package enum Tool {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        // A child starts with no signal blocked: a test of this process may have blocked some (SIGHUP for
+        // sigtimedwait), and a spawned server (NSD, frontdoor) would then never see its reload signal.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK))
         posix_spawnattr_setpgroup(&attributes, 0)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
         var pid: pid_t = 0
         // Extra "NAME=value" entries go to the child only: setenv in a test would race with the others.
         var inherited: [UnsafeMutablePointer<CChar>?] = []
