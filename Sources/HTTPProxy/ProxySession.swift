@@ -198,8 +198,15 @@ public struct ProxySession: Sendable {
     }
 
     /// Whether the loop should read from the client now (it also holds back while the backend's send queue
-    /// is full).
+    /// is full). A mutating getter on purpose, as `spliceableBytes`: the loop keeps the session in a class,
+    /// and a plain getter from another module made Swift copy the whole session (twelve retains) to call it.
     public var wantsClientData: Bool {
+        mutating get {
+            self.readsClient
+        }
+    }
+
+    var readsClient: Bool {
         switch self.phase {
         case .idle, .readingHead:
             return true
@@ -215,8 +222,10 @@ public struct ProxySession: Sendable {
     /// Octets of the current response body the loop may splice from backend to client (a Content-Length
     /// body after its head was passed on); 0 when the bytes must go through `backendData`.
     public var spliceableBytes: UInt64 {
-        guard self.phase == .streaming, let exchange = self.exchange, exchange.backend != nil else { return 0 }
-        return exchange.response.fixedRemaining
+        mutating get {
+            guard self.phase == .streaming, let exchange = self.exchange, exchange.backend != nil else { return 0 }
+            return exchange.response.fixedRemaining
+        }
     }
 
     /// The loop spliced `count` body octets from the backend to the client.

@@ -38,7 +38,9 @@ public enum RequestRouter {
         guard let hostRange = RequestRouter.host(head, in: buffer) else { return .respond(status: 421) }
         let host = UnsafeRawBufferPointer(rebasing: buffer[hostRange])
         guard let site = snapshot.routes.route(host: host) else { return .respond(status: 421) }
-        guard let view = snapshot.view(for: client), site.isVisible(to: view) else { return .respond(status: 403) }
+        guard let view = snapshot.viewIndex(for: client), site.isVisible(toView: view) else {
+            return .respond(status: 403)
+        }
         if let upgrade, site.httpsRedirect || site.passthrough, upgrade.sites.contains(site.name),
             let location = RequestRouter.httpsLocation(head, in: buffer, host: hostRange, upgrade: upgrade)
         {

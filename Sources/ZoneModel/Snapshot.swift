@@ -20,6 +20,14 @@ public final class Snapshot: Sendable {
         self.views.first { $0.matches(client) }
     }
 
+    /// The index of the view that serves `client` (as `view(for:)`, without copying the view).
+    public func viewIndex(for client: IPAddress) -> Int? {
+        for position in self.views.indices where self.views[position].matches(client) {
+            return self.views[position].index
+        }
+        return nil
+    }
+
     public func view(named name: String) -> CompiledView? {
         self.views.first { $0.name == name }
     }
@@ -311,7 +319,10 @@ public struct RouteTable: Sendable {
 }
 
 /// A site as the proxy uses it.
-public struct CompiledSite: Hashable, Sendable {
+/// A class, not a struct: a request's route carries its site through several values (the route decision, the
+/// connect action), and copying a class reference costs one retain where copying the struct's nine
+/// reference-counted fields cost nine each time.
+public final class CompiledSite: Hashable, Sendable {
     public let name: DomainName
     public let backends: [Backend]
     public let balance: BalancePolicy
@@ -348,6 +359,20 @@ public struct CompiledSite: Hashable, Sendable {
         self.hstsMaxAge = hstsMaxAge
     }
 
+    public static func == (lhs: CompiledSite, rhs: CompiledSite) -> Bool {
+        lhs === rhs
+            || (lhs.name == rhs.name && lhs.backends == rhs.backends && lhs.balance == rhs.balance
+                && lhs.healthPath == rhs.healthPath && lhs.viewIndices == rhs.viewIndices
+                && lhs.httpsRedirect == rhs.httpsRedirect && lhs.hstsMaxAge == rhs.hstsMaxAge
+                && lhs.passthrough == rhs.passthrough && lhs.proxyProtocol == rhs.proxyProtocol
+                && lhs.backendTLS == rhs.backendTLS)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.name)
+        hasher.combine(self.backends)
+    }
+
     /// The same site with other backends (named ones resolved).
     public func with(backends: [Backend]) -> CompiledSite {
         CompiledSite(
@@ -358,6 +383,7 @@ public struct CompiledSite: Hashable, Sendable {
     }
 
     public func isVisible(to view: CompiledView) -> Bool { self.viewIndices.contains(view.index) }
+    public func isVisible(toView index: Int) -> Bool { self.viewIndices.contains(index) }
 }
 
 /// Per (view, zone): the hash of the compiled data and the serial it was given, so serials bump on change
