@@ -23,9 +23,12 @@ static inline unsigned long frontdoor_tls_error_text(char *buffer, size_t size) 
 static inline int frontdoor_tls_ctx_set_versions(SSL_CTX *ctx, int minimum, int maximum) {
     return SSL_CTX_set_min_proto_version(ctx, minimum) == 1 && SSL_CTX_set_max_proto_version(ctx, maximum) == 1;
 }
-// No renegotiation, no compression, and a peer that closes without close_notify has simply closed.
+// No renegotiation, no compression, and a peer that closes without close_notify has simply closed. The
+// server's order of suites decides (AES-128-GCM first: as strong in practice and a third fewer AES rounds
+// than AES-256 per byte), except that a client that puts ChaCha20 first (no AES instructions) gets it.
 static inline uint64_t frontdoor_tls_server_options(void) {
-    return SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF;
+    return SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF
+        | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA;
 }
 static inline long frontdoor_tls_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 static inline long frontdoor_tls_ctx_set_session_cache(SSL_CTX *ctx, long mode, long size) {

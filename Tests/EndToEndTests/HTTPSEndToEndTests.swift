@@ -103,6 +103,13 @@ import ZoneModel
         #expect(first.stdout.contains("GET|"), "the response came back: \(first.stdout)")
         let second = try setup.sClient(["-servername", "www.example.com", "-sess_in", session], input: request)
         #expect(second.stdout.contains("Reused, TLSv1.3"), "\(second.stdout)")
+        // The server's suite order: AES-128-GCM although s_client lists AES-256 first; ChaCha20 for a client
+        // that puts it first (no AES instructions).
+        #expect(first.stdout.contains("Cipher is TLS_AES_128_GCM_SHA256"), "\(first.stdout)")
+        let chacha = try setup.sClient(
+            ["-servername", "www.example.com", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"],
+            input: request)
+        #expect(chacha.stdout.contains("Cipher is TLS_CHACHA20_POLY1305_SHA256"), "\(chacha.stdout)")
         let noALPN = try setup.sClient(["-servername", "www.example.com", "-alpn", "h2"], input: request)
         #expect(noALPN.stdout.contains("No ALPN negotiated"), "\(noALPN.stdout)")
         #expect(noALPN.stdout.contains("GET|"), "h2 alone is not refused: HTTP/1.1 is spoken")
