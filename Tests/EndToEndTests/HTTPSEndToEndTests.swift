@@ -101,8 +101,13 @@ import ZoneModel
         #expect(first.stdout.contains("ALPN protocol: http/1.1"), "\(first.stdout)")
         #expect(first.stdout.contains("Verify return code: 0 (ok)"), "\(first.stdout)")
         #expect(first.stdout.contains("GET|"), "the response came back: \(first.stdout)")
-        let second = try setup.sClient(["-servername", "www.example.com", "-sess_in", session], input: request)
+        let renewed = setup.authority.path("renewed.pem")
+        let second = try setup.sClient(
+            ["-servername", "www.example.com", "-sess_in", session, "-sess_out", renewed], input: request)
         #expect(second.stdout.contains("Reused, TLSv1.3"), "\(second.stdout)")
+        // A resumed connection gets a fresh ticket (clients use each once), so the next one resumes too.
+        let third = try setup.sClient(["-servername", "www.example.com", "-sess_in", renewed], input: request)
+        #expect(third.stdout.contains("Reused, TLSv1.3"), "\(third.stdout)")
         // The server's suite order: AES-128-GCM although s_client lists AES-256 first; ChaCha20 for a client
         // that puts it first (no AES instructions).
         #expect(first.stdout.contains("Cipher is TLS_AES_128_GCM_SHA256"), "\(first.stdout)")
