@@ -48,11 +48,38 @@ public struct ProviderClient: Sendable {
         }
     }
 
+    /// A secret's text (from systemd's credential directory when it holds it), or why it cannot be used.
     static func secret(_ path: String) -> Result<String, DynDNSError> {
-        guard case .success(let bytes) = DiskFiles().read(path) else {
-            return .failure(.badKey("cannot read secret file \(path)"))
+        let file = SecretFiles.resolve(path)
+        switch DiskFiles().read(file) {
+        case .failure(let problem):
+            return .failure(.badKey("cannot read secret file \(file): \(problem)"))
+        case .success(let bytes):
+            let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces
+            guard !text.isEmpty else { return .failure(.badKey("secret file \(file) is empty")) }
+            return .success(text)
         }
-        return .success(String(decoding: bytes, as: UTF8.self).trimmingSpaces)
+    }
+
+    /// A digest of the provider's secrets as they are now (never the secrets): part of its configuration, so
+    /// a provider stopped by a wrong password is tried again once the password file changes.
+    public static func secretDigest(_ provider: Provider) -> String {
+        var digest: [UInt8] = []
+        for path in provider.secretFiles {
+            let bytes: [UInt8]
+            switch DiskFiles().read(SecretFiles.resolve(path)) {
+            case .success(let read): bytes = read
+            case .failure(let problem): bytes = Array("unreadable: \(problem)".utf8)
+            }
+            digest += HMAC.authenticate(.sha256, key: Array("frontdoor secret digest".utf8), message: bytes)
+        }
+        return digest.prefix(12).map { String($0, radix: 16) }.joined()
+    }
+
+    /// Why a secret cannot be used, for the log and the status.
+    static func secretProblem(_ path: String) -> String {
+        if case .failure(.badKey(let text)) = ProviderClient.secret(path) { return text }
+        return "secret file \(path)"
     }
 
     func rfc2136(server: SocketAddress, zone: DomainName, record: DomainName, keyFile: String, address: IPAddress)
@@ -61,7 +88,7 @@ public struct ProviderClient: Sendable {
         let key: TSIGKey
         do {
             guard case .success(let text) = ProviderClient.secret(keyFile) else {
-                return .fatal("cannot read key file \(keyFile)")
+                return .fatal(ProviderClient.secretProblem(keyFile))
             }
             key = try TSIGKey.parse(bindKeyFile: text)
         } catch {
@@ -92,7 +119,7 @@ public struct ProviderClient: Sendable {
         -> PushOutcome
     {
         guard case .success(let password) = ProviderClient.secret(passwordFile) else {
-            return .fatal("cannot read password file \(passwordFile)")
+            return .fatal(ProviderClient.secretProblem(passwordFile))
         }
         let separator = url.contains("?") ? "&" : "?"
         let full = "\(url)\(separator)hostname=\(ProviderClient.escape(hostname))&myip=\(address)"
@@ -134,7 +161,7 @@ public struct ProviderClient: Sendable {
     /// Cloudflare's DNS record API: find the record, change its content (or create it) — only when it differs.
     func cloudflare(zoneID: String, record: String, tokenFile: String, address: IPAddress) -> PushOutcome {
         guard case .success(let token) = ProviderClient.secret(tokenFile) else {
-            return .fatal("cannot read token file \(tokenFile)")
+            return .fatal(ProviderClient.secretProblem(tokenFile))
         }
         let type = address.isV4 ? "A" : "AAAA"
         let headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]

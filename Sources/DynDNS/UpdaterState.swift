@@ -33,14 +33,18 @@ public struct UpdaterState: Equatable, Sendable {
         public var lastPushed: String?
         public var lastResult: String = "never pushed"
         public var lastAttempt: Double?
+        /// The last push the provider accepted (updated or unchanged), for the periodic refresh.
+        public var lastSuccess: Double?
         /// Not before this time (seconds since 1970).
         public var nextAttempt: Double = 0
         public var failures = 0
         /// Pushes attempted so far (every outcome).
         public var pushes = 0
-        /// The provider refused for good; no more pushes until its configuration changes.
+        /// The provider refused for good; no more pushes until its configuration or secret changes, or the
+        /// operator reloads (SIGHUP) after fixing the cause.
         public var stopped = false
-        /// The provider's configuration when it stopped (a changed configuration is tried again).
+        /// The provider's configuration at the last attempt: its settings and a digest of its secret (never
+        /// the secret). A push made with another one does not count as this one's.
         public var configuration = ""
 
         public init() {}
@@ -95,6 +99,7 @@ public struct UpdaterState: Equatable, Sendable {
                                 ("lastPushed", optional(record.lastPushed)),
                                 ("lastResult", .string(record.lastResult)),
                                 ("lastAttempt", record.lastAttempt.map(JSON.number) ?? .null),
+                                ("lastSuccess", record.lastSuccess.map(JSON.number) ?? .null),
                                 ("nextAttempt", .number(record.nextAttempt)),
                                 ("failures", .number(Double(record.failures))),
                                 ("pushes", .number(Double(record.pushes))),
@@ -126,6 +131,7 @@ public struct UpdaterState: Equatable, Sendable {
                 record.lastPushed = item["lastPushed"]?.string
                 record.lastResult = item["lastResult"]?.string ?? record.lastResult
                 record.lastAttempt = item["lastAttempt"]?.number
+                record.lastSuccess = item["lastSuccess"]?.number
                 record.nextAttempt = item["nextAttempt"]?.number ?? 0
                 record.failures = Int(item["failures"]?.number ?? 0)
                 record.pushes = Int(item["pushes"]?.number ?? 0)
@@ -134,6 +140,18 @@ public struct UpdaterState: Equatable, Sendable {
                 self.providers[name] = record
             }
         }
+    }
+
+    /// A reload after the operator fixed something: stopped providers are tried again at once.
+    public mutating func retryStopped() -> [String] {
+        var retried: [String] = []
+        for (name, record) in self.providers where record.stopped {
+            self.providers[name]?.stopped = false
+            self.providers[name]?.nextAttempt = 0
+            self.providers[name]?.lastPushed = nil
+            retried.append(name)
+        }
+        return retried.sorted()
     }
 
     public mutating func recordChange(_ address: String, time: Double) {
@@ -157,14 +175,25 @@ public enum PushSchedule {
     public static let firstBackoff: Double = 60
     public static let maximumBackoff: Double = 3600
 
-    /// Whether to push `address` now.
-    public static func due(_ record: UpdaterState.ProviderRecord, address: String, configuration: String, now: Double)
-        -> Bool
-    {
-        if record.stopped && record.configuration == configuration { return false }
-        if record.lastPushed == address && !record.stopped { return false }
+    /// Whether to push `address` now: not while stopped with the same configuration; not when the provider
+    /// has this address from a push with this configuration (the same record, hostname and secret) less than
+    /// `refresh` seconds ago; else once the schedule allows.
+    public static func due(
+        _ record: UpdaterState.ProviderRecord, address: String, configuration: String, now: Double,
+        refresh: Double = Double(Provider.defaultRefresh)
+    ) -> Bool {
+        if record.stopped {
+            if record.configuration == configuration { return false }
+        } else if record.lastPushed == address && record.configuration == configuration {
+            let since = record.lastSuccess ?? record.lastAttempt ?? now
+            if now - since < refresh { return false }
+        }
         return now >= record.nextAttempt
     }
+
+    /// What the status says about a stopped provider: why, and how to try again.
+    public static let retryAdvice =
+        "stopped; fix the cause, then reload (systemctl reload frontdoor, or SIGHUP) or change its settings or secret"
 
     /// The record after a push at `now`; `random` in 0..<1 spreads retries.
     public static func after(
@@ -179,6 +208,7 @@ public enum PushSchedule {
         switch outcome {
         case .updated, .unchanged:
             record.lastPushed = address
+            record.lastSuccess = now
             record.failures = 0
             record.stopped = false
             record.nextAttempt = now + minimumInterval

@@ -183,3 +183,24 @@ package func normalisePath(_ path: String) -> String {
     }
     return (path.hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")
 }
+
+/// Where a secret file named in the config is read from. Under systemd with `LoadCredential=NAME:PATH`, the
+/// service gets its credentials in `$CREDENTIALS_DIRECTORY` (readable by the service's user alone, even a
+/// `DynamicUser=`): a secret whose file name is a credential there is read from there.
+package enum SecretFiles {
+    /// The credential directory systemd gave this process, if any.
+    package static var credentialsDirectory: String? {
+        guard let value = getenv("CREDENTIALS_DIRECTORY") else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+
+    /// The file to read for the secret configured as `path`: `$CREDENTIALS_DIRECTORY/<its name>` when that
+    /// exists, else `path`.
+    package static func resolve(_ path: String, files: some SourceFiles = DiskFiles()) -> String {
+        guard let directory = SecretFiles.credentialsDirectory else { return path }
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        let credential = joinPath(directory, name)
+        return files.mode(credential) != nil ? credential : path
+    }
+}

@@ -288,7 +288,7 @@ public final class AdminServer: @unchecked Sendable {
                 })
             metric(
                 "frontdoor_provider_stopped", "gauge",
-                "1 when a provider refused for good (until its settings change).",
+                "1 when a provider refused for good (until its settings or secret change, or a reload).",
                 state.providers.sorted { $0.key < $1.key }.map {
                     ("provider=\"\(AdminServer.label($0.key))\"", $0.value.stopped ? 1 : 0)
                 })

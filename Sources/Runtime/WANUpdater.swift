@@ -24,6 +24,8 @@ public final class WANUpdater: @unchecked Sendable {
     /// The last "no usable address" reason logged per family, so a lasting problem is logged once.
     var lastWarning = ["", ""]
     let stopped = Atomic<Bool>(false)
+    /// A reload asked for stopped providers to be tried again (the operator fixed the cause).
+    let retryRequested = Atomic<Bool>(false)
     let wake: Poller?
     /// What `status` shows; updated after each poll.
     public let published = Mutex<UpdaterState>(UpdaterState())
@@ -55,6 +57,13 @@ public final class WANUpdater: @unchecked Sendable {
         self.wake?.wake()
     }
 
+    /// The configuration was reloaded (SIGHUP): providers that refused are tried again at the next poll,
+    /// which comes at once.
+    public func reloaded() {
+        self.retryRequested.store(true, ordering: .releasing)
+        self.wake?.wake()
+    }
+
     /// Polls until stopped: at the configured interval (with jitter), sooner while a new address waits
     /// for confirmation or a provider's retry falls due.
     public func run() {
@@ -71,6 +80,9 @@ public final class WANUpdater: @unchecked Sendable {
     @discardableResult
     public func poll() -> UInt64 {
         let settings = self.settings
+        if self.retryRequested.exchange(false, ordering: .acquiring) {
+            for name in self.state.retryStopped() { Log.info("dyndns: trying \(name) again after the reload") }
+        }
         self.client.caFile = settings.caFile
         let now = monotonicMilliseconds()
         var observations: [(v6: Bool, observation: WANObservation)] = []
@@ -166,11 +178,17 @@ public final class WANUpdater: @unchecked Sendable {
         let now = WANUpdater.wallClock()
         var earliest: Double?
         for provider in settings.providers {
-            let configuration = "\(provider.kind)"
+            // Where it pushes and with which secret: a changed record, hostname or password is a new
+            // configuration (pushed to even when the address is the same, and tried again after a refusal).
+            let configuration = "\(provider.kind) secret=\(ProviderClient.secretDigest(provider))"
             // IPv4 and IPv6 are kept apart: each family's record has its own push history.
             let key = address.isV4 ? provider.name : provider.name + " (IPv6)"
             let record = self.state.providers[key] ?? UpdaterState.ProviderRecord()
-            guard PushSchedule.due(record, address: address.description, configuration: configuration, now: now) else {
+            guard
+                PushSchedule.due(
+                    record, address: address.description, configuration: configuration, now: now,
+                    refresh: Double(provider.refresh))
+            else {
                 if record.lastPushed != address.description && !record.stopped {
                     earliest = min(earliest ?? record.nextAttempt, record.nextAttempt)
                 }
@@ -190,7 +208,9 @@ public final class WANUpdater: @unchecked Sendable {
                     "dyndns: \(provider.name) failed (\(reason)); retrying in \(Int(updated.nextAttempt - now))s")
                 earliest = min(earliest ?? updated.nextAttempt, updated.nextAttempt)
             case .fatal(let reason):
-                Log.error("dyndns: \(provider.name) refused: \(reason); no more pushes until its settings change")
+                Log.error(
+                    "dyndns: \(provider.name) refused: \(reason); no more pushes until its settings or secret change, "
+                        + "or a reload (SIGHUP) after the cause is fixed")
             }
         }
         guard let earliest else { return nil }

@@ -342,24 +342,35 @@ package struct ConfigParser {
         if settings.providers.contains(where: { $0.name == nameToken.string }) {
             return self.error(.duplicateProvider, "provider '\(nameToken.string)' is defined twice", nameToken, file)
         }
-        let allowed: [String]
+        let required: [String]
         switch kindToken.string {
-        case "rfc2136": allowed = ["server", "zone", "record", "key"]
-        case "dyndns2": allowed = ["url", "hostname", "username", "password-file"]
-        case "cloudflare": allowed = ["zone-id", "record", "token-file"]
+        case "rfc2136": required = ["server", "zone", "record", "key"]
+        case "dyndns2": required = ["url", "hostname", "username", "password-file"]
+        case "cloudflare": required = ["zone-id", "record", "token-file"]
         default:
             return self.error(
                 .badSetting, "unknown provider kind \(kindToken.quotedForMessage) (rfc2136, dyndns2, cloudflare)",
                 kindToken, file)
         }
+        let allowed = required + ["refresh"]
         for (key, (_, token)) in options where !allowed.contains(key) {
             self.error(
                 .badOption, "unknown \(kindToken.string) option '\(key)' (\(allowed.joined(separator: ", ")))", token,
                 file)
         }
+        var refresh = Provider.defaultRefresh
+        if let (text, token) = options["refresh"] {
+            let durationToken = Token(
+                text: Array(text.utf8), quoted: false, line: token.line, column: token.column + 8)
+            guard let seconds = TTLText.parse(durationToken), seconds >= 1 else {
+                return self.error(
+                    .badOption, "refresh='\(text)': a duration (like 25d or 12h; the default is 25d)", token, file)
+            }
+            refresh = seconds
+        }
         var missing = false
         var values: [String: String] = [:]
-        for key in allowed {
+        for key in required {
             if let (value, _) = options[key], !value.isEmpty {
                 values[key] = value
             } else {
@@ -400,7 +411,8 @@ package struct ConfigParser {
                 zoneID: values["zone-id", default: ""], record: values["record", default: ""],
                 tokenFile: joinPath(self.directory, values["token-file", default: ""]))
         }
-        let provider = Provider(name: nameToken.string, kind: kind, location: nameToken.location(in: file))
+        var provider = Provider(name: nameToken.string, kind: kind, location: nameToken.location(in: file))
+        provider.refresh = refresh
         for secret in provider.secretFiles {
             self.checkSecret(secret, token: kindToken, file: file)
         }
@@ -408,9 +420,28 @@ package struct ConfigParser {
     }
 
     /// A secret must exist and be unreadable to group and others, as ssh insists for keys.
-    mutating func checkSecret(_ path: String, token: Token, file: String) {
+    /// A secret must be a readable, non-empty file, read from systemd's credential directory when it holds
+    /// one of that name (see SecretFiles).
+    mutating func checkSecret(_ configured: String, token: Token, file: String) {
+        let path = SecretFiles.resolve(configured, files: self.files)
         guard let mode = self.files.mode(path) else {
             return self.error(.secretMissing, "secret file '\(path)' does not exist", token, file)
+        }
+        switch self.files.read(path) {
+        case .failure(let problem) where problem.description == "is a directory":
+            return self.error(
+                .secretMissing, "secret file '\(path)' is a directory; name the file that holds the secret", token,
+                file)
+        case .failure(let problem):
+            return self.error(
+                .secretMissing,
+                "secret file '\(path)' cannot be read: \(problem) (under systemd, give it to the service with "
+                    + "LoadCredential=\(configured.split(separator: "/").last ?? ""):\(path); see deploy/)", token, file
+            )
+        case .success(let bytes) where bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }):
+            return self.error(.secretMissing, "secret file '\(path)' is empty", token, file)
+        case .success:
+            break
         }
         if mode & 0o077 != 0 {
             self.error(

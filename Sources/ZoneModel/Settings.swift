@@ -88,6 +88,12 @@ public struct Provider: Hashable, Sendable {
     public var name: String
     public var kind: Kind
     public var location: SourceLocation
+    /// Seconds after which the address is pushed again although it did not change (`refresh=`): some
+    /// dyndns2 services expire hosts that never update, and a record changed at the provider is repaired.
+    public var refresh: UInt32 = Provider.defaultRefresh
+
+    /// 25 days, as ddclient's `max-interval` (inadyn forces an update every 30).
+    public static let defaultRefresh: UInt32 = 25 * 86_400
 
     public init(name: String, kind: Kind, location: SourceLocation) {
         self.name = name

@@ -230,6 +230,7 @@ enum RunCommand {
                 if let tls = httpOptions.tls {
                     RunCommand.renewCertificates(certificates, tls, store: store, reason: "reload")
                 }
+                updater?.reloaded()
                 continue
             }
             Log.info("stopping (signal \(received)); finishing requests in progress for up to 10 s")

@@ -69,7 +69,7 @@ enum StatusCommand {
                 if let pushed = record.lastPushed { line += "; has \(pushed)" }
                 if let attempt = record.lastAttempt { line += "; last attempt \(StatusCommand.time(attempt))" }
                 if record.stopped {
-                    line += "; stopped until its settings change"
+                    line += "; " + PushSchedule.retryAdvice
                 } else if record.nextAttempt > (record.lastAttempt ?? 0) {
                     line += "; next attempt not before \(StatusCommand.time(record.nextAttempt))"
                 }

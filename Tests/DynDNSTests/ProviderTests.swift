@@ -110,6 +110,11 @@ import ZoneModel
             !PushSchedule.due(record, address: "a", configuration: "c", now: 10_000), "the same address never again")
         #expect(!PushSchedule.due(record, address: "b", configuration: "c", now: 30), "at most once a minute")
         #expect(PushSchedule.due(record, address: "b", configuration: "c", now: 61))
+        // The same address pushed elsewhere (another record, hostname or secret) does not count (issue 17).
+        #expect(PushSchedule.due(record, address: "a", configuration: "c2", now: 61))
+        // The refresh pushes the same address again once its interval has passed.
+        #expect(!PushSchedule.due(record, address: "a", configuration: "c", now: 4_999, refresh: 5_000))
+        #expect(PushSchedule.due(record, address: "a", configuration: "c", now: 5_000, refresh: 5_000))
         // Failures back off exponentially (with jitter), and dnserr/911 wait at least 30 minutes.
         var failing = UpdaterState.ProviderRecord()
         var waits: [Double] = []

@@ -114,4 +114,91 @@ import ZoneModel
         #expect(status.stdout.contains("WAN IPv6 address: 2001:db8::10"), "\(status.stdout)")
         #expect(status.stdout.contains("primary (IPv6): updated; has 2001:db8::10"), "\(status.stdout)")
     }
+
+    /// Issue 17, point 1, against a real BIND primary: a provider stopped by a wrong key is pushed to once the
+    /// key file is fixed (no edit of its line), and at once on a reload; a changed record= under the same
+    /// provider gets the address although the address did not change; a record changed behind Frontdoor's
+    /// back is repaired at the refresh interval.
+    @Test(.bug(id: "17")) func fixedMistakesAndDriftAreRepaired() throws {
+        guard let echo = try ProviderServer(tls: false) else { return }
+        let zoneText = """
+            $TTL 300
+            @    IN SOA ns.example.org. admin.example.org. 1 3600 600 86400 60
+            @    IN NS  ns.example.org.
+            ns   IN A   192.0.2.53
+            home IN A   192.0.2.1
+            away IN A   192.0.2.1
+            """
+        guard
+            let named = try BINDServer(
+                zone: "example.org", zoneText: zoneText, keyName: "frontdoor-key", algorithm: "hmac-sha256",
+                secret: Self.secret)
+        else { return }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let keyFile = "\(directory)/update.key"
+        let wrongKey =
+            "key \"frontdoor-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\";\n};\n"
+        try wrongKey.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        chmod(keyFile, 0o600)
+        func configure(record: String, refresh: String = "") throws {
+            try """
+            view lan 127.0.0.1/32 recursion
+            view wan *
+            upstream 127.0.0.1:9
+            state-dir \(directory)/state
+            wan http \(echo.base)/ip
+            wan confirm 0
+            wan test-addresses
+            provider primary rfc2136 server=127.0.0.1:\(named.port) zone=example.org record=\(record) key=\(keyFile) \(refresh)
+            """.write(toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        }
+        try configure(record: "home.example.org")
+        try "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=auto\n".write(
+            toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+        let appliance = Appliance(directory: directory, wan: WANAddresses())
+        #expect(appliance.load(dateSerial: 2_026_120_500) == nil)
+        try echo.setEcho("203.0.113.20")
+        let updater = WANUpdater(appliance: appliance)
+        let primary = SocketAddress(address: IPAddress("127.0.0.1")!, port: named.port)
+        func has(_ name: String) throws -> [IPAddress] {
+            try DNSUpdate.current(server: primary, record: try DomainName(name), v4: true)
+        }
+        func record() -> UpdaterState.ProviderRecord? {
+            UpdaterState.load(path: "\(directory)/state/dyndns.json").providers["primary"]
+        }
+        updater.poll()
+        #expect(record()?.stopped == true, "the wrong key is refused: \(String(describing: record()))")
+        #expect(try has("home.example.org.") == [IPAddress("192.0.2.1")!])
+        updater.poll()
+        #expect(record()?.pushes == 1, "stopped: not tried again")
+        // A reload after fixing nothing tries once more (and stops again).
+        updater.reloaded()
+        updater.poll()
+        #expect(record()?.pushes == 2 && record()?.stopped == true)
+        // The key file fixed, nothing else touched: the next poll pushes.
+        try String(contentsOfFile: named.keyFile, encoding: .utf8).write(
+            toFile: keyFile, atomically: true, encoding: .utf8)
+        chmod(keyFile, 0o600)
+        updater.poll()
+        #expect(try has("home.example.org.") == [IPAddress("203.0.113.20")!], "\(String(describing: record()))")
+        #expect(record()?.stopped == false)
+        // Another record under the same provider name: pushed although the address is the same.
+        try configure(record: "away.example.org")
+        #expect(appliance.load(dateSerial: 2_026_120_500) == nil)
+        updater.poll()
+        #expect(try has("away.example.org.") == [IPAddress("203.0.113.20")!], "\(String(describing: record()))")
+        // Someone changes the record at the primary; at the refresh interval Frontdoor puts it right.
+        try configure(record: "away.example.org", refresh: "refresh=1s")
+        #expect(appliance.load(dateSerial: 2_026_120_500) == nil)
+        let key = try TSIGKey.parse(bindKeyFile: String(contentsOfFile: named.keyFile, encoding: .utf8))
+        try DNSUpdate.push(
+            server: primary, zone: try DomainName("example.org."), record: try DomainName("away.example.org."),
+            address: IPAddress("192.0.2.99")!, ttl: 60, key: key)
+        #expect(try has("away.example.org.") == [IPAddress("192.0.2.99")!])
+        usleep(1_200_000)
+        updater.poll()
+        #expect(try has("away.example.org.") == [IPAddress("203.0.113.20")!], "repaired at the refresh")
+    }
 }
