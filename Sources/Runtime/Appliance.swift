@@ -53,6 +53,14 @@ public final class Appliance: @unchecked Sendable {
     func compile(_ original: Model, diagnostics: Diagnostics, dateSerial: UInt32) -> Diagnostics? {
         var model = original
         if self.store == nil {
+            if let problem = Appliance.prepareStateDirectory(model.settings) {
+                var failed = diagnostics
+                failed.append(
+                    Diagnostic(
+                        .fileUnreadable, problem,
+                        at: SourceLocation(file: joinPath(self.directory, "frontdoor.conf"), line: 1, column: 1)))
+                return failed
+            }
             self.serials = Appliance.readSerials(model.settings)
             Appliance.removeStaleTemporaries(model.settings)
         }
@@ -97,6 +105,74 @@ public final class Appliance: @unchecked Sendable {
         }
     }
 
+    /// Makes the state directory (0700, with its parents) when it does not exist, as daemons do with theirs;
+    /// the reason when it cannot be made or is not a directory Frontdoor can write.
+    public static func prepareStateDirectory(_ settings: Settings) -> String? {
+        guard let directory = settings.stateDirectory else { return nil }
+        var status = stat()
+        if stat(directory, &status) != 0 {
+            var path = directory.hasPrefix("/") ? "" : "."
+            for part in directory.split(separator: "/") {
+                path += "/" + part
+                if mkdir(path, 0o700) != 0 && errno != EEXIST {
+                    return "state-dir \(directory) cannot be created (\(String(cString: strerror(errno))) at \(path))"
+                }
+            }
+            return nil
+        }
+        guard status.st_mode & S_IFMT == S_IFDIR else { return "state-dir \(directory) is not a directory" }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            return "state-dir \(directory) cannot be written (\(String(cString: strerror(errno))))"
+        }
+        return nil
+    }
+
+    /// What `prepareStateDirectory` would fail on, without making anything (for `check`): an existing one
+    /// must be a writable directory; a missing one needs its nearest existing parent writable.
+    public static func stateDirectoryProblem(_ settings: Settings) -> String? {
+        guard let directory = settings.stateDirectory else { return nil }
+        var status = stat()
+        if stat(directory, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFDIR else { return "state-dir \(directory) is not a directory" }
+            guard access(directory, W_OK | X_OK) == 0 else {
+                return "state-dir \(directory) cannot be written (\(String(cString: strerror(errno))))"
+            }
+            return nil
+        }
+        var parent = directory
+        while let slash = parent.lastIndex(of: "/") {
+            parent = slash == parent.startIndex ? "/" : String(parent[..<slash])
+            if stat(parent, &status) == 0 {
+                guard status.st_mode & S_IFMT == S_IFDIR, access(parent, W_OK | X_OK) == 0 else {
+                    return "state-dir \(directory) cannot be created: \(parent) is not a directory this user can write"
+                }
+                return nil
+            }
+            if parent == "/" { break }
+        }
+        return nil
+    }
+
+    /// Hands the state directory and what is in it to `user` (the account `run` switches to), so it can keep
+    /// writing there after dropping root. The reason when that fails.
+    public static func handStateDirectory(_ settings: Settings, to user: String) -> String? {
+        guard let directory = settings.stateDirectory else { return nil }
+        guard let account = getpwnam(user) else { return "no user '\(user)' to hand state-dir \(directory) to" }
+        let uid = account.pointee.pw_uid
+        let gid = account.pointee.pw_gid
+        var paths = [directory]
+        for name in DiskFiles().list(directory) ?? [] {
+            let path = joinPath(directory, name)
+            paths.append(path)
+            // The internal CA's directory: its root, which renewals sign with.
+            if name == "ca" { paths += (DiskFiles().list(path) ?? []).map { joinPath(path, $0) } }
+        }
+        for path in paths where chown(path, uid, gid) != 0 {
+            return "cannot hand \(path) to user \(user): \(String(cString: strerror(errno)))"
+        }
+        return nil
+    }
+
     /// A write killed halfway leaves `NAME.tmp.PID` beside the state file; at start nothing else writes there.
     static func removeStaleTemporaries(_ settings: Settings) {
         guard let directory = settings.stateDirectory, let names = DiskFiles().list(directory) else { return }
@@ -112,7 +188,7 @@ public final class Appliance: @unchecked Sendable {
         return SerialBook(text: String(decoding: bytes, as: UTF8.self))
     }
 
-    /// Persists serials so they never go backwards across restarts; a missing state directory only warns.
+    /// Persists serials so they never go backwards across restarts; a failed write only warns.
     static func writeSerials(_ book: SerialBook, settings: Settings) {
         guard let directory = settings.stateDirectory else { return }
         if let problem = DiskFiles().writeAtomically(Array(book.text.utf8), to: joinPath(directory, "serials")) {

@@ -48,8 +48,11 @@ package struct ConfigParser {
             case "view": self.view(head, arguments, file: file, into: &views)
             case "listen": self.listen(head, arguments, file: file, into: &settings)
             case "upstream":
-                settings.upstreams += self.addresses(
-                    head, arguments, file: file, defaultPort: 53, what: "upstream resolver")
+                let found = self.addresses(head, arguments, file: file, defaultPort: 53, what: "upstream resolver")
+                settings.upstreams += found
+                settings.upstreamLocation = settings.upstreamLocation ?? head.location(in: file)
+                // A bad address is reported once, not again as "no upstream" for every recursing view.
+                if found.count < arguments.count || arguments.isEmpty { settings.upstreamsHadErrors = true }
             case "trusted-proxy":
                 settings.trustedProxies += self.networks(arguments, file: file)
             case "user":

@@ -28,11 +28,21 @@ package enum ModelLoader {
         ModelLoader.applyDefaults(&settings)
 
         guard let names = files.list(directory) else {
+            let reason =
+                files.mode(directory) == nil
+                ? "the config directory \(directory) does not exist (create it, or name another: check DIR, run --config DIR)"
+                : "the config directory \(directory) cannot be listed (not a directory, or no permission to read it)"
             diagnostics.append(
-                Diagnostic(
-                    .fileUnreadable, "cannot list the config directory",
-                    at: SourceLocation(file: directory, line: 1, column: 1)))
+                Diagnostic(.fileUnreadable, reason, at: SourceLocation(file: directory, line: 1, column: 1)))
             return (Model(settings: settings, views: views), diagnostics)
+        }
+        for name in names where ModelLoader.looksLikeStrayZone(name, in: directory, files: files) {
+            let suggestion = ModelLoader.zoneName(for: name).map { " (rename it to \($0))" } ?? ""
+            diagnostics.append(
+                .warning(
+                    .ignoredFile,
+                    "'\(name)' looks like a zone file but is not read: only files named NAME.zone are read\(suggestion)",
+                    at: SourceLocation(file: joinPath(directory, name), line: 1, column: 1)))
         }
         var zones: [ZoneSource] = []
         var parser = ZoneParser(files: files, root: directory, viewNames: views.map(\.name))
@@ -58,6 +68,28 @@ package enum ModelLoader {
         }
         diagnostics.append(contentsOf: parser.diagnostics)
         return (Model(settings: settings, views: views, zones: zones), diagnostics)
+    }
+
+    /// A file beside the zones that is not read but holds zone data (`$ORIGIN`, `$SITE`, `$PROXY` or a SOA
+    /// near its start): most likely a zone file with a mistyped name. Backups and editor files are left alone.
+    static func looksLikeStrayZone(_ name: String, in directory: String, files: any SourceFiles) -> Bool {
+        guard !name.hasPrefix("."), !name.hasSuffix(ModelLoader.zoneSuffix), name != ModelLoader.configName,
+            !name.hasSuffix("~"),
+            ![".bak", ".orig", ".swp", ".old", ".key", ".secret", ".crt", ".pem", ".inc"]
+                .contains(where: { name.hasSuffix($0) })
+        else { return false }
+        guard case .success(let bytes) = files.read(joinPath(directory, name)) else { return false }
+        let head = String(decoding: bytes.prefix(4096), as: UTF8.self)
+        return ["$ORIGIN", "$SITE", "$PROXY", " SOA "].contains { head.contains($0) }
+    }
+
+    /// `example.com.zon` → `example.com.zone`: the name up to its last dot, with `.zone`.
+    static func zoneName(for name: String) -> String? {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return nil }
+        let stem = name[..<dot]
+        if stem.hasSuffix(ModelLoader.zoneSuffix) { return String(stem) }
+        guard (try? DomainName(String(stem))) != nil, stem.contains(".") else { return nil }
+        return stem + ModelLoader.zoneSuffix
     }
 
     /// Listeners the config leaves out: DNS and HTTP on every address, HTTPS too once certificates are

@@ -7,6 +7,7 @@ package enum Validator {
     package static func validate(_ model: inout Model) -> Diagnostics {
         var diagnostics = Diagnostics()
         Validator.checkViews(model, &diagnostics)
+        Validator.checkUpstreams(model, &diagnostics)
         Validator.checkZones(model, &diagnostics)
         Validator.checkProxies(model, &diagnostics)
         Validator.checkSites(&model, &diagnostics)
@@ -51,7 +52,10 @@ package enum Validator {
                         "view '\(view.name)' matches every client and has recursion: that is an open resolver; limit recursion to LAN prefixes",
                         at: view.location))
             }
-            if view.recursion && model.settings.upstreams.isEmpty {
+            if view.recursion && !view.matchesAll {
+                Validator.checkRecursionReach(view, &diagnostics)
+            }
+            if view.recursion && model.settings.upstreams.isEmpty && !model.settings.upstreamsHadErrors {
                 diagnostics.append(
                     Diagnostic(
                         .noUpstream,
@@ -66,6 +70,50 @@ package enum Validator {
                     .noCatchAllView,
                     "no view matches every client ('view NAME *'); clients outside all views are refused",
                     at: last.location))
+        }
+    }
+
+    /// Recursion for prefixes that reach far beyond a home: `0.0.0.0/0`, `::/0` or anything as wide as a /8
+    /// (IPv4) or /16 (IPv6) is an open resolver by another name (an error); any other public IPv4 prefix lets
+    /// strangers there resolve through Frontdoor (a warning: fine only if it is the user's own network).
+    /// IPv6 LANs have public (global) prefixes of their own, so a /32 or longer one is not questioned.
+    static func checkRecursionReach(_ view: ViewDefinition, _ diagnostics: inout Diagnostics) {
+        for network in view.networks {
+            let v4 = network.address.isV4
+            if network.prefixLength < (v4 ? 8 : 16) {
+                diagnostics.append(
+                    Diagnostic(
+                        .openResolver,
+                        "view '\(view.name)' has recursion for \(network), which covers "
+                            + (network.prefixLength == 0 ? "the whole internet" : "a large part of the internet")
+                            + ": that is an open resolver; limit recursion to LAN prefixes", at: view.location))
+            } else if v4 && network.address.scope == .global {
+                diagnostics.append(
+                    .warning(
+                        .openResolver,
+                        "view '\(view.name)' has recursion for the public prefix \(network): anyone there can resolve "
+                            + "through Frontdoor; fine only if that network is yours", at: view.location))
+            }
+        }
+    }
+
+    /// An upstream that is one of Frontdoor's own DNS listeners (or 127.0.0.1 / ::1 while a listener takes
+    /// every address on that port) sends every forwarded question back to itself.
+    static func checkUpstreams(_ model: Model, _ diagnostics: inout Diagnostics) {
+        for upstream in model.settings.upstreams {
+            let loop = model.settings.dnsListeners.contains { listener in
+                listener.port == upstream.port
+                    && (listener.address == upstream.address
+                        || (listener.address.isUnspecified
+                            && ["127.0.0.1", "::1"].contains(upstream.address.description)))
+            }
+            guard loop else { continue }
+            diagnostics.append(
+                Diagnostic(
+                    .forwardingLoop,
+                    "upstream \(upstream) is Frontdoor's own DNS listener: forwarded questions would come back to it "
+                        + "(a forwarding loop); name the router's or the ISP's resolver",
+                    at: model.settings.upstreamLocation ?? SourceLocation(file: "frontdoor.conf", line: 1, column: 1)))
         }
     }
 
@@ -118,6 +166,24 @@ package enum Validator {
                         .wanAutoWithoutDetection,
                         "$PROXY uses 'auto' but frontdoor.conf configures no WAN detection ('wan interface eth0', 'wan http URL', ...)",
                         at: proxy.location))
+            }
+            // The view the internet gets (it matches every client): an address there must be reachable from it.
+            for view in model.views where view.matchesAll && !view.recursion {
+                for case .fixed(let address) in proxy.addresses[view.name] ?? [] {
+                    let why: String
+                    switch address.scope {
+                    case .global, .documentation: continue
+                    case .privateNetwork: why = "a private address"
+                    case .carrierGradeNAT: why = "a carrier-grade NAT address (100.64.0.0/10)"
+                    case .special: why = "a loopback, link-local or reserved address"
+                    }
+                    diagnostics.append(
+                        .warning(
+                            .unroutableWAN,
+                            "$PROXY \(proxy.name) gives view '\(view.name)' (every other client, the internet) \(address): "
+                                + "\(why), unreachable from the internet; use the public address, or 'auto' with WAN "
+                                + "detection", at: proxy.location))
+                }
             }
             for view in model.views where proxy.addresses[view.name] == nil {
                 diagnostics.append(

@@ -278,6 +278,17 @@ package struct ZoneParser {
                 if let backend = self.backend(token, state: state) { site.backends.append(backend) } else { ok = false }
                 continue
             }
+            if !text.contains("="),
+                SocketAddress(text) != nil || IPAddress(text) != nil
+                    || (text.contains(":") && BackendName.valid(String(text.prefix { $0 != ":" })))
+            {
+                ok = false
+                self.error(
+                    .badBackend,
+                    "backend \(token.quotedForMessage) needs a scheme: http://\(text) (or https://, tls-passthrough://)",
+                    token, state)
+                continue
+            }
             guard let (key, value) = self.option(token, state: state) else {
                 ok = false
                 continue

@@ -15,6 +15,10 @@ public struct Settings: Sendable {
     public var internalCA: [DomainName]?
     /// Resolvers that LAN views forward other names to.
     public var upstreams: [SocketAddress] = []
+    /// Where the first `upstream` line is, for diagnostics about it.
+    public var upstreamLocation: SourceLocation?
+    /// An `upstream` line had an address that did not parse (already reported).
+    public var upstreamsHadErrors = false
     /// Peers whose X-Forwarded-For the proxy believes.
     public var trustedProxies: [CIDR] = []
     /// Services switched off with `listen SERVICE off` ("dns", "http", "https", "admin").

@@ -124,6 +124,10 @@ enum CheckCommand {
         let (result, snapshot) = loadSnapshot(directory: directory, wan: wan)
         let status = CheckCommand.summarise(result, directory: directory)
         guard status == .ok, let snapshot else { return status }
+        if let problem = Appliance.stateDirectoryProblem(snapshot.settings) {
+            printError("\(directory)/frontdoor.conf: error: \(problem)")
+            return .badConfig
+        }
         CheckCommand.backendNames(snapshot)
         let backends = CheckCommand.backendTLS(snapshot.routes.sites)
         let certificates = CheckCommand.certificates(snapshot.settings)

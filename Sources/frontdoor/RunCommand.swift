@@ -145,6 +145,10 @@ enum RunCommand {
         }
         // Every port is bound and no thread runs yet: drop root now if asked to.
         if let user = configuration.user {
+            if let problem = Appliance.handStateDirectory(store.tables().snapshot.settings, to: user) {
+                Log.error(problem)
+                return .failure
+            }
             if let problem = Privileges.drop(to: user) {
                 Log.error(problem)
                 return .failure

@@ -35,7 +35,49 @@ import ZoneModel
     @Test func checkOnAMissingDirectorySaysSo() throws {
         let outcome = try self.frontdoor("check", "/nonexistent/frontdoor")
         #expect(outcome.status == 65)
-        #expect(outcome.stderr.contains("/nonexistent/frontdoor:1:1: error: cannot list the config directory"))
+        #expect(
+            outcome.stderr.contains(
+                "/nonexistent/frontdoor:1:1: error: the config directory /nonexistent/frontdoor does not exist"),
+            "\(outcome.stderr)")
+    }
+
+    /// Issue 17, point 5: a state directory that cannot be made fails check and run with the reason; a
+    /// missing one is made by run (0700), not only warned about.
+    @Test(.bug(id: "17")) func theStateDirectoryIsMadeOrItsProblemNamed() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "a file, not a directory\n".write(toFile: "\(directory)/blocker", atomically: true, encoding: .utf8)
+        try "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n".write(
+            toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        let base = "view lan 127.0.0.0/8 recursion\nview wan *\nupstream 127.0.0.1:9\n"
+        try (base + "state-dir blocker/state\n").write(
+            toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        let check = try self.frontdoor("check", directory)
+        #expect(check.status == 65, "\(check.stderr)")
+        #expect(
+            check.stderr.contains("error: state-dir \(directory)/blocker/state cannot be created"), "\(check.stderr)")
+        let run = try self.frontdoor("run", "--config", directory, "--dns", "off", "--http", "off", "--admin", "off")
+        #expect(
+            run.status == 65 && run.stderr.contains("state-dir \(directory)/blocker/state cannot be created"), "\(run)")
+        // A missing one: check is content, and run makes it (0700) and keeps the serials there.
+        try (base + "state-dir var/state\n").write(
+            toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        #expect(try self.frontdoor("check", directory).status == 0)
+        let pid = try Tool.spawn(
+            Tool.frontdoor,
+            [
+                "run", "--config", directory, "--dns", "127.0.0.1:\(try freePort())", "--http", "off",
+                "--admin", "off",
+            ])
+        defer { Tool.stop(pid) }
+        var made = false
+        for _ in 0..<100 where !made {
+            made = FileManager.default.fileExists(atPath: "\(directory)/var/state/serials")
+            if !made { usleep(20_000) }
+        }
+        #expect(made)
+        let mode = (try? FileManager.default.attributesOfItem(atPath: "\(directory)/var/state"))?[.posixPermissions]
+        #expect(mode as? Int == 0o700)
     }
 
     /// Record lines of an export, without comments and directives.

@@ -797,3 +797,85 @@ import Testing
         #expect(broken.status == 65 && broken.stderr.contains("www.crt has no key beside it"), "\(broken.stderr)")
     }
 }
+
+/// Issue 17, point 2: secrets under systemd. The unit passes `systemd-analyze verify` with a credential, and a
+/// run as an unprivileged user, whose configured secret file it cannot read, takes the secret from
+/// `$CREDENTIALS_DIRECTORY` (set as systemd sets it) and pushes to the dyndns2 provider.
+@Suite(.serialized) struct SystemdCredentialTests {
+    @Test(.bug(id: "17")) func theUnitVerifies() throws {
+        guard let analyze = Tool.find("systemd-analyze") else {
+            return Tool.skip("systemd-analyze", package: "systemd")
+        }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let unit = Fixtures.text("deploy/frontdoor.service")
+            .replacingOccurrences(of: "/usr/local/bin/frontdoor", with: Tool.frontdoor)
+            .replacingOccurrences(of: "#LoadCredential=", with: "LoadCredential=")
+        #expect(unit.contains("\nLoadCredential=nsupdate.secret:"))
+        try unit.write(toFile: "\(directory)/frontdoor.service", atomically: true, encoding: .utf8)
+        let verified = try Tool.run(analyze, ["verify", "\(directory)/frontdoor.service"])
+        #expect(verified.status == 0 && verified.stderr.isEmpty && verified.stdout.isEmpty, "\(verified)")
+    }
+
+    @Test(.bug(id: "17")) func anUnprivilegedRunReadsSecretsFromTheCredentialDirectory() throws {
+        guard getuid() == 0, let nobody = getpwnam("nobody") else {
+            return print("skipped: dropping to an unprivileged user needs root and a 'nobody' user")
+        }
+        guard let provider = try ProviderServer(tls: false) else { return }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // The configured file: root's, 0600, unreadable to nobody (and holding a wrong password besides).
+        try FileManager.default.createDirectory(atPath: "\(directory)/secrets", withIntermediateDirectories: true)
+        try "wrong\n".write(toFile: "\(directory)/secrets/home.secret", atomically: true, encoding: .utf8)
+        chmod("\(directory)/secrets/home.secret", 0o600)
+        // systemd's copy: owned by the service's user, 0400, in a directory only it can enter.
+        let credentials = "\(directory)/credentials"
+        try FileManager.default.createDirectory(atPath: credentials, withIntermediateDirectories: true)
+        try "secret\n".write(toFile: "\(credentials)/home.secret", atomically: true, encoding: .utf8)
+        chmod("\(credentials)/home.secret", 0o400)
+        chmod(credentials, 0o500)
+        let state = "\(directory)/state"
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        for path in [credentials, "\(credentials)/home.secret", state] {
+            chown(path, nobody.pointee.pw_uid, nobody.pointee.pw_gid)
+        }
+        chmod(directory, 0o755)
+        try provider.setEcho("203.0.113.30")
+        try """
+        view lan 127.0.0.1/32 recursion
+        view wan *
+        upstream 127.0.0.1:9
+        user nobody
+        state-dir state
+        wan http \(provider.base)/ip
+        wan confirm 0
+        wan test-addresses
+        provider home dyndns2 url=\(provider.base)/nic/update hostname=home.example.net username=user password-file=secrets/home.secret
+        """.write(toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        try "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=auto\n".write(
+            toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        let runs = RunCommandTests()
+        let dns = try freePort()
+        let (pid, logPath) = try runs.startRun(
+            directory, ["--dns", "127.0.0.1:\(dns)", "--http", "off", "--https", "off", "--admin", "off"],
+            environment: ["CREDENTIALS_DIRECTORY=\(credentials)"])
+        defer { Tool.stop(pid) }
+        #expect(
+            runs.waitFor("dyndns: home now has 203.0.113.30", in: logPath, pid: pid), "\(Fixtures.textAt(logPath))")
+        #expect(Fixtures.textAt(logPath).contains("running as user nobody"))
+        #expect(
+            provider.requests.contains { $0.hasPrefix("GET /nic/update?hostname=home.example.net&myip=203.0.113.30") })
+        // Without the credential directory the same run cannot read the secret, and says why (the state is
+        // cleared, or the last push would hold the next back for a minute).
+        Tool.stop(pid)
+        try FileManager.default.removeItem(atPath: "\(state)/dyndns.json")
+        let (second, secondLog) = try runs.startRun(
+            directory, ["--dns", "127.0.0.1:\(dns)", "--http", "off", "--https", "off", "--admin", "off"])
+        defer { Tool.stop(second) }
+        #expect(
+            runs.waitFor(
+                "cannot read secret file \(directory)/secrets/home.secret: permission denied", in: secondLog,
+                pid: second),
+            "\(Fixtures.textAt(secondLog))")
+    }
+}

@@ -5,7 +5,8 @@ import Testing
 import ZoneFile
 import ZoneModel
 
-/// `conf/*.conftest`: `#! file PATH MODE` lines create secret files, then the config, `-----`, and the
+/// `conf/*.conftest`: `#! file PATH MODE [empty|zone]` lines create files (a secret, unless they say
+/// otherwise), then the config, `-----`, and the
 /// diagnostics expected, one per line, exactly as `frontdoor check` prints them.
 @Suite struct ConfigFixtureTests {
     static let fixtures = Fixtures.list("Tests/Fixtures/conf").filter { $0.hasSuffix(".conftest") }
@@ -24,7 +25,12 @@ import ZoneModel
         for line in parts[0].split(separator: "\n") where line.hasPrefix("#! file ") {
             let fields = line.split(separator: " ")
             let path = "/fixture/" + fields[2]
-            files[path] = "secret\n"
+            // An optional fourth field says what the file holds: nothing, or zone data.
+            switch fields.count > 4 ? fields[4] : "" {
+            case "empty": files[path] = ""
+            case "zone": files[path] = "$ORIGIN example.com.\n@ SOA ns hostmaster 1 2 3 4 5\n"
+            default: files[path] = "secret\n"
+            }
             modes[path] = UInt32(fields[3], radix: 8) ?? 0o600
         }
         files["/fixture/frontdoor.conf"] = parts[0]

@@ -27,6 +27,49 @@ import ZoneModel
             ])
     }
 
+    /// Issue 17, point 3: an address the internet cannot reach in the view the internet gets.
+    @Test(.bug(id: "17")) func aPrivateAddressForTheWANViewIsWarnedAbout() {
+        let config = "view lan 192.0.2.0/24 recursion\nview wan *\nupstream 192.0.2.1\n"
+        for (address, kind) in [
+            ("192.168.1.5", "a private address"), ("100.64.3.4", "a carrier-grade NAT address"),
+            ("127.0.0.1", "a loopback"), ("fd00::5", "a private address"),
+        ] {
+            let result = Fixtures.compile(
+                zones: [("z.zone", "$PROXY reverseproxy lan=192.0.2.42 wan=\(address)\n")], config: config)
+            let texts = result.diagnostics.warnings.map(\.message)
+            #expect(result.diagnostics.warnings.map(\.code) == [.unroutableWAN], "\(address)")
+            #expect(
+                texts.first?.contains("gives view 'wan' (every other client, the internet) \(address): \(kind)")
+                    == true, "\(texts)")
+        }
+        // Public and documentation addresses, and the LAN view's private one, are as they should be.
+        #expect(self.codes("$PROXY reverseproxy lan=192.168.1.5 wan=203.0.113.1,8.8.8.8\n", config: config).isEmpty)
+    }
+
+    /// Issue 17, point 3: recursion for the internet under another name, and an upstream that is Frontdoor
+    /// itself.
+    @Test(.bug(id: "17")) func recursionReachAndForwardingLoops() {
+        let zone = "$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n"
+        func codes(_ config: String) -> [String] {
+            self.codes(zone, config: config + "view wan *\n").map { String($0.drop { $0 != " " }.dropFirst()) }
+        }
+        #expect(codes("view lan 0.0.0.0/0 recursion\nupstream 192.0.2.1\n") == ["error open-resolver"])
+        #expect(codes("view lan ::/0 recursion\nupstream 192.0.2.1\n") == ["error open-resolver"])
+        #expect(codes("view lan 10.0.0.0/7 recursion\nupstream 192.0.2.1\n") == ["error open-resolver"])
+        #expect(codes("view lan 8.8.8.0/24 recursion\nupstream 192.0.2.1\n") == ["warning open-resolver"])
+        #expect(codes("view lan 10.0.0.0/8 2001:db8:1::/48 2a02:1234::/32 recursion\nupstream 192.0.2.1\n").isEmpty)
+        // The default listeners take every address on port 53: 127.0.0.1 and ::1 there are Frontdoor itself.
+        #expect(codes("view lan 10.0.0.0/8 recursion\nupstream 127.0.0.1\n") == ["error forwarding-loop"])
+        #expect(codes("view lan 10.0.0.0/8 recursion\nupstream [::1]:53\n") == ["error forwarding-loop"])
+        #expect(codes("view lan 10.0.0.0/8 recursion\nupstream 127.0.0.1:5353\n").isEmpty)
+        #expect(
+            codes("listen dns 192.0.2.42:53\nview lan 10.0.0.0/8 recursion\nupstream 192.0.2.42\n")
+                == ["error forwarding-loop"])
+        #expect(codes("listen dns 192.0.2.42:53\nview lan 10.0.0.0/8 recursion\nupstream 127.0.0.1\n").isEmpty)
+        // A bad upstream is reported once, not again as "no upstream".
+        #expect(codes("view lan 10.0.0.0/8 recursion\nupstream 192.0.2.1:53x\n") == ["error bad-address"])
+    }
+
     @Test func aSiteNeedsAProxyRecord() {
         #expect(
             self.codes("$TTL 60\n@ NS ns1\nns1 A 192.0.2.53\n$SITE app http://192.0.2.69:80\n") == ["4 error no-proxy"])
