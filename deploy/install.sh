@@ -22,6 +22,8 @@ echo "installed /usr/local/bin/frontdoor ($(du -h "$binary" | cut -f1))"
 if [ ! -e /etc/frontdoor ]; then
     install -d -m 0755 /etc/frontdoor
     install -m 0644 zones/frontdoor.conf zones/*.zone /etc/frontdoor/
+    # The example keeps its state beside itself; installed, it goes where the unit's StateDirectory= is.
+    sed -i 's|^state-dir state$|state-dir /var/lib/frontdoor|' /etc/frontdoor/frontdoor.conf
     echo "installed the example model in /etc/frontdoor: edit it for your network"
 else
     echo "kept /etc/frontdoor as it is"

@@ -33,11 +33,22 @@ public enum HTTPClient {
     }
 
     /// The parts of an `http(s)://host[:port]/path?query` URL.
+    /// The project and its version, as dyndns2 providers ask clients to identify themselves (and nothing
+    /// made up: no URL the project does not have).
+    public static let userAgent = "frontdoor/\(Version.text)"
+
     struct Target {
         var tls: Bool
         var host: String
         var port: UInt16
         var path: String
+
+        /// The Host field: the host, bracketed when it is an IPv6 address, with the port unless it is the
+        /// scheme's default (RFC 9110 §7.2).
+        var hostField: String {
+            let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+            return self.port == (self.tls ? 443 : 80) ? host : "\(host):\(self.port)"
+        }
 
         init(_ url: String) throws(DynDNSError) {
             let rest: Substring
@@ -106,8 +117,8 @@ public enum HTTPClient {
         let target = try Target(request.url)
         let socket = try BlockingSocket(tcp: try target.resolve(), timeout: timeout)
         let channel: Channel = target.tls ? try TLSChannel(socket: socket, host: target.host, caFile: caFile) : socket
-        var head = "\(request.method) \(target.path) HTTP/1.1\r\nHost: \(target.host)\r\n"
-        head += "User-Agent: frontdoor/1.0 (+https://github.com/frontdoor)\r\nConnection: close\r\n"
+        var head = "\(request.method) \(target.path) HTTP/1.1\r\nHost: \(target.hostField)\r\n"
+        head += "User-Agent: \(HTTPClient.userAgent)\r\nConnection: close\r\n"
         for (name, value) in request.headers { head += "\(name): \(value)\r\n" }
         if !request.body.isEmpty || request.method == "POST" || request.method == "PUT" || request.method == "PATCH" {
             head += "Content-Length: \(request.body.count)\r\n"

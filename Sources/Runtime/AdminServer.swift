@@ -220,6 +220,15 @@ public final class AdminServer: @unchecked Sendable {
             lines.append("# TYPE frontdoor_dns_upstream_seconds summary")
             lines.append("frontdoor_dns_upstream_seconds_sum \(Double(statistics.upstreamMilliseconds) / 1000)")
             lines.append("frontdoor_dns_upstream_seconds_count \(statistics.upstreamReplies)")
+            let upstreams = dns.upstreamHealth.report
+            metric(
+                "frontdoor_dns_upstream_up", "gauge",
+                "1 while the upstream resolver answers; 0 after \(UpstreamHealth.downAfter) failed attempts in a row.",
+                upstreams.map { ("upstream=\"\($0.address)\"", $0.up ? 1 : 0) })
+            metric(
+                "frontdoor_dns_upstream_failures_total", "counter",
+                "Attempts to an upstream resolver that timed out or failed.",
+                upstreams.map { ("upstream=\"\($0.address)\"", Double($0.failures)) })
         }
         if let http = self.context.http {
             let counts = http.requestCounts.sorted { ($0.key.site, $0.key.status) < ($1.key.site, $1.key.status) }
@@ -344,7 +353,20 @@ public final class AdminServer: @unchecked Sendable {
             ),
             ("sites", .array(sites)),
         ]
-        if let dns = self.context.dns { members.append(("dns_responses", .number(Double(dns.answered)))) }
+        if let dns = self.context.dns {
+            members.append(("dns_responses", .number(Double(dns.answered))))
+            members.append(
+                (
+                    "upstreams",
+                    .array(
+                        dns.upstreamHealth.report.map { upstream in
+                            .object([
+                                ("address", .string(upstream.address.description)), ("up", .bool(upstream.up)),
+                                ("failures", .number(Double(upstream.failures))),
+                            ])
+                        })
+                ))
+        }
         if let http = self.context.http {
             members.append(("http_open_connections", .number(Double(http.openConnections))))
         }
@@ -408,7 +430,18 @@ public final class AdminServer: @unchecked Sendable {
             html += "<td>\(AdminServer.escape(networks.isEmpty ? "everyone else" : networks))</td>"
             html += "<td>\(view["recursion"]?.bool == true ? "yes" : "no")</td></tr>"
         }
-        html += "</table><h2>WAN address</h2>"
+        html += "</table>"
+        if let upstreams = status["upstreams"]?.array, !upstreams.isEmpty {
+            html += "<h2>Upstream resolvers</h2><table><tr><th>upstream</th><th>state</th><th>failed attempts</th></tr>"
+            for upstream in upstreams {
+                let up = upstream["up"]?.bool == true
+                html += "<tr><td>\(AdminServer.escape(upstream["address"]?.string ?? ""))</td>"
+                html += "<td><span class=\"\(up ? "up" : "down")\">\(up ? "answering" : "not answering")</span></td>"
+                html += "<td>\(Int(upstream["failures"]?.number ?? 0))</td></tr>"
+            }
+            html += "</table>"
+        }
+        html += "<h2>WAN address</h2>"
         if let wan = status["wan"] {
             html += "<p><b>\(AdminServer.escape(wan["address"]?.string ?? "unknown"))</b>"
             if let six = wan["address6"]?.string { html += " and <b>\(AdminServer.escape(six))</b>" }

@@ -22,11 +22,21 @@ public struct DNSOptions: Sendable {
     public var cacheBytesPerWorker = 16 << 20
     public var upstreamAttemptMilliseconds: UInt64 = 1000
     public var upstreamDeadlineMilliseconds: UInt64 = 3500
+    /// Whether each upstream answers (shared by the workers).
+    public var upstreamHealth: UpstreamHealth
 
     public init(listeners: [SocketAddress], workers: Int, upstreams: [SocketAddress]) {
         self.listeners = listeners
         self.workers = workers
         self.upstreams = upstreams
+        self.upstreamHealth = UpstreamHealth(upstreams: upstreams)
+    }
+}
+
+extension DNSService {
+    /// Whether each upstream resolver answers.
+    public var upstreamHealth: UpstreamHealth {
+        self.workers.first?.options.upstreamHealth ?? UpstreamHealth(upstreams: [])
     }
 }
 

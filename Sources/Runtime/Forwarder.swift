@@ -22,6 +22,8 @@ final class Forwarder {
         var tcpInput: [UInt8] = []
         /// When the current attempt was sent (for upstream latency).
         var sentAt: UInt64 = 0
+        /// The upstream the current attempt went to.
+        var upstream = 0
     }
 
     unowned let worker: DNSWorker
@@ -83,7 +85,7 @@ final class Forwarder {
         case .wait:
             return
         case .send(let upstream, let transport, _):
-            self.open(key, upstream: self.upstreams[upstream], transport: transport, now: now)
+            self.open(key, upstream: upstream, transport: transport, now: now)
         case .answer(let message):
             self.worker.counters.add(DNSCounters.upstreamReplies)
             if let entry = self.pending[key] {
@@ -100,12 +102,14 @@ final class Forwarder {
     }
 
     /// Replaces the question's socket with a new one to `upstream` and sends (UDP) or connects (TCP).
-    func open(_ key: CacheKey, upstream: SocketAddress, transport: UpstreamExchange.Transport, now: UInt64) {
+    func open(_ key: CacheKey, upstream index: Int, transport: UpstreamExchange.Transport, now: UInt64) {
         guard var entry = self.pending[key] else { return }
+        let upstream = self.upstreams[index]
         let query = entry.exchange.query
         self.closeSocket(&entry)
         self.worker.counters.add(DNSCounters.upstreamQueries)
         entry.sentAt = now
+        entry.upstream = index
         entry.tcpInput = []
         var failed = false
         do {
@@ -127,7 +131,23 @@ final class Forwarder {
         }
         if entry.fd >= 0 { self.byFD[entry.fd] = key }
         self.pending[key] = entry
-        if failed { self.step(key, now: now) { $0.transportFailed(now: now) } }
+        if failed { self.attemptFailed(key, now: now) }
+    }
+
+    /// The current attempt timed out or broke: the upstream's health hears of it, then the exchange.
+    func attemptFailed(_ key: CacheKey, now: UInt64, timedOut: Bool = false) {
+        if let entry = self.pending[key] { self.worker.options.upstreamHealth.failed(entry.upstream) }
+        if timedOut {
+            self.step(key, now: now) { $0.timerFired(now: now) }
+        } else {
+            self.step(key, now: now) { $0.transportFailed(now: now) }
+        }
+    }
+
+    /// A reply arrived from the current attempt's upstream.
+    func replied(_ key: CacheKey, _ reply: [UInt8], now: UInt64) {
+        if let entry = self.pending[key] { self.worker.options.upstreamHealth.answered(entry.upstream) }
+        self.step(key, now: now) { $0.received(reply, now: now) }
     }
 
     func closeSocket(_ entry: inout Pending) {
@@ -147,7 +167,7 @@ final class Forwarder {
     /// Tells every question whose attempt timed out.
     func expire(now: UInt64) {
         for (key, entry) in self.pending where entry.exchange.attemptDeadline <= now {
-            self.step(key, now: now) { $0.timerFired(now: now) }
+            self.attemptFailed(key, now: now, timedOut: true)
         }
     }
 
@@ -164,10 +184,10 @@ final class Forwarder {
         }
         if count > 0 {
             let reply = Array(self.receiveBuffer[0..<count])
-            self.step(key, now: now) { $0.received(reply, now: now) }
+            self.replied(key, reply, now: now)
         } else if count < 0 && errno != EAGAIN && errno != EINTR {
             // ICMP unreachable and the like, reported on the connected socket.
-            self.step(key, now: now) { $0.transportFailed(now: now) }
+            self.attemptFailed(key, now: now)
         }
     }
 
@@ -175,13 +195,11 @@ final class Forwarder {
         var entry = entry
         let fd = entry.fd
         if !entry.tcpQuery.isEmpty {
-            guard csys_socket_error(fd) == 0 else { return self.step(key, now: now) { $0.transportFailed(now: now) } }
+            guard csys_socket_error(fd) == 0 else { return self.attemptFailed(key, now: now) }
             let written = entry.tcpQuery.withUnsafeBytes {
                 Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
             }
-            guard written == entry.tcpQuery.count else {
-                return self.step(key, now: now) { $0.transportFailed(now: now) }
-            }
+            guard written == entry.tcpQuery.count else { return self.attemptFailed(key, now: now) }
             entry.tcpQuery = []
             self.pending[key] = entry
             self.worker.poller.modify(fd, events: Poller.readable, token: DNSWorker.token(.upstream, fd))
@@ -200,9 +218,9 @@ final class Forwarder {
         self.pending[key] = entry
         if let frame = TCPFraming.message(in: entry.tcpInput) {
             let reply = Array(entry.tcpInput[frame])
-            self.step(key, now: now) { $0.received(reply, now: now) }
+            self.replied(key, reply, now: now)
         } else if closed {
-            self.step(key, now: now) { $0.transportFailed(now: now) }
+            self.attemptFailed(key, now: now)
         }
     }
 

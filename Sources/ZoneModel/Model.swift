@@ -241,3 +241,8 @@ public enum BackendName {
         String((text.hasSuffix(".") ? text.dropLast() : Substring(text)).lowercased())
     }
 }
+
+/// Frontdoor's version, for `--version` and the User-Agent of its outgoing requests.
+public enum Version {
+    public static let text = "1.0"
+}

@@ -1,3 +1,4 @@
+import DynDNS
 import Files
 import Runtime
 import TLS
@@ -243,8 +244,26 @@ enum ExportCommand {
         guard let viewName = arguments.value("--view") else { throw UsageError(message: "export needs --view VIEW") }
         guard arguments.positional.count <= 1 else { throw UsageError(message: "export takes one directory") }
         let directory = arguments.positional.first ?? defaultDirectory
-        let (_, snapshot) = loadSnapshot(directory: directory, wan: try wanAddresses(arguments))
-        guard let snapshot else { return .badConfig }
+        var wan = try wanAddresses(arguments)
+        var (result, loaded) = loadSnapshot(directory: directory, wan: wan)
+        // Without --wan, the address DynDNS last published (what `run` serves); said on stderr either way.
+        if let first = loaded, arguments.values["--wan"] == nil, ExportCommand.usesAuto(result.model, view: viewName) {
+            let state = first.settings.stateDirectory.map { UpdaterState.load(path: joinPath($0, "dyndns.json")) }
+            wan.v4 = state?.address.flatMap { if case .v4(let v4) = IPAddress($0) { v4 } else { nil } }
+            wan.v6 = state?.address6.flatMap { if case .v6(let v6) = IPAddress($0) { v6 } else { nil } }
+            if wan.v4 != nil || wan.v6 != nil {
+                let known = [state?.address, state?.address6].compactMap { $0 }.joined(separator: " and ")
+                printError(
+                    "frontdoor export: 'auto' is \(known), the WAN address DynDNS last published (--wan overrides)")
+                (result, loaded) = loadSnapshot(directory: directory, wan: wan)
+            } else {
+                printError(
+                    "frontdoor export: warning: the WAN address is unknown (no --wan, and DynDNS has published none): "
+                        + "records for 'auto' are left out, so the proxy name (and an NS pointing at it) has no "
+                        + "address in this zone; give --wan ADDRESS")
+            }
+        }
+        guard let snapshot = loaded else { return .badConfig }
         guard let view = snapshot.view(named: viewName) else {
             printError(
                 "frontdoor export: no view '\(viewName)' (views: \(snapshot.views.map(\.name).joined(separator: ", ")))"
@@ -269,6 +288,13 @@ enum ExportCommand {
         }
         print(ZoneExporter.export(view, apex: apex) ?? "", terminator: "")
         return .ok
+    }
+
+    /// Whether `$PROXY` gives view `name` a detected (`auto`) address.
+    static func usesAuto(_ model: Model, view name: String) -> Bool {
+        model.proxies.contains { proxy in
+            (proxy.addresses[name] ?? []).contains { $0 == .autoV4 || $0 == .autoV6 }
+        }
     }
 
     static func zoneList(_ view: CompiledView) -> String {

@@ -22,9 +22,9 @@ enum RunCommand {
         it without root. --https does the same for HTTPS, which serves the certificates of 'tls DIR' in
         frontdoor.conf (default 0.0.0.0:443 and [::]:443 once 'tls' is set). --admin moves the admin listener (/metrics, /status, a status page; default
         127.0.0.1:9053) or turns it off. --user (or 'user NAME' in frontdoor.conf) switches to that user once
-        the ports are bound (the state-dir must be writable by it). --access-log appends one line per request to PATH ('-': standard output), in nginx's
+        the ports are bound (the state-dir, made if missing, is handed to that user). --access-log appends one line per request to PATH ('-': standard output), in nginx's
         combined format plus site, backend and duration, or as JSON. --workers sets the threads (default: one per core).
-        --wan gives the address 'auto' stands for until DynDNS finds one. --rate-limit sets responses per
+        --wan fixes the address 'auto' stands for and turns the DynDNS updater off. --rate-limit sets responses per
         second per client /24 (or /56) for views without recursion (default 200, 0 turns it off).
         SIGHUP reloads the model (a broken edit keeps the old one serving); SIGTERM stops.
         """

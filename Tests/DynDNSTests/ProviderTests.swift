@@ -1,4 +1,8 @@
 import DynDNS
+import EventLoop
+import Foundation
+import Glibc
+import Synchronization
 import TestSupport
 import Testing
 import ZoneModel
@@ -136,5 +140,39 @@ import ZoneModel
             random: 0)
         #expect(!PushSchedule.due(stopped, address: "b", configuration: "c", now: 1_000_000))
         #expect(PushSchedule.due(stopped, address: "b", configuration: "c2", now: 1_000_000))
+    }
+
+    /// Issue 17, point 7: the Host field carries a non-default port, and the User-Agent names the project
+    /// and its version only (what providers ask for), as a raw request on the wire shows.
+    @Test(.bug(id: "17")) func requestsCarryThePortAndAnHonestUserAgent() throws {
+        let port = try freePort()
+        let listener = try Sockets.tcpListener(
+            SocketAddress(address: IPAddress("127.0.0.1")!, port: port), shared: false)
+        defer { Sockets.close(listener) }
+        _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) & ~O_NONBLOCK)
+        let captured = Mutex<String>("")
+        let server = Thread {
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var text = ""
+            while !text.contains("\r\n\r\n") {
+                let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if got <= 0 { break }
+                text += String(decoding: buffer[0..<got], as: UTF8.self)
+            }
+            captured.withLock { $0 = text }
+            let reply = Array("HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ngood".utf8)
+            _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            close(fd)
+        }
+        server.start()
+        let response = try HTTPClient.request(
+            HTTPClient.Request(method: "GET", url: "http://127.0.0.1:\(port)/nic/update?x=1", headers: [], body: []))
+        #expect(response.status == 200 && response.text == "good")
+        let request = captured.withLock { $0 }
+        #expect(request.contains("\r\nHost: 127.0.0.1:\(port)\r\n"), "\(request)")
+        #expect(request.contains("\r\nUser-Agent: frontdoor/\(Version.text)\r\n"), "\(request)")
+        #expect(!request.contains("github"))
     }
 }

@@ -41,6 +41,30 @@ import ZoneModel
             "\(outcome.stderr)")
     }
 
+    /// Issue 17, point 6: `export --view wan` without `--wan` uses the address DynDNS last published (as run
+    /// serves), and says so; with none known it warns that the proxy name has no address in that zone.
+    @Test(.bug(id: "17")) func exportWithoutWanUsesThePublishedAddressOrSaysItIsUnknown() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try
+            "view lan 127.0.0.0/8 recursion\nview wan *\nupstream 127.0.0.1:9\nstate-dir state\nwan http http://127.0.0.1:9/\n"
+            .write(toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        try "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=auto\n".write(
+            toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        let unknown = try self.frontdoor("export", "--view", "wan", directory)
+        #expect(unknown.status == 0)
+        #expect(unknown.stderr.contains("warning: the WAN address is unknown"), "\(unknown.stderr)")
+        #expect(!unknown.stdout.contains("reverseproxy.example.com.\t300\tIN\tA"))
+        try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+        try "{\"address\": \"203.0.113.77\"}\n".write(
+            toFile: "\(directory)/state/dyndns.json", atomically: true, encoding: .utf8)
+        let known = try self.frontdoor("export", "--view", "wan", directory)
+        #expect(known.stdout.contains("reverseproxy.example.com.\t300\tIN\tA\t203.0.113.77"), "\(known.stdout)")
+        #expect(known.stderr.contains("'auto' is 203.0.113.77, the WAN address DynDNS last published"))
+        let given = try self.frontdoor("export", "--view", "wan", "--wan", "203.0.113.5", directory)
+        #expect(given.stdout.contains("IN\tA\t203.0.113.5") && given.stderr.isEmpty, "\(given.stderr)")
+    }
+
     /// Issue 17, point 5: a state directory that cannot be made fails check and run with the reason; a
     /// missing one is made by run (0700), not only warned about.
     @Test(.bug(id: "17")) func theStateDirectoryIsMadeOrItsProblemNamed() throws {

@@ -879,3 +879,82 @@ import Testing
             "\(Fixtures.textAt(secondLog))")
     }
 }
+
+/// Issue 17, point 9: an upstream resolver that stops answering is logged once with what LAN clients see,
+/// shown on /metrics and the status page, and its recovery is logged too.
+@Suite(.serialized) struct UpstreamHealthTests {
+    @Test(.bug(id: "17")) func aSilentUpstreamIsReportedAndItsRecoveryToo() throws {
+        guard let python = Tool.find("python3") else { return Tool.skip("python3", package: "python3") }
+        guard Tool.find("dig") != nil else { return Tool.skip("dig", package: "dnsutils") }
+        // The upstream: a UDP socket that takes questions and never answers.
+        let upstreamPort = try freePort()
+        // Close-on-exec: frontdoor and dig, spawned after it, must not inherit (and keep) the port.
+        let silent = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = upstreamPort.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(silent, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        try #require(bound == 0)
+        var silentOpen = true
+        defer { if silentOpen { close(silent) } }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "view lan 127.0.0.0/8 recursion\nview wan *\nupstream 127.0.0.1:\(upstreamPort)\n".write(
+            toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        try "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n".write(
+            toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        let runs = RunCommandTests()
+        let dns = try freePort()
+        let admin = try freePort()
+        let (pid, logPath) = try runs.startRun(
+            directory,
+            [
+                "--dns", "127.0.0.1:\(dns)", "--http", "off", "--https", "off", "--admin", "127.0.0.1:\(admin)",
+                "--workers", "1",
+            ])
+        defer { Tool.stop(pid) }
+        #expect(runs.waitFor("serving dns", in: logPath, pid: pid))
+        // Two questions at once: each gets two tries, all time out.
+        let first = try Tool.spawn(
+            Tool.find("dig") ?? "dig", ["@127.0.0.1", "-p", "\(dns)", "+time=6", "+tries=1", "one.test", "A"])
+        let second = try Tool.spawn(
+            Tool.find("dig") ?? "dig", ["@127.0.0.1", "-p", "\(dns)", "+time=6", "+tries=1", "two.test", "A"])
+        for child in [first, second] {
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
+        }
+        #expect(
+            runs.waitFor("dns: upstream 127.0.0.1:\(upstreamPort) is not answering", in: logPath, pid: pid),
+            "\(Fixtures.textAt(logPath))")
+        #expect(Fixtures.textAt(logPath).contains("LAN clients get SERVFAIL for names not in the cache"))
+        func fetch(_ path: String) throws -> String {
+            let socket = try TestSocket(port: admin)
+            socket.send("GET \(path) HTTP/1.1\r\nHost: admin\r\n\r\n")
+            return try #require(socket.readResponse()).text
+        }
+        #expect(try fetch("/metrics").contains("frontdoor_dns_upstream_up{upstream=\"127.0.0.1:\(upstreamPort)\"} 0"))
+        #expect(try fetch("/").contains("not answering"))
+        // The upstream comes back (a real one on the same port): the next question is answered, and logged.
+        close(silent)
+        silentOpen = false
+        // (Its log outside the config directory, whose edits would reload the model.)
+        let scratch = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let upstream = try Tool.spawn(
+            python, [Fixtures.path("Tests/Fixtures/fake_upstream.py"), "\(upstreamPort)", "\(scratch)/upstream.log"])
+        defer { Tool.stop(upstream) }
+        for _ in 0..<100 where !Fixtures.textAt("\(scratch)/upstream.log").contains("ready") { usleep(50_000) }
+        let answer = try Tool.run(
+            Tool.find("dig") ?? "dig", ["@127.0.0.1", "-p", "\(dns)", "+time=5", "+tries=1", "three.test", "A"])
+        #expect(
+            answer.stdout.contains("three.test.\t\t60\tIN\tA\t198.51.100.1"),
+            "\(answer.stdout) upstream: \(Fixtures.textAt("\(scratch)/upstream.log")) log: \(Fixtures.textAt(logPath))")
+        #expect(runs.waitFor("dns: upstream 127.0.0.1:\(upstreamPort) answers again", in: logPath, pid: pid))
+        #expect(try fetch("/metrics").contains("frontdoor_dns_upstream_up{upstream=\"127.0.0.1:\(upstreamPort)\"} 1"))
+    }
+}
