@@ -11,6 +11,7 @@ let usage = """
 
     commands:
       run [--config DIR] [--dns|--http ADDR:PORT] serve DNS, the proxy and DynDNS from the model (see 'frontdoor run --help')
+      init DIR --domain NAME [--site N=URL]...   write a first model from this machine's network
       check [DIR]                                check the model in DIR (default /etc/frontdoor)
       export --view VIEW [--zone ZONE] [DIR]     print a zone as VIEW sees it (RFC 1035 text)
       explain NAME [TYPE] --from ADDRESS [DIR]   show what a client gets for NAME, and the route
@@ -23,6 +24,7 @@ let usage = """
 
 let commands: [String: (help: String, run: ([String]) throws(UsageError) -> ExitCode)] = [
     "run": (RunCommand.help, RunCommand.run),
+    "init": (InitCommand.help, InitCommand.run),
     "check": (CheckCommand.help, CheckCommand.run),
     "export": (ExportCommand.help, ExportCommand.run),
     "explain": (ExplainCommand.help, ExplainCommand.run),

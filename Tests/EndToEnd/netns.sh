@@ -361,6 +361,25 @@ fi
 check "frontdoor status shows the WAN history and the push" "primary: updated; has 203.0.113.2" \
     "$("$frontdoor" status "$work/front")"
 
+# A new user's first step: 'frontdoor init' in the Frontdoor namespace finds the LAN (192.0.2.42/24 on the
+# default route's interface) and the router (192.0.2.1); its model passes check and serves, on spare ports.
+init_out=$(ns front "$frontdoor" init "$work/init" --domain example.org --site www=http://192.0.2.70:80 2>&1)
+check "frontdoor init writes a model from the namespace's network" "view lan 192.0.2.0/24 127.0.0.1/32 recursion" \
+    "$(cat "$work/init/frontdoor.conf" 2>/dev/null) $init_out"
+check "... with the router as upstream and NAT-PMP source" "wan natpmp 192.0.2.1" \
+    "$(grep -E '^(upstream|wan natpmp) ' "$work/init/frontdoor.conf" 2>/dev/null | tr '\n' ' ')"
+check "... that check accepts" "0 error(s), 0 warning(s)" "$("$frontdoor" check "$work/init" 2>&1)"
+check "a second init into the same directory refuses" "init never overwrites" \
+    "$(ns front "$frontdoor" init "$work/init" --domain example.org 2>&1; echo "exit $?")"
+daemon front "$frontdoor" run --config "$work/init" --dns 192.0.2.42:5353 --http 192.0.2.42:8081 --admin off \
+    --wan 203.0.113.1 2>"$work/init.log"
+for _ in $(seq 50); do grep -q "serving http" "$work/init.log" 2>/dev/null && break; sleep 0.1; done
+check "... and run serves it: the LAN gets www.example.org at Frontdoor's LAN address" \
+    "reverseproxy.example.org. 192.0.2.42" \
+    "$(ns lan dig @192.0.2.42 -p 5353 +short +time=2 +tries=1 www.example.org A | tr '\n' ' ')"
+check "... and the page through its proxy" "page from backend 192.0.2.70" \
+    "$(ns lan curl -s --max-time 5 -H 'Host: www.example.org' http://192.0.2.42:8081/)"
+
 if [ "$failures" -gt 0 ]; then
     echo "netns.sh: $failures check(s) failed; Frontdoor's log:"
     cat "$work/front/log"

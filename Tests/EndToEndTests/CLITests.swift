@@ -173,13 +173,38 @@ import ZoneModel
         #expect(outside.stdout.contains("REFUSED (view 'wan' has no recursion)"))
     }
 
-    @Test(arguments: ["run", "check", "export", "explain"])
+    @Test(arguments: ["run", "init", "check", "export", "explain", "status", "ca"])
     func everyCommandHasHelp(command: String) throws {
         let outcome = try self.frontdoor(command, "--help")
         #expect(outcome.status == 0)
         #expect(outcome.stdout.hasPrefix("usage: frontdoor \(command)"))
         let viaHelp = try self.frontdoor("help", command)
         #expect(viaHelp.stdout == outcome.stdout)
+        // The README and the program agree on the commands: each is in the overview and in the README.
+        #expect(try self.frontdoor("--help").stdout.contains("\n  \(command) "))
+        #expect(Fixtures.text("README.md").contains("frontdoor \(command)"))
+    }
+
+    /// Every flag `run --help` lists is documented in the README, and every `--flag` the README shows for
+    /// `run` is one it takes (issue 17, point 8: the words must match the program).
+    @Test(.bug(id: "17")) func theReadmeAndRunHelpNameTheSameFlags() throws {
+        let help = try self.frontdoor("run", "--help").stdout
+        let readme = Fixtures.text("README.md")
+        func flags(_ text: String) -> Set<String> {
+            var found: Set<String> = []
+            var rest = Substring(text)
+            while let range = rest.range(of: "--") {
+                let name = rest[range.upperBound...].prefix { $0.isLetter || $0 == "-" }
+                if name.count > 2 { found.insert("--" + name) }
+                rest = rest[range.upperBound...]
+            }
+            return found
+        }
+        let runFlags = flags(help.components(separatedBy: "\n\n").first ?? help)
+        #expect(runFlags.contains("--wan") && runFlags.contains("--https"))
+        for flag in runFlags { #expect(readme.contains(flag), "\(flag) is in run --help but not in the README") }
+        #expect(help.contains("--wan fixes the address 'auto' stands for and turns the DynDNS updater off"))
+        #expect(readme.contains("`--wan` fixes the address and turns the updater off"))
     }
 
     @Test(arguments: [
