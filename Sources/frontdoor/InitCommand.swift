@@ -11,12 +11,16 @@ import ZoneModel
 /// commented frontdoor.conf and DOMAIN.zone that `check` accepts, and says what to do next. Never overwrites.
 enum InitCommand {
     static let help = """
-        usage: frontdoor init DIR --domain NAME [--site NAME=URL]... [--lan ADDRESS/PREFIX] [--router ADDRESS]
+        usage: frontdoor init DIR --domain NAME [--site NAME=URL]... [--provider 'NAME KIND OPTION=VALUE...']...
+                                  [--lan ADDRESS/PREFIX] [--router ADDRESS]
 
         Writes a first model into DIR (made if missing): frontdoor.conf and NAME.zone. It finds this machine's
         LAN address and prefix (the interface of the default route) and the router (the route's gateway),
         which it uses as the upstream resolver and asks for the WAN address over NAT-PMP; --lan and --router
         say them instead. --site adds a site (repeatable), e.g. --site jellyfin=http://192.168.1.20:8096.
+        --provider adds a DynDNS provider line as frontdoor.conf writes it (repeatable), e.g.
+        --provider 'home dyndns2 url=https://dyn.example.net/nic/update hostname=h.example.net username=me
+        password-file=dyndns.secret' (put the secret in that file, chmod 600).
         Refuses to overwrite a file that exists. Then: frontdoor check DIR, and the steps it prints.
         """
 
@@ -29,7 +33,8 @@ enum InitCommand {
     }
 
     static func run(_ words: [String]) throws(UsageError) -> ExitCode {
-        let arguments = try Arguments(words, valued: ["--domain", "--site", "--lan", "--router"], boolean: [])
+        let arguments = try Arguments(
+            words, valued: ["--domain", "--site", "--provider", "--lan", "--router"], boolean: [])
         guard arguments.positional.count == 1, let directory = arguments.positional.first else {
             throw UsageError(message: "init takes one directory")
         }
@@ -68,7 +73,7 @@ enum InitCommand {
             return .failure
         }
         let files = [
-            (ModelLoader.configName, InitCommand.config(network)),
+            (ModelLoader.configName, InitCommand.config(network, providers: arguments.values["--provider"] ?? [])),
             ("\(domain.hostDescription).zone", InitCommand.zone(domain: domain, network: network, sites: sites)),
         ]
         _ = mkdir(directory, 0o755)
@@ -137,7 +142,7 @@ enum InitCommand {
         return nil
     }
 
-    static func config(_ network: Network) -> String {
+    static func config(_ network: Network, providers: [String]) -> String {
         let router = network.router.map { "\($0)" }
         return """
             # Frontdoor's settings, written by 'frontdoor init' from what this machine said about its network
@@ -161,7 +166,7 @@ enum InitCommand {
             state-dir state
 
             # Push the WAN address to an outside DNS provider (secrets in files only you can read: chmod 600):
-            # provider home dyndns2 url=https://dyndns.example.net/nic/update hostname=home.example.net username=me password-file=dyndns.secret
+            \(providers.isEmpty ? "# provider home dyndns2 url=https://dyndns.example.net/nic/update hostname=home.example.net username=me password-file=dyndns.secret" : providers.map { "provider \($0)" }.joined(separator: "\n"))
 
             """
     }

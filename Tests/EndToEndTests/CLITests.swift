@@ -65,6 +65,40 @@ import ZoneModel
         #expect(given.stdout.contains("IN\tA\t203.0.113.5") && given.stderr.isEmpty, "\(given.stderr)")
     }
 
+    /// Issue 17: `init` with everything given as flags (the namespace script covers detection) writes a model
+    /// that check accepts once the provider's secret exists; and a directory named as a secret is refused as
+    /// that, not as "readable by others".
+    @Test(.bug(id: "17")) func initTakesFlagsAndCheckNamesSecretMistakes() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let model = "\(directory)/model"
+        let made = try self.frontdoor(
+            "init", model, "--domain", "example.org", "--lan", "192.0.2.10/24", "--router", "192.0.2.1", "--site",
+            "www=http://192.0.2.20:80", "--provider",
+            "home dyndns2 url=https://dyn.example.net/nic/update hostname=h.example.net username=me password-file=dyndns.secret"
+        )
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(made.stderr.contains("hand out 192.0.2.10 as the DNS server (option 6)"))
+        let config = Fixtures.textAt("\(model)/frontdoor.conf")
+        #expect(config.contains("\nview lan 192.0.2.0/24 127.0.0.1/32 recursion\n"), "\(config)")
+        #expect(config.contains("\nprovider home dyndns2 url=https://dyn.example.net/nic/update"))
+        #expect(Fixtures.textAt("\(model)/example.org.zone").contains("$SITE www http://192.0.2.20:80"))
+        let missing = try self.frontdoor("check", model)
+        #expect(missing.status == 65 && missing.stderr.contains("dyndns.secret' does not exist"), "\(missing.stderr)")
+        try "secret\n".write(toFile: "\(model)/dyndns.secret", atomically: true, encoding: .utf8)
+        chmod("\(model)/dyndns.secret", 0o600)
+        let good = try self.frontdoor("check", model)
+        #expect(good.status == 0 && good.stderr.contains("0 error(s), 0 warning(s)"), "\(good.stderr)")
+        try FileManager.default.removeItem(atPath: "\(model)/dyndns.secret")
+        try FileManager.default.createDirectory(atPath: "\(model)/dyndns.secret", withIntermediateDirectories: true)
+        chmod("\(model)/dyndns.secret", 0o755)
+        let folder = try self.frontdoor("check", model)
+        #expect(
+            folder.status == 65 && folder.stderr.contains("dyndns.secret' is a directory; name the file"),
+            "\(folder.stderr)")
+        #expect(!folder.stderr.contains("readable by others"))
+    }
+
     /// Issue 17, point 5: a state directory that cannot be made fails check and run with the reason; a
     /// missing one is made by run (0700), not only warned about.
     @Test(.bug(id: "17")) func theStateDirectoryIsMadeOrItsProblemNamed() throws {
