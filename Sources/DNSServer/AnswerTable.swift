@@ -198,6 +198,8 @@ public enum AnswerCompiler {
             if node.rrset(.cname) != nil {
                 wanted += AnswerCompiler.chainEndTypes(view, from: name)
             }
+            // A delegation point answers DS itself (the parent's data), with or without a DS record.
+            if cuts.contains(name) { wanted.append(.ds) }
             var seen: Set<RecordType> = []
             for type in wanted where seen.insert(type).inserted {
                 types.append(type.rawValue)
@@ -235,13 +237,15 @@ public enum AnswerCompiler {
         return false
     }
 
-    /// The types held where a CNAME chain from `name` ends (inside the view).
+    /// The types held where a CNAME chain from `name` ends (inside the view), a wildcard's when the chain
+    /// ends at a name one synthesises (RFC 1034 §4.3.2 step 3c, RFC 4592).
     static func chainEndTypes(_ view: CompiledView, from name: DomainName) -> [RecordType] {
         var current = name
         for _ in 0...CompiledView.maximumChain {
-            guard let node = view.nodes[current], let cname = node.rrset(.cname), let target = cname.data.first?.target
+            guard let node = view.answeringNode(for: current), let cname = node.rrset(.cname),
+                let target = cname.data.first?.target
             else {
-                return view.nodes[current]?.rrsets.map(\.type) ?? []
+                return view.answeringNode(for: current)?.rrsets.map(\.type) ?? []
             }
             current = target
         }

@@ -154,7 +154,14 @@ public struct CompiledView: Sendable {
             guard let zone = self.zone(containing: current) else {
                 return chain.isEmpty ? .notAuthoritative : .partial(chain: chain)
             }
-            if let referral = self.referral(for: current, in: zone, chain: chain) { return referral }
+            if let referral = self.referral(for: current, in: zone, chain: chain) {
+                // DS lives on the parent's side of a cut (RFC 4035 §3.1.4.1): at the delegation point itself the
+                // parent answers it, with authority — the RRset, or NODATA with the SOA.
+                guard type == .ds, self.topCut(for: current, in: zone) == current else { return referral }
+                let records = self.nodes[current]?.rrset(.ds)?.records(owner: current) ?? []
+                if records.isEmpty { return .noData(chain: chain, soa: zone.negativeSOA) }
+                return .answer(chain + records, additional: [])
+            }
             var owner = current
             var node = self.nodes[current]
             if node == nil {
@@ -187,6 +194,16 @@ public struct CompiledView: Sendable {
         }
     }
 
+    /// The node that answers for `name`: its own, or for a name that does not exist the wildcard that
+    /// synthesises it (RFC 4592 §3.3.1); nil when neither exists or the name is in no served zone.
+    public func answeringNode(for name: DomainName) -> Node? {
+        if let node = self.nodes[name] { return node }
+        guard let zone = self.zone(containing: name) else { return nil }
+        let encloser = self.closestEncloser(of: name, apex: zone.apex)
+        guard let wildcard = encloser.wildcardChild else { return nil }
+        return self.nodes[wildcard]
+    }
+
     /// The longest existing ancestor of a missing `name`, the apex at worst (RFC 4592 §3.3.1).
     func closestEncloser(of name: DomainName, apex: DomainName) -> DomainName {
         var candidate = name.parent
@@ -194,6 +211,17 @@ public struct CompiledView: Sendable {
             candidate = candidate.parent
         }
         return candidate
+    }
+
+    /// The zone cut nearest the apex at or above `name` (the delegation a referral for it names).
+    func topCut(for name: DomainName, in zone: CompiledZone) -> DomainName? {
+        var cut: DomainName? = nil
+        var candidate = name
+        while candidate != zone.apex && !candidate.isRoot {
+            if self.nodes[candidate]?.rrset(.ns) != nil { cut = candidate }
+            candidate = candidate.parent
+        }
+        return cut
     }
 
     /// A referral when `name` is at or below a zone cut inside `zone` (NS below the apex).

@@ -20,7 +20,14 @@ import ZoneModel
                     "cut.zone",
                     "; apex: cut.example.\n$TTL 300\n@ NS ns1\nns1 A 192.0.2.53\nsub NS ns.sub\nns.sub A 192.0.2.54\n"
                         + "x.sub CNAME ns1\ny CNAME ns1\nz CNAME ns1\n"
-                )
+                ),
+                (
+                    "wild.zone",
+                    "; apex: wild.example.\n$TTL 300\n@ NS ns1\nns1 A 192.0.2.53\n*.w A 192.0.2.99\n"
+                        + "cwild CNAME x.w\nchain CNAME cwild\n"
+                        + "del NS ns.del\nns.del A 192.0.2.55\nsigned NS ns.del\nsigned TYPE43 \\# 36 3039 0d 02 "
+                        + String(repeating: "ab", count: 32) + "\n"
+                ),
             ]
         return Fixtures.compile(zones: zones).snapshot.map { DNSTables(snapshot: $0) }
     }()
@@ -122,6 +129,37 @@ import ZoneModel
             Self.text(response.answers) == [
                 "\(name) 300 CNAME reverseproxy.example.com.", "reverseproxy.example.com. 60 A 192.0.2.42",
             ])
+    }
+
+    /// Issue 14: a CNAME whose target a wildcard covers is followed into the wildcard's data, as NSD, Knot and
+    /// BIND answer (RFC 1034 §4.3.2 step 3c, RFC 4592), not left as the CNAME plus a SOA ("no data").
+    @Test(.bug(id: "14"), arguments: ["cwild.wild.example.", "chain.wild.example."])
+    func aCNAMEIntoAWildcardIsExpanded(name: String) throws {
+        let answer = try Self.ask(name, .a, from: "192.0.2.9")
+        #expect(answer.rcode == 0)
+        let lines = Self.text(answer.answers)
+        #expect(lines.last == "x.w.wild.example. 300 A 192.0.2.99", "\(lines)")
+        #expect(lines.contains("cwild.wild.example. 300 CNAME x.w.wild.example."))
+        #expect(answer.authority.isEmpty, "an answer, not a negative one")
+        let noData = try Self.ask(name, .mx, from: "192.0.2.9")
+        #expect(Self.text(noData.answers).last == "cwild.wild.example. 300 CNAME x.w.wild.example.")
+        #expect(noData.authority.count == 1, "the wildcard has no MX: NODATA with the SOA")
+    }
+
+    /// Issue 14: the parent is authoritative for DS at a delegation point (RFC 4035 §3.1.4.1): the RRset, or
+    /// NODATA with the SOA, AA=1 — not a referral. Below the cut, and for other types at it, a referral.
+    @Test(.bug(id: "14")) func dsAtADelegationPointIsAnsweredByTheParent() throws {
+        let signed = try Self.ask("signed.wild.example.", .ds, from: "192.0.2.9")
+        #expect(signed.flags & DNSHeader.aa != 0 && signed.rcode == 0)
+        #expect(signed.answers.count == 1 && signed.answers.first?.type == RecordType.ds.rawValue)
+        let unsigned = try Self.ask("del.wild.example.", .ds, from: "192.0.2.9")
+        #expect(unsigned.flags & DNSHeader.aa != 0 && unsigned.rcode == 0 && unsigned.answers.isEmpty)
+        #expect(unsigned.authority.first?.type == RecordType.soa.rawValue, "NODATA carries the SOA")
+        for (name, type) in [("www.del.wild.example.", RecordType.ds), ("del.wild.example.", .a)] {
+            let referral = try Self.ask(name, type, from: "192.0.2.9")
+            #expect(referral.flags & DNSHeader.aa == 0, "\(name) \(type)")
+            #expect(Self.text(referral.authority) == ["del.wild.example. 300 NS ns.del.wild.example."])
+        }
     }
 
     @Test func lanOnlyNamesDoNotExistForTheWAN() throws {

@@ -15,8 +15,23 @@ import ZoneModel
 
     static func zones() -> [(name: String, text: String)] {
         ["sites.zone", "syntax.zone", "delegation.zone"].map { ($0, Fixtures.text("Tests/Fixtures/zones/ok/\($0)")) }
-            + [("big.zone", Self.bigZone)]
+            + [("big.zone", Self.bigZone), ("edge.zone", Self.edgeZone)]
     }
+
+    /// What issue 14 found answered differently from NSD, Knot and BIND: a CNAME into a wildcard, DS at a
+    /// delegation point (with a DS RRset and without).
+    static let edgeZone = """
+        ; apex: edge.example.
+        $TTL 300
+        @ NS ns1
+        ns1 A 192.0.2.53
+        *.w A 192.0.2.99
+        cwild CNAME x.w
+        del NS ns.del
+        ns.del A 192.0.2.55
+        signed NS ns.del
+        signed TYPE43 \\# 36 3039 0d 02 \(String(repeating: "ab", count: 32))
+        """
 
     @Test func splitHorizonAnswersDependOnTheSourceAddress() throws {
         let server = try FrontdoorDNS(zones: Self.zones())
@@ -202,10 +217,10 @@ import ZoneModel
             var names = view.nodes.keys.map(\.description)
             names += [
                 "nothing.example.com.", "a.b.lab.example.com.", "x.wild.home.arpa.", "deep.x.wild.home.arpa.",
-                "down.sub.home.arpa.",
+                "down.sub.home.arpa.", "www.del.edge.example.",
             ]
             for name in names.sorted() {
-                for type in ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "SOA"] {
+                for type in ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "SOA", "DS"] {
                     guard let ours = try Dig.ask(port: server.port, ["+norec", name, type], source: source),
                         let theirs = try Dig.ask(port: nsd.port, ["+norec", name, type])
                     else { return }
