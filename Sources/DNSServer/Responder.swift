@@ -148,8 +148,9 @@ public enum Responder {
         if query.qclass != 1 || type == Responder.axfr || type == Responder.ixfr {
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: viewIndex), query)
         }
-        if type == Responder.opt || (type >= 128 && type <= 254) {
-            // Meta types other than ANY cannot be asked for (RFC 6895 §3.1).
+        if type == Responder.opt || (type >= 128 && type <= 250) {
+            // Meta types cannot be asked for (RFC 6895 §3.1). MAILB and MAILA (253, 254) are QTYPEs, obsolete
+            // but legal: answered as any type the name lacks, as NSD, Knot and BIND do (not FORMERR).
             return (
                 .reply(
                     length: Responder.empty(

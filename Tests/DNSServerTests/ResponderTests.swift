@@ -162,6 +162,17 @@ import ZoneModel
         }
     }
 
+    /// Issue 14: MAILB and MAILA are answered as NSD answers them (the CNAME chain, then NODATA), not
+    /// FORMERR; true meta types (TSIG as a question) still are.
+    @Test(.bug(id: "14")) func mailbAndMailaAreQuestionsNotErrors() throws {
+        for type in [RecordType(rawValue: 253), RecordType(rawValue: 254)] {
+            let answer = try Self.ask("cwild.wild.example.", type, from: "192.0.2.9")
+            #expect(answer.rcode == 0 && answer.flags & DNSHeader.aa != 0, "\(type)")
+            #expect(Self.text(answer.answers).first == "cwild.wild.example. 300 CNAME x.w.wild.example.")
+        }
+        #expect(try Self.ask("cwild.wild.example.", RecordType(rawValue: 250), from: "192.0.2.9").rcode == 1)
+    }
+
     @Test func lanOnlyNamesDoNotExistForTheWAN() throws {
         #expect(try Self.ask("nas.example.com.", .a, from: "198.51.100.7").rcode == DNSRcode.nxDomain.rawValue)
         #expect(try Self.ask("nas.example.com.", .a, from: "192.0.2.100").answers.count == 2)
