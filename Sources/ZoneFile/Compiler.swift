@@ -194,6 +194,20 @@ struct ViewBuilder {
                 self.written.append(source)
             }
             if let proxy = zone.proxy, proxy.addresses[self.view.name] != nil {
+                if let target = ViewBuilder.proxyTarget(proxy, view: self.view.name) {
+                    if proxy.name == zone.apex {
+                        self.report(
+                            Diagnostic(
+                                .cnameAndOtherData,
+                                "$PROXY \(proxy.name) is the zone's apex: it cannot be a CNAME to \(target) in view "
+                                    + "'\(self.view.name)' (a CNAME cannot sit beside SOA and NS); name the proxy below "
+                                    + "the apex, e.g. reverseproxy", at: proxy.location))
+                    } else {
+                        self.add(
+                            Record(owner: proxy.name, type: .cname, ttl: proxy.ttl, data: .name(target)),
+                            apex: zone.apex, at: proxy.location)
+                    }
+                }
                 for data in self.addresses(of: proxy) {
                     self.add(
                         Record(owner: proxy.name, type: data.type, ttl: proxy.ttl, data: data.data), apex: zone.apex,
@@ -208,7 +222,17 @@ struct ViewBuilder {
                 guard let proxyName = site.proxyName else { continue }
                 if site.name == zone.apex {
                     // A CNAME cannot sit beside SOA and NS: at the apex the site gets the proxy's addresses.
-                    if let proxy = self.model.proxies.first(where: { $0.name == proxyName }) {
+                    if let proxy = self.model.proxies.first(where: { $0.name == proxyName }),
+                        let target = ViewBuilder.proxyTarget(proxy, view: self.view.name)
+                    {
+                        self.report(
+                            Diagnostic(
+                                .cnameAndOtherData,
+                                "site \(site.name) is the zone's apex, where its name would need the addresses of "
+                                    + "\(target) (the proxy's name in view '\(self.view.name)'), which only that name's "
+                                    + "own DNS knows; put the site below the apex (www), or give the view an address",
+                                at: site.location))
+                    } else if let proxy = self.model.proxies.first(where: { $0.name == proxyName }) {
                         for data in self.addresses(of: proxy) {
                             self.add(
                                 Record(owner: site.name, type: data.type, ttl: site.ttl, data: data.data),
@@ -227,6 +251,12 @@ struct ViewBuilder {
         self.checkNodes()
     }
 
+    /// The name the proxy record is a CNAME to in `view`, if it is one there.
+    static func proxyTarget(_ proxy: ProxyRecord, view: String) -> DomainName? {
+        guard case .name(let target)? = proxy.addresses[view]?.first else { return nil }
+        return target
+    }
+
     /// The proxy's A/AAAA data in this view; `auto` contributes only once the WAN address is known.
     func addresses(of proxy: ProxyRecord) -> [(type: RecordType, data: RData)] {
         var result: [(RecordType, RData)] = []
@@ -236,6 +266,7 @@ struct ViewBuilder {
             case .fixed(.v6(let v6)): result.append((.aaaa, .aaaa(v6)))
             case .autoV4: if let v4 = self.wan.v4 { result.append((.a, .a(v4))) }
             case .autoV6: if let v6 = self.wan.v6 { result.append((.aaaa, .aaaa(v6))) }
+            case .name: break
             }
         }
         return result
@@ -285,7 +316,16 @@ struct ViewBuilder {
         let location = SourceLocation(file: zone.file, line: 1, column: 1)
         var nameServer = apexNode?.rrsets.first(where: { $0.type == .ns })?.data.first?.target
         if nameServer == nil {
-            if let proxyName {
+            if let proxyName, let proxy = self.model.proxies.first(where: { $0.name == proxyName }),
+                let target = ViewBuilder.proxyTarget(proxy, view: self.view.name)
+            {
+                self.report(
+                    Diagnostic(
+                        .noNameServer,
+                        "zone \(zone.apex) has no NS record, and the $PROXY Frontdoor would name as its server is a "
+                            + "CNAME to \(target) in view '\(self.view.name)' (an NS may not point at a CNAME, RFC 2181 "
+                            + "§10.3); write an NS record for the zone", at: location))
+            } else if let proxyName {
                 self.add(
                     Record(owner: zone.apex, type: .ns, ttl: zone.defaultTTL, data: .name(proxyName)), apex: zone.apex,
                     at: location)

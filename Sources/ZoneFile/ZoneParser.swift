@@ -250,12 +250,27 @@ package struct ZoneParser {
                 default:
                     if let address = IPAddress(part) {
                         addresses[key, default: []].append(.fixed(address))
+                    } else if BackendName.valid(String(part)),
+                        let target = try? DomainName(part.hasSuffix(".") ? String(part) : part + ".")
+                    {
+                        // A name kept elsewhere (a DynDNS service's): the proxy is a CNAME to it in this view.
+                        addresses[key, default: []].append(.name(target))
                     } else {
                         self.error(
-                            .badAddress, "bad address '\(part)' for view '\(key)' (an IP address, 'auto' or 'auto6')",
-                            token, state)
+                            .badAddress,
+                            "bad address '\(part)' for view '\(key)' (an IP address, 'auto', 'auto6', or a host name "
+                                + "such as your DynDNS name)", token, state)
                     }
                 }
+            }
+            if let list = addresses[key], list.count > 1,
+                list.contains(where: { if case .name = $0 { true } else { false } })
+            {
+                self.error(
+                    .badAddress,
+                    "view '\(key)' of $PROXY names a host and something else: the proxy is then a CNAME, which "
+                        + "cannot sit beside other data; give the name alone", token, state)
+                addresses[key] = nil
             }
         }
         if addresses.isEmpty {

@@ -102,12 +102,16 @@ public enum ProxyAddress: Hashable, Sendable, CustomStringConvertible {
     case autoV4
     /// The WAN IPv6 address the DynDNS updater detects (`auto6`).
     case autoV6
+    /// A name kept elsewhere (a DynDNS service's, the router's): in this view the proxy record is a CNAME to
+    /// it, chased no further by Frontdoor (`wan=home.dyndns.example.`).
+    case name(DomainName)
 
     public var description: String {
         switch self {
         case .fixed(let address): address.description
         case .autoV4: "auto"
         case .autoV6: "auto6"
+        case .name(let name): name.description
         }
     }
 }

@@ -99,6 +99,58 @@ import ZoneModel
         #expect(!folder.stderr.contains("readable by others"))
     }
 
+    /// Issue 14, point 3: the proxy record may be a CNAME to a name kept elsewhere (a DynDNS service's) in
+    /// one view: check accepts it, export writes it (and named-checkzone accepts that), explain shows the chain;
+    /// a name beside addresses, a site at the apex, or a zone left without an NS by it are refused clearly.
+    @Test(.bug(id: "14")) func theProxyMayBeACNAMEToADynDNSName() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "view lan 127.0.0.0/8 192.0.2.0/24 recursion\nview wan *\nupstream 127.0.0.1:9\n".write(
+            toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        func zone(_ body: String) throws {
+            try ("$ORIGIN example.com.\n$TTL 300\n" + body).write(
+                toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        }
+        try zone(
+            "$PROXY reverseproxy lan=192.0.2.42 wan=home.dyndns.example.\n@ NS ns1\nns1 A 192.0.2.53\n"
+                + "$SITE www http://192.0.2.69:80\n")
+        let check = try self.frontdoor("check", directory)
+        #expect(check.status == 0 && check.stderr.contains("0 error(s)"), "\(check.stderr)")
+        let wan = try self.frontdoor("export", "--view", "wan", directory)
+        #expect(wan.stdout.contains("reverseproxy.example.com.\t300\tIN\tCNAME\thome.dyndns.example."), "\(wan.stdout)")
+        #expect(wan.stdout.contains("www.example.com.\t300\tIN\tCNAME\treverseproxy.example.com."))
+        let lan = try self.frontdoor("export", "--view", "lan", directory)
+        #expect(lan.stdout.contains("reverseproxy.example.com.\t300\tIN\tA\t192.0.2.42"))
+        if let checker = Tool.find("named-checkzone") {
+            try wan.stdout.write(toFile: "\(directory)/wan.export", atomically: true, encoding: .utf8)
+            let checked = try Tool.run(checker, ["-k", "fail", "-i", "full", "example.com", "\(directory)/wan.export"])
+            #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
+        }
+        let explained = try self.frontdoor("explain", "www.example.com", "--from", "203.0.113.9", directory)
+        #expect(
+            explained.stdout.contains("reverseproxy.example.com.\t300\tIN\tCNAME\thome.dyndns.example."),
+            "\(explained.stdout)")
+        // Refused, each with the reason.
+        for (body, reason) in [
+            (
+                "$PROXY reverseproxy lan=192.0.2.42 wan=home.dyndns.example.,203.0.113.1\n@ NS ns1\nns1 A 192.0.2.53\n",
+                "names a host and something else"
+            ),
+            (
+                "$PROXY reverseproxy lan=192.0.2.42 wan=home.dyndns.example.\n@ NS ns1\nns1 A 192.0.2.53\n$SITE @ http://192.0.2.69\n",
+                "is the zone's apex, where its name would need the addresses of home.dyndns.example."
+            ),
+            (
+                "$PROXY reverseproxy lan=192.0.2.42 wan=home.dyndns.example.\n",
+                "an NS may not point at a CNAME"
+            ),
+        ] {
+            try zone(body)
+            let refused = try self.frontdoor("check", directory)
+            #expect(refused.status == 65 && refused.stderr.contains(reason), "\(refused.stderr)")
+        }
+    }
+
     /// Issue 17, point 5: a state directory that cannot be made fails check and run with the reason; a
     /// missing one is made by run (0700), not only warned about.
     @Test(.bug(id: "17")) func theStateDirectoryIsMadeOrItsProblemNamed() throws {
