@@ -70,6 +70,8 @@ struct RDataParser {
             }
             let valueToken = try reader.next("a value")
             data = .caa(flags: flags, tag: tagToken.text, value: try Unescape.bytes(valueToken, file: self.file))
+        case _ where RDataSchema.fields[type.rawValue] != nil:
+            data = .generic(try reader.schema(RDataSchema.fields[type.rawValue] ?? []))
         default:
             guard let token = tokens.first else {
                 throw Diagnostic(

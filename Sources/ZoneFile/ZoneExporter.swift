@@ -47,7 +47,8 @@ package enum ZoneExporter {
         case .caa(let flags, let tag, let value):
             "\(flags) \(String(decoding: tag, as: UTF8.self)) \(ZoneExporter.quoted(value))"
         case .generic(let bytes):
-            bytes.isEmpty ? "\\# 0" : "\\# \(bytes.count) " + bytes.map { ZoneExporter.hex($0) }.joined()
+            RDataSchema.presentation(type, bytes)
+                ?? (bytes.isEmpty ? "\\# 0" : "\\# \(bytes.count) " + bytes.map { ZoneExporter.hex($0) }.joined())
         }
     }
 

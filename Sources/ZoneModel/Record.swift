@@ -26,18 +26,23 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, Comparable, Cust
     public static let any = RecordType(rawValue: 255)
     public static let caa = RecordType(rawValue: 257)
 
-    /// The types the parser understands in their own presentation format.
+    /// The types the parser understands in their own presentation format (those after CAA through
+    /// `RDataSchema`: fixed fields, stored as their wire bytes).
     static let mnemonics: [(String, RecordType)] = [
         ("A", .a), ("NS", .ns), ("CNAME", .cname), ("SOA", .soa), ("PTR", .ptr), ("MX", .mx), ("TXT", .txt),
         ("AAAA", .aaaa), ("SRV", .srv), ("CAA", .caa), ("ANY", .any), ("AXFR", .axfr), ("IXFR", .ixfr),
         ("OPT", .opt),
+        ("HINFO", RecordType(rawValue: 13)), ("RP", RecordType(rawValue: 17)), ("NAPTR", RecordType(rawValue: 35)),
+        ("CERT", RecordType(rawValue: 37)), ("DS", .ds), ("SSHFP", RecordType(rawValue: 44)),
+        ("DNSKEY", RecordType(rawValue: 48)), ("TLSA", RecordType(rawValue: 52)), ("SMIMEA", RecordType(rawValue: 53)),
+        ("CDS", RecordType(rawValue: 59)), ("CDNSKEY", RecordType(rawValue: 60)),
+        ("OPENPGPKEY", RecordType(rawValue: 61)), ("URI", RecordType(rawValue: 256)),
     ]
 
     /// Mnemonics of well-known types this model only takes in RFC 3597 generic form, so that a typo and an
     /// unsupported type get different advice.
     static let genericOnly: Set<String> = [
-        "DNAME", "DS", "DNSKEY", "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "SSHFP", "TLSA", "SVCB", "HTTPS",
-        "NAPTR", "LOC", "HINFO", "RP", "SPF", "URI", "CDS", "CDNSKEY", "OPENPGPKEY", "SMIMEA", "CERT", "ZONEMD",
+        "DNAME", "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "SVCB", "HTTPS", "LOC", "SPF", "ZONEMD",
     ]
 
     /// Looks up a mnemonic or `TYPEnnn` (RFC 3597 §5), ignoring case.

@@ -232,6 +232,71 @@ import ZoneModel
         }
     }
 
+    /// Issue 14, point 2: common types in their own syntax (HINFO, RP, NAPTR, CERT, DS, SSHFP, DNSKEY, TLSA,
+    /// SMIMEA, CDS, CDNSKEY, OPENPGPKEY, URI). NSD serving the same zone text answers byte for byte as
+    /// Frontdoor does, and named-checkzone accepts Frontdoor's export of it.
+    @Test(.bug(id: "14")) func commonTypesInTheirOwnSyntaxMatchNSD() throws {
+        guard Tool.find("nsd") != nil else { return Tool.skip("nsd", package: "nsd") }
+        let key =
+            "AwEAAbOFAxl+Lkt0UMglZizKEC1AxUu8zlj65KYatR5wBWMrh18TYzK/ig6Y1t5YTWCO68bynorpNu9fqNFALX7bVl9/gybA0v0EhF+dgXmoUfRX7ksMGgBvtfa2/Y9a3klXNLqkTszIQ4PEMVCjtryl19Be9/PkFeC9ITjgMRQsQhmB39eyMYnal+f3bUxKk4fq7cuEU0dbRpue4H/N6jPucXWOwiMAkTJhghqgy+o9FfIp+tR/emKao94/wpVXDcPf5B18j7xz2SvTTxiuqCzCMtsxnikZHcoh1j4g+Y1B8zIMIvrEM+pZGhh/Yuf4RwCBgaYCi9hpiMWVvS4WBzx0/lU="
+        let zone = """
+            $ORIGIN types.example.
+            $TTL 300
+            @ NS ns1
+            ns1 A 192.0.2.53
+            @ DNSKEY 257 3 8 \(key)
+            @ CDNSKEY 257 3 8 \(key)
+            @ CDS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D
+            child NS ns.child
+            ns.child A 192.0.2.54
+            child DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D
+            host HINFO "PC-Intel" "Linux"
+            host RP admin.types.example. host.types.example.
+            host SSHFP 4 2 123456789ABCDEF67890123456789ABCDEF67890123456789ABCDEF123456789
+            sip NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp.types.example.
+            _443._tcp.www TLSA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
+            mail SMIMEA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
+            mail OPENPGPKEY \(key)
+            cert CERT 1 12345 8 \(key)
+            _http._tcp URI 10 1 "http://www.types.example/path"
+            """
+        let server = try FrontdoorDNS(zones: [("types.zone", "; apex: types.example.\n" + zone)])
+        defer { withExtendedLifetime(server) {} }
+        guard let nsd = try NSDServer(zones: [("types.example.", "@ SOA ns1 hostmaster 1 3600 600 86400 60\n" + zone)])
+        else { return }
+        defer { withExtendedLifetime(nsd) {} }
+        let questions: [(String, String)] = [
+            ("types.example", "DNSKEY"), ("types.example", "CDNSKEY"), ("types.example", "CDS"),
+            ("child.types.example", "DS"), ("host.types.example", "HINFO"), ("host.types.example", "RP"),
+            ("host.types.example", "SSHFP"), ("sip.types.example", "NAPTR"),
+            ("_443._tcp.www.types.example", "TLSA"), ("mail.types.example", "SMIMEA"),
+            ("mail.types.example", "OPENPGPKEY"), ("cert.types.example", "CERT"),
+            ("_http._tcp.types.example", "URI"),
+        ]
+        for (name, type) in questions {
+            guard let ours = try Dig.ask(port: server.port, ["+norec", name, type], source: "127.0.0.1"),
+                let theirs = try Dig.ask(port: nsd.port, ["+norec", name, type])
+            else { return }
+            #expect(ours.status == "NOERROR" && ours.answer.count == 1, "\(name) \(type): \(ours.output)")
+            #expect(ours.answer == theirs.answer, "\(name) \(type)\nours:\n\(ours.output)\nNSD's:\n\(theirs.output)")
+        }
+        // The export prints them in the same syntax, and BIND accepts it.
+        let snapshot = try #require(
+            Fixtures.compile(zones: [("types.zone", "; apex: types.example.\n" + zone)]).snapshot)
+        let view = try #require(snapshot.view(named: "lan"))
+        let exported = try #require(exportZone(view, try DomainName("types.example.")))
+        #expect(exported.contains("\tIN\tTLSA\t3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6"))
+        #expect(exported.contains("\tIN\tURI\t10 1 \"http://www.types.example/path\""), "\(exported)")
+        if let checker = Tool.find("named-checkzone") {
+            let directory = try Tool.temporaryDirectory()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            try exported.write(toFile: "\(directory)/types.zone", atomically: true, encoding: .utf8)
+            let checked = try Tool.run(
+                checker, ["-k", "fail", "-i", "full", "types.example", "\(directory)/types.zone"])
+            #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)\n\(exported)")
+        }
+    }
+
     @Test func aReloadUnderLoadDropsNoQuery() throws {
         let server = try FrontdoorDNS(zones: Self.zones())
         guard let dig = Tool.find("dig") else { return Tool.skip("dig", package: "dnsutils") }
