@@ -221,7 +221,7 @@ import ZoneModel
         }
     }
 
-    @Test(arguments: ["syntax.zone", "sites.zone", "include.zone", "delegation.zone"])
+    @Test(arguments: ["syntax.zone", "sites.zone", "include.zone", "delegation.zone", "types.zone"])
     func everyGoodFixtureExportPassesNamedCheckzone(fixture: String) throws {
         guard let checker = Tool.find("named-checkzone") else {
             return Tool.skip("named-checkzone", package: "bind9-utils")
