@@ -543,6 +543,14 @@ package struct ZoneParser {
         guard let typeToken else {
             return self.error(.missingField, "record for \(owner) has no type", ownerToken, state)
         }
+        // DNAME is refused outright, in any form: served as plain data it would answer as if it were not there
+        // for every name below it, and its CNAME synthesis (RFC 6672) does not fit answers compiled ahead.
+        if typeToken.string.uppercased() == "DNAME" || typeToken.string.uppercased() == "TYPE39" {
+            return self.error(
+                .unknownRecordType,
+                "DNAME is not served: Frontdoor does not synthesise CNAMEs from it (RFC 6672); write a CNAME per "
+                    + "name, or a wildcard CNAME (*.old CNAME new.example.)", typeToken, state)
+        }
         guard let type = RecordType(mnemonic: typeToken.string), !typeToken.quoted else {
             if RecordType.isGenericOnly(typeToken.string) {
                 return self.error(

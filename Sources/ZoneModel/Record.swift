@@ -42,7 +42,7 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, Comparable, Cust
     /// Mnemonics of well-known types this model only takes in RFC 3597 generic form, so that a typo and an
     /// unsupported type get different advice.
     static let genericOnly: Set<String> = [
-        "DNAME", "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "SVCB", "HTTPS", "LOC", "SPF", "ZONEMD",
+        "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "SVCB", "HTTPS", "LOC", "SPF", "ZONEMD",
     ]
 
     /// Looks up a mnemonic or `TYPEnnn` (RFC 3597 §5), ignoring case.
