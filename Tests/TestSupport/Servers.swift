@@ -200,6 +200,28 @@ package struct Dig {
         return Dig(parsing: outcome.stdout + outcome.stderr)
     }
 
+    /// Asks every question of `questions` (each the arguments of one query) in one `dig -f` run, in order:
+    /// one process instead of one per question. Nil when dig is missing or its output does not split into
+    /// one answer per question.
+    package static func askAll(port: UInt16, _ questions: [[String]], source: String? = nil) throws -> [Dig]? {
+        guard let dig = Tool.find("dig") else {
+            Tool.skip("dig", package: "dnsutils")
+            return nil
+        }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let batch = "\(directory)/questions"
+        try questions.map { $0.joined(separator: " ") + "\n" }.joined().write(
+            toFile: batch, atomically: true, encoding: .utf8)
+        var all = ["@127.0.0.1", "-p", "\(port)", "+time=3", "+tries=1"]
+        if let source { all += ["-b", source] }
+        let outcome = try Tool.run(dig, all + ["-f", batch])
+        // Each answer's output begins with dig's banner line.
+        let parts = outcome.stdout.components(separatedBy: "\n; <<>> DiG").dropFirst().map { "; <<>> DiG" + $0 }
+        guard parts.count == questions.count else { return nil }
+        return parts.map { Dig(parsing: $0) }
+    }
+
     init(parsing output: String) {
         self.output = output
         self.status = ""
