@@ -16,13 +16,21 @@ enum RDataSchema {
         case base64Rest
         /// URI's target: one quoted string, its bytes without a length prefix (RFC 7553 §4.5).
         case quotedRest
+        /// CERT's certificate type: a number or its mnemonic (RFC 4398 §2.1), printed as the number.
+        case certificateType
     }
+
+    /// RFC 4398 §2.1's certificate type mnemonics.
+    static let certificateTypes: [String: UInt16] = [
+        "PKIX": 1, "SPKI": 2, "PGP": 3, "IPKIX": 4, "ISPKI": 5, "IPGP": 6, "ACPKIX": 7, "IACPKIX": 8, "URI": 253,
+        "OID": 254,
+    ]
 
     static let fields: [UInt16: [Field]] = [
         13: [.characterString, .characterString],  // HINFO (RFC 1035 §3.3.2)
         17: [.name, .name],  // RP (RFC 1183 §2.2)
         35: [.u16, .u16, .characterString, .characterString, .characterString, .name],  // NAPTR (RFC 3403)
-        37: [.u16, .u16, .u8, .base64Rest],  // CERT (RFC 4398), numeric type
+        37: [.certificateType, .u16, .u8, .base64Rest],  // CERT (RFC 4398)
         43: [.u16, .u8, .u8, .hexRest],  // DS (RFC 4034 §5.3)
         44: [.u8, .u8, .hexRest],  // SSHFP (RFC 4255)
         48: [.u16, .u8, .u8, .base64Rest],  // DNSKEY (RFC 4034 §2.2)
@@ -44,7 +52,7 @@ enum RDataSchema {
             case .u8:
                 guard let value = cursor.uint8() else { return nil }
                 parts.append("\(value)")
-            case .u16:
+            case .u16, .certificateType:
                 guard let value = cursor.uint16() else { return nil }
                 parts.append("\(value)")
             case .name:
@@ -85,6 +93,18 @@ extension TokenReader {
                 }
                 if field == .u16 { bytes.append(UInt8(value >> 8)) }
                 bytes.append(UInt8(value & 0xFF))
+            case .certificateType:
+                let token = try self.next("a certificate type")
+                let value =
+                    RDataSchema.certificateTypes[token.string.uppercased()]
+                    ?? (token.quoted ? nil : UInt16(token.string))
+                guard let value else {
+                    throw self.parser.fail(
+                        .badRData,
+                        "bad CERT type \(token.quotedForMessage) (a number, or PKIX, SPKI, PGP, IPKIX, ISPKI, IPGP, "
+                            + "ACPKIX, IACPKIX, URI, OID)", at: token)
+                }
+                bytes += [UInt8(value >> 8), UInt8(value & 0xFF)]
             case .name:
                 bytes += try self.name("a domain name").wire
             case .characterString:

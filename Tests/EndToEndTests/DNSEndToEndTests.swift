@@ -261,7 +261,8 @@ import ZoneModel
             _443._tcp.www TLSA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
             mail SMIMEA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
             mail OPENPGPKEY \(key)
-            cert CERT 1 12345 8 \(key)
+            cert CERT PKIX 12345 8 \(key)
+            cert2 CERT 3 12345 8 \(key)
             _http._tcp URI 10 1 "http://www.types.example/path"
             """
         let server = try FrontdoorDNS(zones: [("types.zone", "; apex: types.example.\n" + zone)])
@@ -274,7 +275,7 @@ import ZoneModel
             ("child.types.example", "DS"), ("host.types.example", "HINFO"), ("host.types.example", "RP"),
             ("host.types.example", "SSHFP"), ("sip.types.example", "NAPTR"),
             ("_443._tcp.www.types.example", "TLSA"), ("mail.types.example", "SMIMEA"),
-            ("mail.types.example", "OPENPGPKEY"), ("cert.types.example", "CERT"),
+            ("mail.types.example", "OPENPGPKEY"), ("cert.types.example", "CERT"), ("cert2.types.example", "CERT"),
             ("_http._tcp.types.example", "URI"),
         ]
         for (name, type) in questions {
