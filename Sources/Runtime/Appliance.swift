@@ -120,11 +120,7 @@ public final class Appliance: @unchecked Sendable {
             }
             return nil
         }
-        guard status.st_mode & S_IFMT == S_IFDIR else { return "state-dir \(directory) is not a directory" }
-        guard access(directory, W_OK | X_OK) == 0 else {
-            return "state-dir \(directory) cannot be written (\(String(cString: strerror(errno))))"
-        }
-        return nil
+        return Appliance.stateDirectoryProblem(settings)
     }
 
     /// What `prepareStateDirectory` would fail on, without making anything (for `check`): an existing one

@@ -13,19 +13,7 @@ public final class TLSClient: @unchecked Sendable {
     /// `caFile`: a PEM file of trusted CAs; nil: the system's store. `verify` false: any certificate is
     /// accepted (an appliance's self-signed one).
     public init(verify: Bool, caFile: String?) throws(TLSError) {
-        guard let context = SSL_CTX_new(TLS_client_method()) else { throw TLSError.openSSL("cannot make a context") }
-        guard frontdoor_tls_ctx_set_versions(context, TLS1_2_VERSION, TLS1_3_VERSION) == 1,
-            SSL_CTX_set_cipher_list(context, TLSServer.intermediateCiphers) == 1,
-            SSL_CTX_set_ciphersuites(context, TLSServer.tls13Suites) == 1
-        else {
-            SSL_CTX_free(context)
-            throw TLSError.openSSL("cannot configure TLS versions and suites")
-        }
-        _ = SSL_CTX_set_options(context, frontdoor_tls_server_options())
-        _ = frontdoor_tls_ctx_set_mode(
-            context,
-            Int(SSL_MODE_ENABLE_PARTIAL_WRITE) | Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
-                | Int(SSL_MODE_RELEASE_BUFFERS))
+        let context = try TLSServer.makeContext(method: TLS_client_method())
         if verify {
             if let caFile {
                 guard SSL_CTX_load_verify_file(context, caFile) == 1 else {

@@ -244,7 +244,19 @@ public final class TLSServer: @unchecked Sendable {
 
     /// A context with the settings every certificate's context shares.
     static func makeContext() throws(TLSError) -> OpaquePointer {
-        guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSError.openSSL("cannot make a context") }
+        let context = try TLSServer.makeContext(method: TLS_server_method())
+        _ = SSL_CTX_set_max_early_data(context, 0)
+        // One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes a connection with one (browsers
+        // and curl use one each time), and each ticket costs a session copy, its sealing and its bytes.
+        _ = SSL_CTX_set_num_tickets(context, 1)
+        SSL_CTX_set_alpn_select_cb(context, tlsALPNCallback, nil)
+        return context
+    }
+
+    /// A context for either side (the server's, or `TLSClient`'s to backends) with what both share: TLS 1.2
+    /// and 1.3 only, the intermediate suites, the options and the modes.
+    static func makeContext(method: OpaquePointer?) throws(TLSError) -> OpaquePointer {
+        guard let context = SSL_CTX_new(method) else { throw TLSError.openSSL("cannot make a context") }
         guard frontdoor_tls_ctx_set_versions(context, TLS1_2_VERSION, TLS1_3_VERSION) == 1,
             SSL_CTX_set_cipher_list(context, TLSServer.intermediateCiphers) == 1,
             SSL_CTX_set_ciphersuites(context, TLSServer.tls13Suites) == 1
@@ -252,7 +264,7 @@ public final class TLSServer: @unchecked Sendable {
             SSL_CTX_free(context)
             throw TLSError.openSSL("cannot configure TLS versions and suites")
         }
-        // A client that closes without close_notify (most browsers) has simply closed: no error.
+        // A peer that closes without close_notify (most browsers) has simply closed: no error.
         _ = SSL_CTX_set_options(context, frontdoor_tls_server_options())
         // Partial writes, as send(2) does; the queue's buffer may move between retries; idle connections
         // give their read and write buffers back (about 34 KB each).
@@ -260,11 +272,6 @@ public final class TLSServer: @unchecked Sendable {
             context,
             Int(SSL_MODE_ENABLE_PARTIAL_WRITE) | Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
                 | Int(SSL_MODE_RELEASE_BUFFERS))
-        _ = SSL_CTX_set_max_early_data(context, 0)
-        // One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes a connection with one (browsers
-        // and curl use one each time), and each ticket costs a session copy, its sealing and its bytes.
-        _ = SSL_CTX_set_num_tickets(context, 1)
-        SSL_CTX_set_alpn_select_cb(context, tlsALPNCallback, nil)
         return context
     }
 }
