@@ -36,7 +36,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "DNSServer",
-        dependencies: ["ZoneModel", "DNSWire"],
+        dependencies: ["ZoneModel", "DNSWire", "DNSAuth"],
         exclude: ["README.md"],
         swiftSettings: hotPath
     ),
@@ -76,15 +76,20 @@ var targets: [Target] = [
         swiftSettings: hotPath
     ),
     .target(
+        name: "DNSAuth",
+        dependencies: ["ZoneModel", "COpenSSL"],
+        exclude: ["README.md"]
+    ),
+    .target(
         name: "DynDNS",
-        dependencies: ["ZoneModel", "Files", "DNSWire", "EventLoop", "CSys", "COpenSSL", "HTTPWire"],
+        dependencies: ["ZoneModel", "Files", "DNSWire", "DNSAuth", "EventLoop", "CSys", "COpenSSL", "HTTPWire"],
         exclude: ["README.md"]
     ),
     .target(
         name: "Runtime",
         dependencies: [
             "CSys", "ZoneModel", "Files", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPWire", "HTTPProxy",
-            "DynDNS", "TLS",
+            "DynDNS", "TLS", "DNSAuth",
         ],
         exclude: ["README.md"],
         swiftSettings: hotPath
@@ -115,7 +120,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "DNSServerTests",
-        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "TestSupport"]
+        dependencies: ["ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "DNSAuth", "TestSupport"]
     ),
     .executableTarget(
         name: "StateWriter",
@@ -124,7 +129,7 @@ var targets: [Target] = [
     ),
     .testTarget(
         name: "DynDNSTests",
-        dependencies: ["DynDNS", "ZoneModel", "DNSWire", "EventLoop", "TestSupport"]
+        dependencies: ["DynDNS", "DNSAuth", "ZoneModel", "DNSWire", "EventLoop", "TestSupport"]
     ),
     .testTarget(
         name: "HTTPWireTests",
@@ -146,7 +151,7 @@ var targets: [Target] = [
         name: "EndToEndTests",
         dependencies: [
             "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "HTTPWire", "HTTPProxy",
-            "TestSupport", "TLS",
+            "TestSupport", "TLS", "DNSAuth", "DynDNS",
         ]
     ),
 ]

@@ -13,8 +13,23 @@ public final class DNSTables: @unchecked Sendable {
     @usableFromInline let matchesAll: [Bool]
     @usableFromInline let networks: [[CIDR]]
 
-    public init(snapshot: Snapshot) {
+    /// The configured secondaries (views resolved to indexes) and their keys, for `ZoneTransfer`.
+    public let transferPeers: [TransferPeer]
+    public let transferKeys: [TSIGKey]
+    /// Recent changes of every zone, for IXFR.
+    public let journal: TransferJournal
+
+    public init(snapshot: Snapshot, journal: TransferJournal = TransferJournal()) {
         self.snapshot = snapshot
+        self.journal = journal
+        var peers: [TransferPeer] = []
+        for secondary in snapshot.settings.secondaries {
+            guard let view = snapshot.views.firstIndex(where: { $0.name == secondary.view }) else { continue }
+            peers.append(
+                TransferPeer(name: secondary.name, address: secondary.address.address, view: view, key: secondary.key))
+        }
+        self.transferPeers = peers
+        self.transferKeys = peers.compactMap(\.key)
         self.views = snapshot.views.map(AnswerCompiler.compile)
         self.matchesAll = snapshot.views.map(\.matchesAll)
         self.networks = snapshot.views.map(\.networks)
@@ -49,6 +64,8 @@ public enum ResponderAction: Equatable, Sendable {
     case drop
     /// Resolve upstream; `prefix` is a template to put before the upstream answer (a CNAME chain) or -1.
     case forward(view: Int, prefix: Int32)
+    /// A zone transfer or a TSIG-signed query: answered by `ZoneTransfer`, from the asking secondary's view.
+    case transfer
 }
 
 /// A query read ahead of answering it (`Responder.prepare`).
@@ -117,7 +134,8 @@ public enum Responder {
     /// Answers a prepared query: `key` holds its lower-cased name, `scratch` lends 512 bytes for wildcards.
     public static func respond(
         _ prepared: PreparedQuery, packet: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, tcp: Bool,
-        tables: DNSTables, scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer
+        tables: DNSTables, scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer,
+        authenticated: Bool = false
     ) -> (ResponderAction, DNSQuery?) {
         let query: DNSQuery
         let viewIndex = prepared.view
@@ -130,6 +148,9 @@ public enum Responder {
         case .failure(.notImp(let questionEnd)):
             let length = Responder.error(.notImp, packet: packet, questionEnd: questionEnd, into: out)
             return (.reply(length: length, view: viewIndex), nil)
+        }
+        if !authenticated && (query.signed || query.type == Responder.axfr || query.type == Responder.ixfr) {
+            return (.transfer, query)
         }
         guard viewIndex >= 0 else {
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: -1), query)

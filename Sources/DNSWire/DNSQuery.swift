@@ -53,6 +53,8 @@ public struct DNSQuery: Equatable, Sendable {
     public var questionEnd: Int
     /// Present when the query carried an OPT record.
     public var edns: EDNSInfo?
+    /// The query carries a TSIG record (RFC 8945): it goes to the transfer path, which checks it.
+    public var signed = false
 
     public var opcode: UInt16 { (self.flags & DNSHeader.opcodeMask) >> 11 }
     public var recursionDesired: Bool { self.flags & DNSHeader.rd != 0 }
@@ -127,6 +129,7 @@ public enum QueryParser {
                 let ttl = try reader.readUInt32()
                 let rdLength = Int(try reader.readUInt16())
                 try reader.skip(rdLength)
+                if rrType == 250 { query.signed = true }
                 guard rrType == RecordType.opt.rawValue else { continue }
                 // RFC 6891 §6.1.1: one OPT, owned by the root.
                 guard query.edns == nil, ownerIsRoot else { return .failure(.formErr(questionEnd: questionEnd)) }

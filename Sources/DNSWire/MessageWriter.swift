@@ -88,6 +88,11 @@ public struct MessageWriter {
         self.bytes[lengthAt + 1] = UInt8(length & 0xFF)
     }
 
+    /// Appends bytes as they are (a whole record already in wire form, uncompressed).
+    public mutating func writeRaw(_ bytes: [UInt8]) {
+        self.bytes += bytes
+    }
+
     /// Writes a record whose data is already wire bytes (no compression inside).
     public mutating func writeRecord(owner: DomainName, type: UInt16, rrClass: UInt16, ttl: UInt32, data: [UInt8]) {
         self.writeName(owner)

@@ -1,3 +1,4 @@
+import DNSAuth
 import DNSWire
 import EventLoop
 import ZoneModel

@@ -1,3 +1,4 @@
+import DNSAuth
 import Files
 import ZoneModel
 
@@ -92,7 +93,7 @@ public struct ProviderClient: Sendable {
             }
             key = try TSIGKey.parse(bindKeyFile: text)
         } catch {
-            return .fatal("\(error) (\(keyFile))")
+            return .fatal("bad key: \(error) (\(keyFile))")
         }
         // Ask the primary first: push only when its record differs.
         if let current = try? DNSUpdate.current(

@@ -24,6 +24,11 @@ public final class Appliance: @unchecked Sendable {
     var compiledGeneration = 0
     /// What the named backends resolve to now (see BackendResolver), applied to every snapshot published.
     var backendAddresses: [String: [IPAddress]] = [:]
+    /// Recent changes of every zone, for IXFR; nil until the first compile reads it from state-dir.
+    var journal: TransferJournal?
+    /// Called after each compile is published, with the snapshot it replaced (nil the first time): the
+    /// notifier hangs here.
+    public var published: (@Sendable (Snapshot?, Snapshot) -> Void)?
     let lock = Mutex<Void>(())
 
     public init(directory: String, wan: WANAddresses) {
@@ -72,14 +77,26 @@ public final class Appliance: @unchecked Sendable {
         self.model = original
         self.serials = snapshot.serials
         Appliance.writeSerials(snapshot.serials, settings: snapshot.settings)
+        let previous = self.compiled
+        let journal: TransferJournal
+        if let known = self.journal {
+            journal = known.recording(old: previous, new: snapshot)
+        } else {
+            journal = Appliance.readJournal(snapshot.settings).matching(snapshot)
+        }
+        if journal != self.journal {
+            Appliance.writeJournal(journal, settings: snapshot.settings)
+            self.journal = journal
+        }
         self.compiled = snapshot
         self.compiledGeneration += 1
-        let tables = DNSTables(snapshot: snapshot.resolvingBackends(self.backendAddresses))
+        let tables = DNSTables(snapshot: snapshot.resolvingBackends(self.backendAddresses), journal: journal)
         if let store = self.store {
             store.publish(tables)
         } else {
             self.store = SnapshotStore(tables)
         }
+        self.published?(previous, snapshot)
         // Compiling a large model leaves much freed heap behind (the model's intermediate values, the name
         // tables' builders): hand it back to the system instead of keeping it resident.
         csys_trim_heap()
@@ -101,7 +118,8 @@ public final class Appliance: @unchecked Sendable {
             guard addresses != self.backendAddresses else { return }
             self.backendAddresses = addresses
             guard let compiled = self.compiled, let store = self.store else { return }
-            store.publish(DNSTables(snapshot: compiled.resolvingBackends(addresses)))
+            store.publish(
+                DNSTables(snapshot: compiled.resolvingBackends(addresses), journal: self.journal ?? TransferJournal()))
         }
     }
 
@@ -172,7 +190,8 @@ public final class Appliance: @unchecked Sendable {
     /// A write killed halfway leaves `NAME.tmp.PID` beside the state file; at start nothing else writes there.
     static func removeStaleTemporaries(_ settings: Settings) {
         guard let directory = settings.stateDirectory, let names = DiskFiles().list(directory) else { return }
-        for name in names where (name.hasPrefix("serials.tmp.") || name.hasPrefix("dyndns.json.tmp.")) {
+        for name in names
+        where ["serials.tmp.", "dyndns.json.tmp.", "journal.tmp.", "secondaries.tmp."].contains(where: name.hasPrefix) {
             unlink(joinPath(directory, name))
         }
     }
@@ -182,6 +201,22 @@ public final class Appliance: @unchecked Sendable {
             case .success(let bytes) = DiskFiles().read(joinPath(directory, "serials"))
         else { return SerialBook() }
         return SerialBook(text: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// The IXFR journal kept in state-dir (empty when there is none or it is damaged).
+    static func readJournal(_ settings: Settings) -> TransferJournal {
+        guard let directory = settings.stateDirectory,
+            case .success(let bytes) = DiskFiles().read(joinPath(directory, "journal"))
+        else { return TransferJournal() }
+        return TransferJournal(encoded: bytes) ?? TransferJournal()
+    }
+
+    /// Persists the journal so a restart can still answer IXFR; a failed write only warns.
+    static func writeJournal(_ journal: TransferJournal, settings: Settings) {
+        guard let directory = settings.stateDirectory, !settings.secondaries.isEmpty else { return }
+        if let problem = DiskFiles().writeAtomically(journal.encoded, to: joinPath(directory, "journal")) {
+            Log.warning("cannot save the IXFR journal in state-dir \(directory): \(problem); IXFR falls back to AXFR")
+        }
     }
 
     /// Persists serials so they never go backwards across restarts; a failed write only warns.

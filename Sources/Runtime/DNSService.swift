@@ -24,6 +24,8 @@ public struct DNSOptions: Sendable {
     public var upstreamDeadlineMilliseconds: UInt64 = 3500
     /// Whether each upstream answers (shared by the workers).
     public var upstreamHealth: UpstreamHealth
+    /// What the secondaries did lately (transfers, refusals), shared with the notifier and the status page.
+    public var secondaries = SecondaryActivity()
 
     public init(listeners: [SocketAddress], workers: Int, upstreams: [SocketAddress]) {
         self.listeners = listeners
@@ -34,6 +36,11 @@ public struct DNSOptions: Sendable {
 }
 
 extension DNSService {
+    /// What the secondaries did lately.
+    public var secondaries: SecondaryActivity {
+        self.workers.first?.options.secondaries ?? SecondaryActivity()
+    }
+
     /// Whether each upstream resolver answers.
     public var upstreamHealth: UpstreamHealth {
         self.workers.first?.options.upstreamHealth ?? UpstreamHealth(upstreams: [])
@@ -157,6 +164,9 @@ struct TCPConnection {
     var pendingForwards = 0
     var peerClosed = false
     var wantsWrite = false
+    /// A zone transfer being sent: its messages are made as the output drains.
+    var transfer: TransferStream?
+    var transferNote: TransferNote?
 }
 
 /// One DNS worker: an epoll loop over its TCP listeners, TCP clients and upstream sockets, plus a thread per
@@ -375,7 +385,7 @@ final class DNSWorker: @unchecked Sendable {
         self.refreshTables()
         var consumed = 0
         var close = false
-        while let frame = TCPFraming.message(in: connection.input, from: consumed) {
+        while connection.transfer == nil, let frame = TCPFraming.message(in: connection.input, from: consumed) {
             let (start, length) = (frame.lowerBound, frame.count)
             consumed = frame.upperBound
             let action: ResponderAction
@@ -394,6 +404,23 @@ final class DNSWorker: @unchecked Sendable {
                 self.counters.response(view: view, rcode: self.output[3])
             case .drop:
                 close = true
+            case .transfer:
+                let request = Array(connection.input[start..<(start + length)])
+                let (reply, note) = ZoneTransfer.respond(
+                    to: request, from: connection.client, tcp: true, tables: self.tables, now: UInt64(time(nil)))
+                switch reply {
+                case .message(let bytes):
+                    self.options.secondaries.record(note)
+                    connection.output += TCPFraming.framed(bytes)
+                    self.answered.add(1, ordering: .relaxed)
+                case .stream(let stream):
+                    // Sent as the connection drains (see flush); later requests wait until it is done.
+                    connection.transfer = stream
+                    connection.transferNote = note
+                case .drop:
+                    self.options.secondaries.record(note)
+                    close = true
+                }
             case .forward(let view, let prefix):
                 guard let query else { continue }
                 let tables = self.tables
@@ -427,7 +454,12 @@ final class DNSWorker: @unchecked Sendable {
     /// Writes what a connection has queued; waits for EPOLLOUT when the socket is full.
     func flush(_ fd: Int32) {
         guard var connection = self.connections[fd] else { return }
-        while connection.outputOffset < connection.output.count {
+        var transferEnded = false
+        while true {
+            if connection.transfer != nil && connection.output.count - connection.outputOffset < 1 << 16 {
+                transferEnded = self.refill(&connection)
+            }
+            guard connection.outputOffset < connection.output.count else { break }
             let count = connection.output.withUnsafeBytes { raw in
                 // send with MSG_NOSIGNAL, not write: a client gone before its answer must not raise SIGPIPE.
                 send(
@@ -436,6 +468,10 @@ final class DNSWorker: @unchecked Sendable {
             }
             if count > 0 {
                 connection.outputOffset += count
+                if connection.transfer != nil && connection.outputOffset > 1 << 16 {
+                    connection.output.removeFirst(connection.outputOffset)
+                    connection.outputOffset = 0
+                }
                 continue
             }
             if count < 0 && (errno == EAGAIN || errno == EINTR) { break }
@@ -453,7 +489,31 @@ final class DNSWorker: @unchecked Sendable {
                 fd, events: Poller.readable | (blocked ? Poller.writable : 0), token: DNSWorker.token(.tcpClient, fd))
         }
         self.connections[fd] = connection
-        if connection.peerClosed && !blocked && connection.pendingForwards == 0 { self.closeConnection(fd) }
+        if connection.peerClosed && !blocked && connection.pendingForwards == 0 && connection.transfer == nil {
+            self.closeConnection(fd)
+            return
+        }
+        // Requests that arrived behind a transfer are answered now.
+        if transferEnded && !connection.input.isEmpty { self.serveTCP(fd, events: Poller.readable) }
+    }
+
+    /// Appends the transfer's next messages to the output (up to 64 KB of them); true when it has ended.
+    func refill(_ connection: inout TCPConnection) -> Bool {
+        guard var stream = connection.transfer else { return false }
+        let now = UInt64(time(nil))
+        connection.lastActive = monotonicMilliseconds()
+        while connection.output.count - connection.outputOffset < 1 << 16 {
+            guard let message = stream.next(now: now) else {
+                connection.transfer = nil
+                if let note = connection.transferNote { self.options.secondaries.record(note, stream: stream) }
+                connection.transferNote = nil
+                self.answered.add(1, ordering: .relaxed)
+                return true
+            }
+            connection.output += TCPFraming.framed(message)
+        }
+        connection.transfer = stream
+        return false
     }
 
     func closeConnection(_ fd: Int32) {

@@ -5,6 +5,10 @@ import EventLoop
 import Synchronization
 import ZoneModel
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One UDP socket of one worker, served by a thread of its own: it sleeps in `recvmmsg` until queries
 /// arrive, answers the batch and sends it with one `sendmmsg` — two system calls per batch, nothing else.
 ///
@@ -109,6 +113,19 @@ final class UDPLoop: @unchecked Sendable {
                 self.batch.reply(message, length: length)
             case .drop:
                 continue
+            case .transfer:
+                // A secondary's signed SOA check (or a transfer asked over UDP): answered from its view, signed.
+                guard let client = IPAddress(peer: self.batch.peer(message)) else { continue }
+                let (reply, note) = ZoneTransfer.respond(
+                    to: Array(packet), from: client, tcp: false, tables: tables, now: UInt64(time(nil)))
+                self.worker.options.secondaries.record(note)
+                guard case .message(let bytes) = reply, bytes.count <= Responder.advertisedUDPSize,
+                    bytes.count <= out.count, let target = out.baseAddress
+                else { continue }
+                bytes.withUnsafeBytes { raw in
+                    if let base = raw.baseAddress { target.copyMemory(from: base, byteCount: raw.count) }
+                }
+                self.batch.reply(message, length: bytes.count)
             case .forward(let view, let prefix):
                 guard let query else { continue }
                 let waiter = Waiter(

@@ -86,13 +86,16 @@ package struct ConfigParser {
                 self.wan(head, arguments, file: file, into: &settings)
             case "provider":
                 self.provider(head, arguments, file: file, into: &settings)
+            case "secondary":
+                self.secondary(head, arguments, file: file, into: &settings)
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, wan, provider)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, wan, provider, secondary)",
                     head, file)
             }
         }
+        self.checkSecondaries(settings.secondaries, views: views)
         if let head = internalCAHead, settings.stateDirectory == nil {
             self.error(
                 .missingField, "'internal-ca' keeps its root key in the state directory: add 'state-dir DIR'", head,
@@ -420,6 +423,106 @@ package struct ConfigParser {
             self.checkSecret(secret, token: kindToken, file: file)
         }
         settings.providers.append(provider)
+    }
+
+    /// `secondary NAME ADDRESS[:PORT] view=VIEW [key=FILE] [notify=yes|no]`.
+    mutating func secondary(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
+        guard arguments.count >= 2 else {
+            return self.error(
+                .missingField, "'secondary' needs a name, an address and view=VIEW (key=FILE to sign with TSIG)", head,
+                file)
+        }
+        let nameToken = arguments[0]
+        if settings.secondaries.contains(where: { $0.name == nameToken.string }) {
+            return self.error(.badSecondary, "secondary '\(nameToken.string)' is defined twice", nameToken, file)
+        }
+        guard let address = SocketAddress(arguments[1].string, defaultPort: 53) else {
+            return self.error(
+                .badAddress, "secondary '\(nameToken.string)': \(arguments[1].quotedForMessage) is not an address",
+                arguments[1], file)
+        }
+        var view: String?
+        var keyFile: String?
+        var key: TSIGKey?
+        var notify = true
+        for token in arguments.dropFirst(2) {
+            let text = token.string
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                self.error(.badOption, "expected key=value, found \(token.quotedForMessage)", token, file)
+                continue
+            }
+            let value = String(text[text.index(after: equals)...])
+            switch text[..<equals] {
+            case "view": view = value
+            case "notify":
+                guard value == "yes" || value == "no" else {
+                    self.error(.badOption, "notify=\(value): yes or no", token, file)
+                    continue
+                }
+                notify = value == "yes"
+            case "key":
+                let path = joinPath(self.directory, value)
+                keyFile = path
+                let before = self.diagnostics.errors.count
+                self.checkSecret(path, token: token, file: file)
+                guard self.diagnostics.errors.count == before,
+                    case .success(let bytes) = self.files.read(SecretFiles.resolve(path, files: self.files))
+                else { continue }
+                do {
+                    key = try TSIGKey.parse(bindKeyFile: String(decoding: bytes, as: UTF8.self))
+                } catch {
+                    self.error(
+                        .badSecondary, "secondary '\(nameToken.string)': key file \(path): \(error)", token, file)
+                }
+            default:
+                self.error(
+                    .badOption, "unknown secondary option \(token.quotedForMessage) (view, key, notify)", token, file)
+            }
+        }
+        guard let view else {
+            return self.error(
+                .missingField, "secondary '\(nameToken.string)' needs view=VIEW: the view whose zones it copies",
+                nameToken, file)
+        }
+        settings.secondaries.append(
+            Secondary(
+                name: nameToken.string, address: address, view: view, keyFile: keyFile, key: key, notify: notify,
+                location: nameToken.location(in: file)))
+    }
+
+    /// Each secondary names a view that exists; a key or a keyless address picks one view only.
+    mutating func checkSecondaries(_ secondaries: [Secondary], views: [ViewDefinition]) {
+        for (index, secondary) in secondaries.enumerated() {
+            if !views.contains(where: { $0.name == secondary.view }) {
+                self.diagnostics.append(
+                    Diagnostic(
+                        .unknownView,
+                        "secondary '\(secondary.name)': no view '\(secondary.view)' (views: \(views.map(\.name).joined(separator: ", ")))",
+                        at: secondary.location))
+            }
+            for other in secondaries[..<index] {
+                if let key = secondary.key, let otherKey = other.key, key.name == otherKey.name,
+                    other.view != secondary.view || key != otherKey
+                {
+                    self.diagnostics.append(
+                        Diagnostic(
+                            .badSecondary,
+                            "secondaries '\(other.name)' and '\(secondary.name)' use key \(key.name) with different "
+                                + "views or secrets: a key picks one view; give each view its own key",
+                            at: secondary.location))
+                }
+                if secondary.key == nil, other.key == nil, secondary.address.address == other.address.address,
+                    other.view != secondary.view
+                {
+                    self.diagnostics.append(
+                        Diagnostic(
+                            .badSecondary,
+                            "secondaries '\(other.name)' and '\(secondary.name)' share the address "
+                                + "\(secondary.address.address) without keys but copy different views: give them keys",
+                            at: secondary.location))
+                }
+            }
+        }
     }
 
     /// A secret must exist and be unreadable to group and others, as ssh insists for keys.

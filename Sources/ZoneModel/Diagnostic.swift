@@ -85,6 +85,7 @@ public enum DiagnosticCode: String, Sendable, CaseIterable {
     case secretMissing = "secret-missing"
     case secretExposed = "secret-exposed"
     case duplicateProvider = "duplicate-provider"
+    case badSecondary = "bad-secondary"
     // Zone data.
     case duplicateZone = "duplicate-zone"
     case outOfZone = "out-of-zone"

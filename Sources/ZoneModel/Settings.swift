@@ -38,6 +38,8 @@ public struct Settings: Sendable {
     /// Accept documentation addresses (192.0.2.0/24, 2001:db8::/32...) as WAN addresses: test networks only.
     public var wanAcceptDocumentation = false
     public var providers: [Provider] = []
+    /// Servers that copy a view's zones by zone transfer (hidden primary).
+    public var secondaries: [Secondary] = []
     /// Where each setting was written, for diagnostics that concern the settings as a whole.
     public var location: SourceLocation?
 
@@ -112,5 +114,35 @@ public struct Provider: Hashable, Sendable {
         case .dyndns2(_, _, _, let passwordFile): [passwordFile]
         case .cloudflare(_, _, let tokenFile): [tokenFile]
         }
+    }
+}
+
+/// A secondary name server that copies one view's zones from Frontdoor (AXFR/IXFR) and is told of changes
+/// (NOTIFY): `secondary NAME ADDRESS[:PORT] view=VIEW [key=FILE] [notify=no]`.
+///
+/// A transfer or query signed with `key` is answered from `view`; without a key, one from `address` is.
+public struct Secondary: Hashable, Sendable {
+    public var name: String
+    /// Where NOTIFY goes (port 53 unless given); unsigned transfers are accepted from this address.
+    public var address: SocketAddress
+    public var view: String
+    /// The BIND key file the key was read from (nil: the secondary is known by its address only).
+    public var keyFile: String?
+    public var key: TSIGKey?
+    /// Whether Frontdoor sends NOTIFY when the view's serials change.
+    public var notify: Bool
+    public var location: SourceLocation
+
+    public init(
+        name: String, address: SocketAddress, view: String, keyFile: String? = nil, key: TSIGKey? = nil,
+        notify: Bool = true, location: SourceLocation
+    ) {
+        self.name = name
+        self.address = address
+        self.view = view
+        self.keyFile = keyFile
+        self.key = key
+        self.notify = notify
+        self.location = location
     }
 }

@@ -170,6 +170,13 @@ enum RunCommand {
             supervisor.start("dns", start: service.start, stop: service.stop)
             let bound = service.boundListeners.map { "\($0) (udp+tcp)" }.joined(separator: ", ")
             Log.info("serving dns on \(bound) with \(workers) worker(s); views \(views); model \(directory)")
+            // NOTIFY to the secondaries: all of them now (a restart may have missed changes), then on each change.
+            let notifier = Notifier(activity: service.secondaries)
+            appliance.published = { old, new in notifier.changed(old: old, new: new) }
+            if let compiled = appliance.compiledSnapshot { notifier.changed(old: nil, new: compiled) }
+            guard supervisor.startThread("notify", { notifier.run() }, stop: notifier.stop) else {
+                return failedToStart("notify")
+            }
         } else {
             Log.info("dns is off; views \(views); model \(directory)")
         }

@@ -1,5 +1,7 @@
+import DNSAuth
 import DynDNS
 import Testing
+import ZoneModel
 
 /// HMAC against the RFC 4231 test vectors, and base64 round trips.
 @Suite struct CryptoTests {

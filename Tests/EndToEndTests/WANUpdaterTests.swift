@@ -1,3 +1,4 @@
+import DNSAuth
 import DynDNS
 import Foundation
 import Runtime
