@@ -16,6 +16,7 @@ public final class DNSTables: @unchecked Sendable {
     /// The configured secondaries (views resolved to indexes) and their keys, for `ZoneTransfer`.
     public let transferPeers: [TransferPeer]
     public let transferKeys: [TSIGKey]
+    @usableFromInline let keylessPeers: [TransferPeer]
     /// Recent changes of every zone, for IXFR.
     public let journal: TransferJournal
 
@@ -30,6 +31,7 @@ public final class DNSTables: @unchecked Sendable {
         }
         self.transferPeers = peers
         self.transferKeys = peers.compactMap(\.key)
+        self.keylessPeers = peers.filter { $0.key == nil }
         self.views = snapshot.views.map(AnswerCompiler.compile)
         self.matchesAll = snapshot.views.map(\.matchesAll)
         self.networks = snapshot.views.map(\.networks)
@@ -43,10 +45,15 @@ public final class DNSTables: @unchecked Sendable {
     @inlinable @inline(__always)
     public func index(_ view: Int) -> AnswerIndex { self.indexes[view] }
 
-    /// The index of the first view matching `client`, or -1 (the client is refused).
+    /// The index of the first view matching `client`, or -1 (the client is refused). A secondary configured
+    /// without a key is served its own view, whatever its address matches (its SOA checks must see the serial
+    /// of the view it copies).
     @inlinable
     public func viewIndex(for client: IPAddress) -> Int {
-        self.matchesAll.withUnsafeBufferPointer { matchesAll in
+        if !self.keylessPeers.isEmpty {
+            for peer in self.keylessPeers where peer.address == client { return peer.view }
+        }
+        return self.matchesAll.withUnsafeBufferPointer { matchesAll in
             for index in matchesAll.indices {
                 if matchesAll[index] || self.networks[index].contains(where: { $0.contains(client) }) { return index }
             }

@@ -229,6 +229,18 @@ public final class AdminServer: @unchecked Sendable {
                 "frontdoor_dns_upstream_failures_total", "counter",
                 "Attempts to an upstream resolver that timed out or failed.",
                 upstreams.map { ("upstream=\"\($0.address)\"", Double($0.failures)) })
+            let secondaries = dns.secondaries.report
+            let names = snapshot.settings.secondaries.map(\.name)
+            metric(
+                "frontdoor_dns_transfers_total", "counter", "Zone transfers (AXFR, IXFR) completed, by secondary.",
+                names.map { ("secondary=\"\(AdminServer.label($0))\"", Double(secondaries[$0]?.transfers ?? 0)) })
+            metric(
+                "frontdoor_dns_notifies_acknowledged_total", "counter", "NOTIFY messages acknowledged, by secondary.",
+                names.map { ("secondary=\"\(AdminServer.label($0))\"", Double(secondaries[$0]?.notifies ?? 0)) })
+            metric(
+                "frontdoor_dns_transfer_refusals_total", "counter",
+                "Transfers and signed queries refused (not a secondary, wrong key, wrong zone).",
+                [("", Double(dns.secondaries.refusals.load(ordering: .relaxed)))])
         }
         if let http = self.context.http {
             let counts = http.requestCounts.sorted { ($0.key.site, $0.key.status) < ($1.key.site, $1.key.status) }
@@ -366,6 +378,22 @@ public final class AdminServer: @unchecked Sendable {
                             ])
                         })
                 ))
+            let activity = dns.secondaries.report
+            members.append(
+                (
+                    "secondaries",
+                    .array(
+                        snapshot.settings.secondaries.map { secondary in
+                            let entry = activity[secondary.name]
+                            return .object([
+                                ("name", .string(secondary.name)), ("address", .string(secondary.address.description)),
+                                ("view", .string(secondary.view)), ("signed", .bool(secondary.key != nil)),
+                                ("last_notify", entry?.lastNotify.map { .string($0) } ?? .null),
+                                ("last_transfer", entry?.lastTransfer.map { .string($0) } ?? .null),
+                                ("last_refusal", entry?.lastRefusal.map { .string($0) } ?? .null),
+                            ])
+                        })
+                ))
         }
         if let http = self.context.http {
             members.append(("http_open_connections", .number(Double(http.openConnections))))
@@ -438,6 +466,17 @@ public final class AdminServer: @unchecked Sendable {
                 html += "<tr><td>\(AdminServer.escape(upstream["address"]?.string ?? ""))</td>"
                 html += "<td><span class=\"\(up ? "up" : "down")\">\(up ? "answering" : "not answering")</span></td>"
                 html += "<td>\(Int(upstream["failures"]?.number ?? 0))</td></tr>"
+            }
+            html += "</table>"
+        }
+        if let secondaries = status["secondaries"]?.array, !secondaries.isEmpty {
+            html += "<h2>Secondaries</h2><table><tr><th>secondary</th><th>view</th><th>last NOTIFY</th>"
+            html += "<th>last transfer</th><th>last refusal</th></tr>"
+            for secondary in secondaries {
+                let cells = ["name", "view", "last_notify", "last_transfer", "last_refusal"].map { key in
+                    AdminServer.escape(secondary[key]?.string ?? "—")
+                }
+                html += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>"
             }
             html += "</table>"
         }

@@ -9,6 +9,15 @@ package enum Explanation {
         }
         let matched = view.matchesAll ? "*" : view.networks.first { $0.contains(client) }?.description ?? "?"
         text += "view: \(view.name) (matched \(matched)\(view.recursion ? ", recursion allowed" : ""))\n"
+        if let zone = view.zone(containing: name) {
+            let copies = snapshot.settings.secondaries.filter { $0.view == view.name }
+            if !copies.isEmpty {
+                let serial: String = { if case .soa(let data) = zone.soa.data { "\(data.serial)" } else { "?" } }()
+                let names = copies.map { "\($0.name) (\($0.address)\($0.key.map { ", key \($0.name)" } ?? ""))" }
+                text +=
+                    "zone \(zone.apex) serial \(serial), copied from this view by: \(names.joined(separator: ", "))\n"
+            }
+        }
         let outcome = view.lookup(name, type)
         func lines(_ records: [Record]) -> String { records.map { "  " + ZoneExporter.line($0) + "\n" }.joined() }
         switch outcome {

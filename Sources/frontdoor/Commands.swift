@@ -130,6 +130,7 @@ enum CheckCommand {
             return .badConfig
         }
         CheckCommand.backendNames(snapshot)
+        for line in CheckCommand.secondaries(snapshot) { printError(line) }
         let backends = CheckCommand.backendTLS(snapshot.routes.sites)
         let certificates = CheckCommand.certificates(snapshot.settings)
         return backends == .ok ? certificates : backends
@@ -217,6 +218,19 @@ enum CheckCommand {
                 + "rss \(residentAfter >> 20) MiB (snapshot ~\((residentAfter - min(residentAfter, residentBefore)) >> 20) MiB), "
                 + "peak \(Stats.peakResidentBytes() >> 20) MiB")
         return CheckCommand.summarise(result, directory: directory)
+    }
+
+    /// One line per secondary: the view and zones it copies, how it is known, whether it hears NOTIFY.
+    static func secondaries(_ snapshot: Snapshot) -> [String] {
+        snapshot.settings.secondaries.map { secondary in
+            let zones = snapshot.view(named: secondary.view)?.zones.keys.sorted().map(\.description) ?? []
+            let known =
+                secondary.key.map { "TSIG key \($0.name) (\($0.algorithm.rawValue))" }
+                ?? "its address \(secondary.address.address) (no key: anyone who can use that address may transfer)"
+            let notify = secondary.notify ? "NOTIFY to \(secondary.address)" : "no NOTIFY (it polls at the SOA refresh)"
+            return "secondary \(secondary.name): copies view '\(secondary.view)' (\(zones.joined(separator: ", "))) "
+                + "by AXFR/IXFR over TCP; known by \(known); \(notify)"
+        }
     }
 
     static func summarise(_ result: Pipeline.Result, directory: String) -> ExitCode {

@@ -31,6 +31,8 @@ enum StatusCommand {
             print("no state-dir in \(directory)/frontdoor.conf: the updater keeps no state to show")
             return .ok
         }
+        let secondaries = StatusCommand.secondaries(model.settings, stateDirectory: stateDirectory)
+        if !secondaries.isEmpty { print(secondaries) }
         let path = joinPath(stateDirectory, "dyndns.json")
         guard case .success = DiskFiles().read(path) else {
             print("no DynDNS state yet (\(path)): Frontdoor has not polled the WAN address")
@@ -39,6 +41,27 @@ enum StatusCommand {
         let state = UpdaterState.load(path: path)
         print(StatusCommand.render(state, providers: model.settings.providers.map(\.name)))
         return .ok
+    }
+
+    /// The secondaries' last NOTIFY and transfer, from the file the running Frontdoor keeps
+    /// (state-dir/secondaries).
+    static func secondaries(_ settings: Settings, stateDirectory: String) -> String {
+        guard !settings.secondaries.isEmpty else { return "" }
+        var known: [String: [(String, String)]] = [:]
+        if case .success(let bytes) = DiskFiles().read(joinPath(stateDirectory, "secondaries")) {
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+                let fields = line.split(separator: "\t", maxSplits: 2).map(String.init)
+                guard fields.count == 3 else { continue }
+                known[fields[0], default: []].append((fields[1], fields[2]))
+            }
+        }
+        var lines = ["secondaries:"]
+        for secondary in settings.secondaries {
+            lines.append("  \(secondary.name) (\(secondary.address), view \(secondary.view)):")
+            let entries = known[secondary.name] ?? [("notify", "none yet"), ("transfer", "none yet")]
+            for (kind, text) in entries { lines.append("    last \(kind): \(text)") }
+        }
+        return lines.joined(separator: "\n")
     }
 
     static func render(_ state: UpdaterState, providers: [String]) -> String {

@@ -4,7 +4,8 @@
 #   wan client 203.0.113.100 ─┐                         ┌─ Frontdoor  192.0.2.42
 #   upstream   203.0.113.53  ─┼─ brw ─ router ─ brl ────┼─ backend   192.0.2.69
 #   primary    203.0.113.54  ─┘   203.0.113.1  192.0.2.1 ├─ backend   192.0.2.70
-#   (BIND + address echo)                                └─ lan client 192.0.2.100
+#   (BIND + address echo,                                └─ lan client 192.0.2.100
+#    BIND also the public secondary of the wan view)
 #
 # The router forwards WAN :53 (udp+tcp), :80 and :443 to Frontdoor (DNAT) and masquerades the LAN, as a home
 # router with port forwards does. Frontdoor learns its WAN address from an echo service on the WAN side and
@@ -73,6 +74,7 @@ attach() { # namespace bridge address gateway
 attach wan brw 203.0.113.100/24 203.0.113.1
 attach up brw 203.0.113.53/24 203.0.113.1
 attach prim brw 203.0.113.54/24 203.0.113.1
+ns prim ip route add 192.0.2.0/24 via 203.0.113.1
 attach front brl 192.0.2.42/24 192.0.2.1
 attach b1 brl 192.0.2.69/24 192.0.2.1
 attach b2 brl 192.0.2.70/24 192.0.2.1
@@ -151,6 +153,16 @@ options {
 controls { };
 include "$work/prim/update.key";
 zone "example.net" { type primary; file "$work/prim/example.net.zone"; allow-update { key "frontdoor-key"; }; };
+// The public secondary of Frontdoor's wan view (hidden primary). It reaches Frontdoor at 192.0.2.42 through
+// the router, as it would through a WireGuard tunnel: a home address that moves is no primary address.
+// NOTIFY comes from wherever the router masquerades it, so it is accepted by its key.
+key "xfr-key" { algorithm hmac-sha256; secret "$secret"; };
+zone "example.com" {
+  type secondary;
+  primaries { 192.0.2.42 key "xfr-key"; };
+  file "$work/prim/example.com.copy";
+  allow-notify { key "xfr-key"; };
+};
 CONF
 daemon prim named -g -c "$work/prim/named.conf" >"$work/prim/named.log" 2>&1
 cat > "$work/prim/echo.py" <<'PY'
@@ -204,7 +216,10 @@ wan interval 2s
 wan confirm 2s
 wan test-addresses
 provider primary rfc2136 server=203.0.113.54 zone=example.net record=home.example.net key=$work/prim/update.key
+secondary vps 203.0.113.54 view=wan key=$work/front/xfr.key
 CONF
+printf 'key "xfr-key" {\n\talgorithm hmac-sha256;\n\tsecret "%s";\n};\n' "$secret" > "$work/front/xfr.key"
+chmod 600 "$work/front/xfr.key"
 cat > "$work/front/example.com.zone" <<'ZONE'
 $ORIGIN example.com.
 $TTL 60
@@ -266,6 +281,14 @@ check "the same query from the WAN is REFUSED (never an open resolver)" "status:
     "$(ns wan dig @203.0.113.1 +time=2 +tries=1 www.outside.test A)"
 check "the primary got the WAN address by RFC 2136" "203.0.113.1" \
     "$(ns wan dig @203.0.113.54 +short +time=2 +tries=1 home.example.net A)"
+for _ in $(seq 100); do
+    [ -n "$(ns wan dig @203.0.113.54 +short +time=1 +tries=1 reverseproxy.example.com A)" ] && break
+    sleep 0.1
+done
+check "the public secondary copied the wan view by AXFR (TSIG) and serves it" "203.0.113.1" \
+    "$(ns wan dig @203.0.113.54 +short +time=2 +tries=1 reverseproxy.example.com A)"
+check "... without the LAN-only site" "status: NXDOMAIN" \
+    "$(ns wan dig @203.0.113.54 +time=2 +tries=1 nas.example.com A)"
 
 # Fragmentation attack: a forged ICMP "fragmentation needed, MTU 552" names a reply Frontdoor sent to
 # 192.0.2.100:35354. A socket that believes it fragments its later answers there, and forged fragments are
@@ -305,6 +328,7 @@ ns router ip addr add 203.0.113.2/24 dev brw
 ns wan ip route replace default via 203.0.113.2
 ns up ip route replace default via 203.0.113.2
 ns prim ip route replace default via 203.0.113.2
+ns prim ip route replace 192.0.2.0/24 via 203.0.113.2
 ns router conntrack -F >/dev/null 2>&1 || true
 moved_at=$(date +%s)
 followed=""
@@ -318,6 +342,14 @@ check "after the WAN address moved, the wan answer followed (in ${took}s)" "203.
 [ "$took" -le 10 ] || { echo "FAIL: it took ${took}s (more than 10)"; failures=$((failures + 1)); }
 check "the primary followed too" "203.0.113.2" \
     "$(ns wan dig @203.0.113.54 +short +time=2 +tries=1 home.example.net A)"
+secondary=""
+for _ in $(seq 100); do
+    secondary=$(ns wan dig @203.0.113.54 +short +time=1 +tries=1 reverseproxy.example.com A)
+    [ "$secondary" = "203.0.113.2" ] && break
+    sleep 0.1
+done
+check "the public secondary followed by NOTIFY and IXFR (its SOA refresh is an hour)" "203.0.113.2" "$secondary"
+check "... Frontdoor logged the IXFR" "IXFR of example.com." "$(grep 'secondary vps' "$work/front/log")"
 check "the LAN answer did not move" "192.0.2.42" \
     "$(ns lan dig @192.0.2.42 +short +time=2 +tries=1 reverseproxy.example.com A)"
 
@@ -347,6 +379,11 @@ check "/metrics counts the provider's pushes" 'frontdoor_provider_pushes_total{p
 check "/metrics counts DNS by view and rcode" 'frontdoor_dns_responses_total{view="wan",rcode="REFUSED"} 1' "$metrics"
 check "/metrics counts the cache hit" 'frontdoor_dns_cache_hits_total 1' "$metrics"
 check "/metrics has the upstream latency" 'frontdoor_dns_upstream_seconds_count 1' "$metrics"
+transfers=$(grep -o 'frontdoor_dns_transfers_total{secondary="vps"} [0-9]*' <<<"$metrics" | awk '{print $2}')
+check "/metrics counts the secondary's transfers (an AXFR, then IXFRs: ${transfers:-none})" "yes" \
+    "$([ "${transfers:-0}" -ge 2 ] && echo yes)"
+check "the status page shows the secondary's last transfer" "IXFR of example.com." \
+    "$(ns front curl -s --max-time 5 http://127.0.0.1:9053/ | grep -o '<h2>Secondaries</h2>.*</table>' | head -c 2000)"
 # The status page in a real browser: a headless Chromium screenshot (kept where NETNS_SCREENSHOT says).
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -n "$browser" ]; then

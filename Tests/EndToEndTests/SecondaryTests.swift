@@ -162,5 +162,23 @@ import ZoneModel
         }
         // The journal is on disk for the next start.
         #expect(FileManager.default.fileExists(atPath: "\(directory)/state/journal"))
+        // What the operator sees: status (from the state file the notifier keeps), check and explain.
+        usleep(400_000)
+        let status = try Tool.run(Tool.frontdoor, ["status", directory])
+        for server in secondaries {
+            #expect(
+                status.stdout.contains("  \(server.kind) (127.0.0.1:\(server.port), view wan):"), "\(status.stdout)")
+        }
+        #expect(status.stdout.contains("last transfer: "), "\(status.stdout)")
+        #expect(status.stdout.contains(": acknowledged"), "\(status.stdout)")
+        let check = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(
+            check.stderr.contains(
+                "secondary lan-copy: copies view 'lan' (example.com.) by AXFR/IXFR over TCP; known by TSIG key "
+                    + "lan-key. (hmac-sha256); NOTIFY to 127.0.0.1:\(lanPort)"), "\(check.stderr)")
+        let explain = try Tool.run(
+            Tool.frontdoor, ["explain", "www.example.com", "A", "--from", "198.51.100.1", directory])
+        #expect(explain.stdout.contains("copied from this view by: "), "\(explain.stdout) \(explain.stderr)")
     }
 }

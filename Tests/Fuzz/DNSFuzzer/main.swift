@@ -23,7 +23,14 @@ nonisolated(unsafe) let tables: DNSTables = {
         out CNAME www.example.org.
         """
     let files = MemoryFiles([
-        "/fuzz/frontdoor.conf": "view lan 192.0.2.0/24 recursion\nview wan *\nupstream 192.0.2.1\n",
+        "/fuzz/frontdoor.conf": """
+        view lan 192.0.2.0/24 recursion
+        view wan *
+        upstream 192.0.2.1
+        secondary plain 192.0.2.9 view=wan
+        secondary keyed 198.51.100.1 view=lan key=k.key
+        """,
+        "/fuzz/k.key": "key \"k\" { algorithm hmac-sha256; secret \"q5c8TqIqv5CtcWw5XJ0fS2oFvHS3UQmx8aD7Xlh1Y8s=\"; };",
         "/fuzz/example.com.zone": zone,
     ])
     let result = Pipeline.run(directory: "/fuzz", files: files, inputs: CompileInputs(dateSerial: 2_024_010_100))
@@ -121,6 +128,24 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                 let response = UnsafeRawBufferPointer(rebasing: output[0..<length])
                 guard (try? DNSMessage.decode(response)) != nil else {
                     fatalError("we produced an undecodable response")
+                }
+            }
+            if action == .transfer {
+                // The transfer path: whatever it sends decodes; a stream ends.
+                let (reply, _) = ZoneTransfer.respond(
+                    to: Array(packet), from: client, tcp: tcp, tables: tables, now: 1_800_000_000)
+                var messages: [[UInt8]] = []
+                switch reply {
+                case .message(let bytes): messages = [bytes]
+                case .stream(var stream):
+                    while let next = stream.next(now: 1_800_000_000) {
+                        messages.append(next)
+                        guard messages.count < 100 else { fatalError("a transfer of a small zone does not end") }
+                    }
+                case .drop: break
+                }
+                for message in messages where (try? DNSMessage.decode(message)) == nil {
+                    fatalError("the transfer path produced an undecodable message")
                 }
             }
             if !tcp {
