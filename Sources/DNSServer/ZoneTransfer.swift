@@ -280,13 +280,13 @@ public struct TransferStream {
     // Either a list of items, or a whole zone walked in place.
     var items: [Item] = []
     var itemIndex = 0
-    var view: CompiledView?
-    var names: [DomainName] = []
+    var nodes: [DomainName: Node] = [:]
+    /// Where the walk is in `nodes` (no lookup per name).
+    var nodeIndex: Dictionary<DomainName, Node>.Index
     var apex = DomainName.root
     var soa: Record?
     /// The walk: 0 the first SOA, 1 the names, 2 the closing SOA, 3 done.
     var phase = 0
-    var nameIndex = 0
     var rrsetIndex = 0
     var dataIndex = 0
     var pending: Item?
@@ -300,6 +300,7 @@ public struct TransferStream {
         self.question = Array(request[12..<questionEnd])
         self.items = items
         self.signing = signing
+        self.nodeIndex = self.nodes.endIndex
         self.phase = 3
     }
 
@@ -311,11 +312,26 @@ public struct TransferStream {
         self.rd = request[2] & 0x01 != 0
         self.question = Array(request[12..<questionEnd])
         self.signing = signing
-        self.view = view
+        self.nodes = view.nodes
+        self.nodeIndex = view.nodes.startIndex
         self.apex = apex
         self.soa = soa
-        self.names = view.nodes.compactMap { $0.value.apex == apex ? $0.key : nil }
         self.phase = 0
+    }
+
+    /// The most octets `data` takes uncompressed, without building its wire form.
+    static func dataBound(_ data: RData) -> Int {
+        switch data {
+        case .a: 4
+        case .aaaa: 16
+        case .name(let name): name.wire.count
+        case .mx(_, let exchange): 2 + exchange.wire.count
+        case .srv(_, _, _, let target): 6 + target.wire.count
+        case .soa(let soa): soa.mname.wire.count + soa.rname.wire.count + 20
+        case .txt(let strings): strings.reduce(0) { $0 + 1 + $1.count }
+        case .caa(_, let tag, let value): 2 + tag.count + value.count
+        case .generic(let bytes): bytes.count
+        }
     }
 
     public var isFinished: Bool { self.pending == nil && self.itemIndex >= self.items.count && self.phase >= 3 }
@@ -336,13 +352,13 @@ public struct TransferStream {
                 self.phase = 1
                 if let soa = self.soa { return .record(soa) }
             case 1:
-                guard let view = self.view, self.nameIndex < self.names.count else {
+                guard self.nodeIndex != self.nodes.endIndex else {
                     self.phase = 2
                     continue
                 }
-                let name = self.names[self.nameIndex]
-                guard let node = view.nodes[name], self.rrsetIndex < node.rrsets.count else {
-                    self.nameIndex += 1
+                let (name, node) = self.nodes[self.nodeIndex]
+                guard node.apex == self.apex, self.rrsetIndex < node.rrsets.count else {
+                    self.nodeIndex = self.nodes.index(after: self.nodeIndex)
                     self.rrsetIndex = 0
                     self.dataIndex = 0
                     continue
@@ -375,7 +391,7 @@ public struct TransferStream {
         while let item = current {
             let estimate: Int
             switch item {
-            case .record(let record): estimate = record.owner.wire.count + 10 + record.data.wire.count
+            case .record(let record): estimate = record.owner.wire.count + 10 + TransferStream.dataBound(record.data)
             case .wire(let bytes): estimate = bytes.count
             }
             if count > 0 && headerLength + writer.bytes.count + estimate > ZoneTransfer.messageLimit {

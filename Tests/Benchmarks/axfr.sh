@@ -15,7 +15,7 @@ done
 source Tests/Benchmarks/lib.sh
 work="$(mktemp -d)"
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 swift build -c release --product frontdoor >/dev/null
 frontdoor="$PWD/.build/release/frontdoor"
@@ -76,31 +76,41 @@ zone:
   - domain: example.com
     acl: local
 CONF
-nsd -d -c "$work/nsd/nsd.conf" 2>"$work/nsd.log" & pids+=($!)
-knotd -c "$work/knot/knot.conf" 2>"$work/knot.log" & pids+=($!)
-"$frontdoor" run --config "$work/fd" --dns "127.0.0.1:$fd_port" --workers 1 2>"$work/frontdoor.log" & fd_pid=$!; pids+=($fd_pid)
+# Each in its own process group (NSD serves transfers from a child), so its CPU time can be read.
+setsid nsd -d -c "$work/nsd/nsd.conf" 2>"$work/nsd.log" & nsd_pid=$!; pids+=($nsd_pid)
+setsid knotd -c "$work/knot/knot.conf" 2>"$work/knot.log" & knot_pid=$!; pids+=($knot_pid)
+setsid "$frontdoor" run --config "$work/fd" --dns "127.0.0.1:$fd_port" --workers 1 2>"$work/frontdoor.log" &
+fd_pid=$!; pids+=($fd_pid)
 for port in $fd_port $nsd_port $knot_port; do
     for _ in $(seq 300); do
-        [ -n "$(dig @127.0.0.1 -p "$port" +time=1 +tries=1 +short example.com SOA 2>/dev/null)" ] && break
+        # dig prints its errors on stdout too: wait for a line that is not a comment.
+        dig @127.0.0.1 -p "$port" +time=1 +tries=1 +short example.com SOA 2>/dev/null | grep -qv '^;' && break
         sleep 0.1
     done
 done
 
-# One AXFR: milliseconds (wall clock around dig), bytes and messages as dig reports them.
+# One AXFR: milliseconds (wall clock around dig), the server's CPU milliseconds (its process group's
+# ticks), bytes, messages and records as dig reports them.
 transfer() {
-    local port=$1 out=$2 start end
+    local port=$1 out=$2 group=$3 start end before after
+    before=$(ticks "$group")
     start=$(date +%s%N)
     dig @127.0.0.1 -p "$port" example.com AXFR +onesoa +nocmd +nocomments > "$out"
     end=$(date +%s%N)
-    local size; size=$(grep -o 'XFR size: .*' "$out")
-    echo "$(( (end - start) / 1000000 )) $(sed -E 's/.*bytes ([0-9]+)\).*/\1/' <<<"$size") $(sed -E 's/.*messages ([0-9]+),.*/\1/' <<<"$size") $(sed -E 's/XFR size: ([0-9]+) records.*/\1/' <<<"$size")"
+    sleep 0.05
+    after=$(ticks "$group")
+    local size; size=$(grep -o 'XFR size: .*' "$out") || { echo "the transfer from port $port failed:" >&2; tail -3 "$out" >&2; exit 1; }
+    echo "$(( (end - start) / 1000000 )) $(( (after - before) * 1000 / $(getconf CLK_TCK) )) $(sed -E 's/.*bytes ([0-9]+)\).*/\1/' <<<"$size") $(sed -E 's/.*messages ([0-9]+),.*/\1/' <<<"$size") $(sed -E 's/XFR size: ([0-9]+) records.*/\1/' <<<"$size")"
 }
-echo "AXFR of example.com (wan view, $sites sites), $rounds interleaved rounds: ms bytes messages records"
+echo "AXFR of example.com (wan view, $sites sites), $rounds interleaved rounds: ms cpu-ms bytes messages records"
 : > "$work/results"
 for round in $(seq "$rounds"); do
     for server in frontdoor nsd knot; do
-        case $server in frontdoor) port=$fd_port;; nsd) port=$nsd_port;; knot) port=$knot_port;; esac
-        line=$(transfer "$port" "$work/$server.axfr")
+        case $server in
+            frontdoor) port=$fd_port; group=$fd_pid;; nsd) port=$nsd_port; group=$nsd_pid;;
+            knot) port=$knot_port; group=$knot_pid;;
+        esac
+        line=$(transfer "$port" "$work/$server.axfr" "$group") || exit 1
         echo "$server $line" >> "$work/results"
         echo "  round $round $server: $line"
     done
@@ -109,16 +119,20 @@ python3 - "$work/results" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, ms, size, messages, records = line.split()
-    rows.setdefault(name, []).append((int(ms), int(size), int(messages), int(records)))
-med = {n: (statistics.median(r[0] for r in v), v[0][1], v[0][2], v[0][3]) for n, v in rows.items()}
-print(f"{'server':10} {'median ms':>10} {'bytes':>10} {'messages':>9} {'records':>8}")
+    name, ms, cpu, size, messages, records = line.split()
+    rows.setdefault(name, []).append((int(ms), int(cpu), int(size), int(messages), int(records)))
+med = {n: (statistics.median(r[0] for r in v), statistics.mean(r[1] for r in v), v[0][2], v[0][3], v[0][4])
+       for n, v in rows.items()}
+print(f"{'server':10} {'median ms':>10} {'cpu ms':>7} {'bytes':>10} {'messages':>9} {'records':>8}")
 for n in ["frontdoor", "nsd", "knot"]:
-    ms, size, messages, records = med[n]
-    print(f"{n:10} {ms:10.0f} {size:10d} {messages:9d} {records:8d}")
+    ms, cpu, size, messages, records = med[n]
+    print(f"{n:10} {ms:10.0f} {cpu:7.0f} {size:10d} {messages:9d} {records:8d}")
 fd = med["frontdoor"]
 for n in ["nsd", "knot"]:
-    print(f"  frontdoor vs {n:5} time {fd[0] / max(1, med[n][0]):5.2f}x   bytes {fd[1] / med[n][1]:5.2f}x")
+    print(f"  frontdoor vs {n:5} time {fd[0] / max(1, med[n][0]):5.2f}x   server cpu {fd[1] / max(1, med[n][1]):5.2f}x"
+          f"   bytes {fd[2] / med[n][2]:5.2f}x")
+print("(time is dig's, first query to last record printed: the client's parsing is most of it; cpu is the server's")
+print(" process group over the transfer, in 10 ms ticks, averaged)")
 PY
 
 # Same records as the export?
@@ -136,7 +150,8 @@ serial=$(dig @127.0.0.1 -p "$fd_port" +short example.com SOA | awk '{print $3}')
 sed -i 's/wan=203.0.113.1/wan=203.0.113.2/' "$work/fd/example.com.zone"
 kill -HUP "$fd_pid"
 for _ in $(seq 300); do
-    [ "$(dig @127.0.0.1 -p "$fd_port" +short example.com SOA | awk '{print $3}')" != "$serial" ] && break
+    now=$(dig @127.0.0.1 -p "$fd_port" +short example.com SOA | awk '{print $3}')
+    [ -n "$now" ] && [ "$now" != "$serial" ] && break
     sleep 0.1
 done
 dig @127.0.0.1 -p "$fd_port" example.com "IXFR=$serial" +nocmd +nocomments > "$work/ixfr"
