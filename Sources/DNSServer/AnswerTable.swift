@@ -256,7 +256,9 @@ public enum AnswerCompiler {
     static func minimalAny(_ view: CompiledView, _ name: DomainName) -> Lookup {
         let full = view.lookup(name, .any)
         guard case .answer(let records, _) = full, let first = records.first else { return full }
-        return .answer(records.filter { $0.type == first.type }, additional: [])
+        let selected = records.filter { $0.type == first.type }
+        // The chosen RRset's additional records, as for a question of its type (MX, SRV, NS, SVCB targets).
+        return .answer(selected, additional: view.additional(for: selected))
     }
 
     /// Encodes lookups into templates, reusing one template for every lookup that encodes alike.

@@ -70,6 +70,10 @@ struct RDataParser {
             }
             let valueToken = try reader.next("a value")
             data = .caa(flags: flags, tag: tagToken.text, value: try Unescape.bytes(valueToken, file: self.file))
+        case _ where type.rawValue == ServiceBinding.svcb || type.rawValue == ServiceBinding.https:
+            data = .generic(try reader.serviceBinding())
+        case _ where type.rawValue == Location.type:
+            data = .generic(try reader.location())
         case _ where RDataSchema.fields[type.rawValue] != nil:
             data = .generic(try reader.schema(RDataSchema.fields[type.rawValue] ?? []))
         default:

@@ -44,6 +44,11 @@ enum RDataSchema {
 
     /// Presentation format of `bytes` as `type`'s fields; nil when they do not decode (then `\#` is printed).
     static func presentation(_ type: RecordType, _ bytes: [UInt8]) -> String? {
+        switch type.rawValue {
+        case ServiceBinding.svcb, ServiceBinding.https: return ServiceBinding.presentation(bytes)
+        case Location.type: return Location.presentation(bytes)
+        default: break
+        }
         guard let fields = RDataSchema.fields[type.rawValue] else { return nil }
         var cursor = ByteReader(bytes: bytes)
         var parts: [String] = []

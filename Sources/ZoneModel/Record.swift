@@ -37,12 +37,13 @@ public struct RecordType: RawRepresentable, Hashable, Sendable, Comparable, Cust
         ("DNSKEY", RecordType(rawValue: 48)), ("TLSA", RecordType(rawValue: 52)), ("SMIMEA", RecordType(rawValue: 53)),
         ("CDS", RecordType(rawValue: 59)), ("CDNSKEY", RecordType(rawValue: 60)),
         ("OPENPGPKEY", RecordType(rawValue: 61)), ("URI", RecordType(rawValue: 256)),
+        ("LOC", RecordType(rawValue: 29)), ("SVCB", RecordType(rawValue: 64)), ("HTTPS", RecordType(rawValue: 65)),
     ]
 
     /// Mnemonics of well-known types this model only takes in RFC 3597 generic form, so that a typo and an
     /// unsupported type get different advice.
     static let genericOnly: Set<String> = [
-        "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "SVCB", "HTTPS", "LOC", "SPF", "ZONEMD",
+        "RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "SPF", "ZONEMD",
     ]
 
     /// Looks up a mnemonic or `TYPEnnn` (RFC 3597 §5), ignoring case.

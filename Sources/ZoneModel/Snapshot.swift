@@ -240,14 +240,34 @@ public struct CompiledView: Sendable {
     }
 
     /// A/AAAA records for in-view targets of MX, SRV and NS answers (RFC 1035 §3.3.9, RFC 2782).
-    func additional(for records: [Record]) -> [Record] {
+    public func additional(for records: [Record]) -> [Record] {
         let targets = records.compactMap { record -> DomainName? in
-            switch record.type {
-            case .mx, .srv, .ns: record.data.target
+            switch record.type.rawValue {
+            case RecordType.mx.rawValue, RecordType.srv.rawValue, RecordType.ns.rawValue: record.data.target
+            // SVCB and HTTPS (RFC 9460 §4.2): the TargetName's addresses; "." in ServiceMode means the owner.
+            case 64, 65: CompiledView.serviceTarget(record)
             default: nil
             }
         }
         return self.addresses(of: targets)
+    }
+
+    /// The name an SVCB/HTTPS record's addresses are looked up at (nil for AliasMode to ".", which means
+    /// "no service").
+    static func serviceTarget(_ record: Record) -> DomainName? {
+        guard case .generic(let bytes) = record.data, bytes.count >= 3 else { return nil }
+        var labels: [[UInt8]] = []
+        var position = 2
+        while position < bytes.count, bytes[position] != 0 {
+            let length = Int(bytes[position])
+            guard position + 1 + length <= bytes.count else { return nil }
+            labels.append(Array(bytes[(position + 1)..<(position + 1 + length)]))
+            position += 1 + length
+        }
+        guard let target = try? DomainName(labels: labels) else { return nil }
+        let aliasMode = bytes[0] == 0 && bytes[1] == 0
+        if target.isRoot { return aliasMode ? nil : record.owner }
+        return target
     }
 
     func addresses(of names: [DomainName]) -> [Record] {

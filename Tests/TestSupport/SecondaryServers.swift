@@ -162,3 +162,95 @@ package final class SecondaryServer {
         try? FileManager.default.removeItem(atPath: self.directory)
     }
 }
+
+/// Knot or BIND on 127.0.0.1 as the primary of zones given as text: references for differential tests
+/// (NSD has `NSDServer`).
+package final class ReferenceServer {
+    package let kind: SecondaryServer.Kind
+    package let port: UInt16
+    package let directory: String
+    package let pid: pid_t
+
+    /// nil (with a printed reason) when the server is not installed.
+    package init?(_ kind: SecondaryServer.Kind, zones: [(apex: String, text: String)]) throws {
+        let program = kind == .knot ? "knotd" : kind == .bind ? "named" : "nsd"
+        guard kind != .nsd, let path = Tool.find(program) else {
+            Tool.skip(program, package: kind == .bind ? "bind9" : "knot")
+            return nil
+        }
+        self.kind = kind
+        self.directory = try Tool.temporaryDirectory()
+        self.port = try freePort()
+        let directory = self.directory
+        for zone in zones {
+            try zone.text.write(toFile: "\(directory)/\(zone.apex)zone", atomically: true, encoding: .utf8)
+        }
+        let arguments: [String]
+        if kind == .knot {
+            try FileManager.default.createDirectory(atPath: "\(directory)/db", withIntermediateDirectories: true)
+            var config = """
+                server:
+                    listen: 127.0.0.1@\(self.port)
+                    rundir: "\(directory)"
+                    udp-workers: 1
+                    tcp-workers: 1
+                    background-workers: 1
+                log:
+                  - target: "\(directory)/knot.log"
+                    any: warning
+                database:
+                    storage: "\(directory)/db"
+                template:
+                  - id: default
+                    storage: "\(directory)"
+                    file: "%s.zone"
+                zone:
+
+                """
+            for zone in zones { config += "  - domain: \(zone.apex)\n" }
+            try config.write(toFile: "\(directory)/knot.conf", atomically: true, encoding: .utf8)
+            arguments = ["-c", "\(directory)/knot.conf"]
+        } else {
+            var config = """
+                options {
+                  directory "\(directory)";
+                  listen-on port \(self.port) { 127.0.0.1; };
+                  listen-on-v6 { none; };
+                  pid-file "\(directory)/named.pid";
+                  session-keyfile "\(directory)/session.key";
+                  recursion no;
+                  dnssec-validation no;
+                  notify no;
+                };
+                controls { };
+
+                """
+            for zone in zones {
+                config += "zone \"\(zone.apex)\" { type primary; file \"\(directory)/\(zone.apex)zone\"; };\n"
+            }
+            try config.write(toFile: "\(directory)/named.conf", atomically: true, encoding: .utf8)
+            arguments = ["-g", "-c", "\(directory)/named.conf"]
+        }
+        let log = open("\(directory)/stderr", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        self.pid = try Tool.spawn(path, arguments, stdout: log, stderr: log)
+        close(log)
+        for _ in 0..<100 {
+            if let dig = Tool.find("dig"),
+                let outcome = try? Tool.run(
+                    dig, ["@127.0.0.1", "-p", "\(self.port)", "+time=1", "+tries=1", zones[0].apex, "SOA", "+short"]),
+                outcome.stdout.split(separator: "\n").contains(where: { !$0.hasPrefix(";") })
+            {
+                return
+            }
+            usleep(50_000)
+        }
+        let text = Fixtures.textAt("\(directory)/stderr") + Fixtures.textAt("\(directory)/knot.log")
+        Tool.stop(self.pid)
+        throw FixtureError(message: "\(program) did not start: \(text)")
+    }
+
+    deinit {
+        Tool.stop(self.pid)
+        try? FileManager.default.removeItem(atPath: self.directory)
+    }
+}
