@@ -1,5 +1,6 @@
 import CSys
 import DNSServer
+import DynDNS
 import Files
 import Synchronization
 import ZoneFile
@@ -29,6 +30,10 @@ public final class Appliance: @unchecked Sendable {
     /// Called after each compile is published, with the snapshot it replaced (nil the first time): the
     /// notifier hangs here.
     public var published: (@Sendable (Snapshot?, Snapshot) -> Void)?
+    /// Whether the first compile starts from the WAN address the DynDNS updater published last (its state
+    /// file), so a restart serves the same wan view at once — no window without the address, no serial
+    /// bump, no transfer for the secondaries — while the updater confirms it. Off with `--wan`.
+    public var restoresWAN = false
     let lock = Mutex<Void>(())
 
     public init(directory: String, wan: WANAddresses) {
@@ -68,6 +73,11 @@ public final class Appliance: @unchecked Sendable {
             }
             self.serials = Appliance.readSerials(model.settings)
             Appliance.removeStaleTemporaries(model.settings)
+            if self.restoresWAN, let directory = model.settings.stateDirectory {
+                let state = UpdaterState.load(path: joinPath(directory, "dyndns.json"))
+                if self.wan.v4 == nil, case .v4(let v4) = state.address.flatMap(IPAddress.init) { self.wan.v4 = v4 }
+                if self.wan.v6 == nil, case .v6(let v6) = state.address6.flatMap(IPAddress.init) { self.wan.v6 = v6 }
+            }
         }
         let result = Pipeline.finish(
             &model, diagnostics: diagnostics,

@@ -24,7 +24,10 @@ public final class ConfigWatcher: Sendable {
         if name.hasPrefix(".") || name.hasSuffix("~") || name.hasSuffix(".swp") || name.hasSuffix(".tmp") {
             return false
         }
-        if name.hasPrefix("serials") || name.hasPrefix("dyndns.json") || name.hasPrefix("4913") { return false }
+        // Frontdoor's own state files, when state-dir is the config directory.
+        for own in ["serials", "dyndns.json", "journal", "secondaries", "4913"] where name.hasPrefix(own) {
+            return false
+        }
         return true
     }
 

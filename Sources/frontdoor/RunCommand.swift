@@ -64,6 +64,8 @@ enum RunCommand {
             rateLimit = value
         }
         let appliance = Appliance(directory: directory, wan: try wanAddresses(arguments))
+        // Without --wan the updater runs: start from the address it published last.
+        appliance.restoresWAN = arguments.values["--wan"] == nil
 
         // Signals are taken by sigwait below: block them before any thread starts so every thread inherits it.
         var signals = sigset_t()

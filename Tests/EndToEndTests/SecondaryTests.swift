@@ -25,10 +25,11 @@ import ZoneModel
         let thread: pthread_t?
         let port: UInt16
 
-        init(directory: String, port: UInt16) throws {
+        init(directory: String, port: UInt16, restoresWAN: Bool = false) throws {
             self.directory = directory
             self.port = port
             self.appliance = Appliance(directory: directory, wan: WANAddresses())
+            self.appliance.restoresWAN = restoresWAN
             if let diagnostics = self.appliance.load(dateSerial: 2_026_120_500) {
                 throw FixtureError(message: "model: \(diagnostics.sorted.map(\.description))")
             }
@@ -105,6 +106,11 @@ import ZoneModel
         let primary = try Primary(directory: directory, port: primaryPort)
         let updater = WANUpdater(appliance: primary.appliance)
         updater.poll()
+        func wanSerial(_ primary: Primary) -> UInt32? {
+            let key = SerialBook.key(view: "wan", apex: try! DomainName("example.com."))
+            return primary.appliance.store?.tables().snapshot.serials.entries[key]?.serial
+        }
+        let firstSerial = try #require(wanSerial(primary))
 
         var secondaries: [SecondaryServer] = []
         for kind in SecondaryServer.Kind.allCases {
@@ -180,5 +186,21 @@ import ZoneModel
         let explain = try Tool.run(
             Tool.frontdoor, ["explain", "www.example.com", "A", "--from", "198.51.100.1", directory])
         #expect(explain.stdout.contains("copied from this view by: "), "\(explain.stdout) \(explain.stderr)")
+
+        // A restart serves the same wan view at once (from the address published last), so the serial stays
+        // and the journal read back still answers an IXFR from before the change with the change only.
+        let restarted = try Primary(directory: directory, port: try freePort(), restoresWAN: true)
+        #expect(wanSerial(restarted) == wanSerial(primary))
+        if let dig = Tool.find("dig") {
+            let ixfr = try Tool.run(
+                dig,
+                [
+                    "@127.0.0.1", "-p", "\(restarted.port)", "example.com", "IXFR=\(firstSerial)", "+nocmd",
+                    "+nostats", "-y", "hmac-sha256:xfr-nsd:\(Self.secret)",
+                ])
+            let records = ixfr.stdout.split(separator: "\n").filter { !$0.hasPrefix(";") && !$0.isEmpty }
+            #expect(records.filter { $0.contains("\tSOA\t") }.count == 4, "\(ixfr.stdout)")
+            #expect(records.contains { $0.hasSuffix("\tA\t203.0.113.11") } && records.count == 7, "\(ixfr.stdout)")
+        }
     }
 }
