@@ -141,8 +141,7 @@ public enum Responder {
     /// Answers a prepared query: `key` holds its lower-cased name, `scratch` lends 512 bytes for wildcards.
     public static func respond(
         _ prepared: PreparedQuery, packet: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, tcp: Bool,
-        tables: DNSTables, scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer,
-        authenticated: Bool = false
+        tables: DNSTables, scratch: UnsafeMutableRawBufferPointer, into out: UnsafeMutableRawBufferPointer
     ) -> (ResponderAction, DNSQuery?) {
         let query: DNSQuery
         let viewIndex = prepared.view
@@ -155,9 +154,8 @@ public enum Responder {
         case .failure(.notImp(let questionEnd)):
             let length = Responder.error(.notImp, packet: packet, questionEnd: questionEnd, into: out)
             return (.reply(length: length, view: viewIndex), nil)
-        }
-        if !authenticated && (query.signed || query.type == Responder.axfr || query.type == Responder.ixfr) {
-            return (.transfer, query)
+        case .failure(.transfer):
+            return (.transfer, nil)
         }
         guard viewIndex >= 0 else {
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: -1), query)
@@ -173,7 +171,8 @@ public enum Responder {
             )
         }
         let type = query.type
-        if query.qclass != 1 || type == Responder.axfr || type == Responder.ixfr {
+        // (AXFR and IXFR never get here: the parser sends them to the transfer path.)
+        if query.qclass != 1 {
             return (.reply(length: Responder.refuse(query, packet: packet, into: out), view: viewIndex), query)
         }
         if type == Responder.opt || (type >= 128 && type <= 250) {

@@ -178,20 +178,23 @@ public enum ZoneTransfer {
             out.deallocate()
         }
         var note = TransferNote(peer: peer.name, zone: question.name, kind: "query")
-        let reply: [UInt8]? = packet.withUnsafeBytes { raw in
+        // The query as it was before it was signed, so the fast path's parser takes it.
+        var unsigned = packet
+        if case .signed(let stripped, _) = TSIG.split(packet) { unsigned = stripped }
+        let reply: [UInt8]? = unsigned.withUnsafeBytes { raw in
             var prepared = Responder.prepare(raw, from: peer.address, tables: tables, key: key)
             guard case .success(let query) = prepared.parsed else { return nil }
             prepared.view = peer.view
             prepared.hash = NameTable.hash(UnsafeRawBufferPointer(rebasing: key[0..<query.nameLength]))
             let (action, _) = Responder.respond(
                 prepared, packet: raw, key: UnsafeRawBufferPointer(key), tcp: tcp, tables: tables, scratch: key,
-                into: out, authenticated: true)
+                into: out)
             switch action {
             case .reply(let length, _):
                 return Array(UnsafeRawBufferPointer(rebasing: out[0..<length]))
             case .forward, .drop, .transfer:
                 note.refusal = "not in view '\(tables.snapshot.views[peer.view].name)'"
-                return ZoneTransfer.header(packet, questionEnd: query.questionEnd, rcode: DNSRcode.refused.rawValue)
+                return ZoneTransfer.header(unsigned, questionEnd: query.questionEnd, rcode: DNSRcode.refused.rawValue)
             }
         }
         guard let reply else { return (.drop, note) }

@@ -53,8 +53,6 @@ public struct DNSQuery: Equatable, Sendable {
     public var questionEnd: Int
     /// Present when the query carried an OPT record.
     public var edns: EDNSInfo?
-    /// The query carries a TSIG record (RFC 8945): it goes to the transfer path, which checks it.
-    public var signed = false
 
     public var opcode: UInt16 { (self.flags & DNSHeader.opcodeMask) >> 11 }
     public var recursionDesired: Bool { self.flags & DNSHeader.rd != 0 }
@@ -68,6 +66,9 @@ public enum QueryProblem: Error, Equatable, Sendable {
     case formErr(questionEnd: Int?)
     /// An opcode other than QUERY: NOTIMP (RFC 1035 §4.1.1).
     case notImp(questionEnd: Int?)
+    /// A zone transfer (AXFR, IXFR) or a query with a TSIG record (RFC 8945): not for the fast path; the
+    /// zone-transfer path reads it whole and answers from the asking secondary's view.
+    case transfer
 }
 
 /// Parses queries (RFC 1035 §4.1, RFC 6891 §6): header, exactly one question, and an OPT record if any.
@@ -107,6 +108,7 @@ public enum QueryParser {
         let qclass = UInt16(packet[position + 2]) << 8 | UInt16(packet[position + 3])
         let questionEnd = position + 4
         if flags & DNSHeader.opcodeMask != 0 { return .failure(.notImp(questionEnd: questionEnd)) }
+        if type == 252 || type == 251 { return .failure(.transfer) }
         var query = DNSQuery(
             id: id, flags: flags, nameOffset: DNSHeader.size, nameLength: length, type: type, qclass: qclass,
             questionEnd: questionEnd, edns: nil)
@@ -129,8 +131,8 @@ public enum QueryParser {
                 let ttl = try reader.readUInt32()
                 let rdLength = Int(try reader.readUInt16())
                 try reader.skip(rdLength)
-                if rrType == 250 { query.signed = true }
-                guard rrType == RecordType.opt.rawValue else { continue }
+                if rrType == 250 { return .failure(.transfer) }
+                guard rrType == 41 else { continue }  // OPT (a literal: the static is a lazy global)
                 // RFC 6891 §6.1.1: one OPT, owned by the root.
                 guard query.edns == nil, ownerIsRoot else { return .failure(.formErr(questionEnd: questionEnd)) }
                 query.edns = EDNSInfo(

@@ -203,4 +203,49 @@ import ZoneModel
             #expect(records.contains { $0.hasSuffix("\tA\t203.0.113.11") } && records.count == 7, "\(ixfr.stdout)")
         }
     }
+
+    /// The 50,000-site model reaches a real secondary whole: NSD pulls the wan view by AXFR, and what NSD then
+    /// transfers on equals `frontdoor export` record for record (canonical form by named-compilezone).
+    @Test func theFiftyThousandSiteModelReachesASecondaryWhole() throws {
+        guard let dig = Tool.find("dig"), let compile = Tool.find("named-compilezone") else {
+            return Tool.skip("dig and named-compilezone", package: "dnsutils bind9-utils")
+        }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let primaryPort = try freePort()
+        let nsdPort = try freePort()
+        try Self.writeKey("xfr-nsd", Self.secret, to: "\(directory)/xfr.key")
+        try """
+        view lan 192.0.2.0/24
+        view wan *
+        secondary copy 127.0.0.1:\(nsdPort) view=wan key=xfr.key
+        """.write(toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        var zone = "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n"
+        zone += "@ MX 10 mail\nmail A 192.0.2.25\n@ TXT \"v=spf1 -all\"\n"
+        for index in 0..<50_000 { zone += "$SITE site\(index) http://192.0.2.\(index % 250 + 1):80\n" }
+        try zone.write(toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        let primary = try Primary(directory: directory, port: primaryPort)
+        guard
+            let nsd = try SecondaryServer(
+                .nsd, port: nsdPort, zone: "example.com", primaryPort: primaryPort, keyName: "xfr-nsd",
+                secret: Self.secret)
+        else { return }
+        #expect(
+            nsd.waitFor("site49999.example.com", "CNAME", ["reverseproxy.example.com."], seconds: 60),
+            "NSD did not get the zone: \(nsd.logText)")
+        let copy = try Tool.run(dig, ["@127.0.0.1", "-p", "\(nsd.port)", "example.com", "AXFR", "+onesoa"])
+        let snapshot = try #require(primary.appliance.compiledSnapshot)
+        let wan = try #require(snapshot.view(named: "wan"))
+        let exported = try #require(exportZone(wan, try DomainName("example.com.")))
+        try copy.stdout.write(toFile: "\(directory)/copy.txt", atomically: true, encoding: .utf8)
+        try exported.write(toFile: "\(directory)/export.txt", atomically: true, encoding: .utf8)
+        func canonical(_ file: String) throws -> [Substring] {
+            let outcome = try Tool.run(compile, ["-q", "-i", "none", "-s", "full", "-o", "-", "example.com", file])
+            return outcome.stdout.split(separator: "\n").sorted()
+        }
+        let copied = try canonical("\(directory)/copy.txt")
+        let original = try canonical("\(directory)/export.txt")
+        #expect(original.count == 50_006)
+        #expect(copied == original, "NSD's copy differs from the export (\(copied.count) vs \(original.count) records)")
+    }
 }

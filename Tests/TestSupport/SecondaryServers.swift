@@ -65,6 +65,7 @@ package final class SecondaryServer {
               zonefile: "\(zone).zone"
               request-xfr: 127.0.0.1@\(primaryPort) \(keyName)
               allow-notify: 127.0.0.1 \(keyName)
+              provide-xfr: 127.0.0.1 NOKEY
 
             """.write(toFile: "\(directory)/nsd.conf", atomically: true, encoding: .utf8)
             arguments = ["-d", "-c", "\(directory)/nsd.conf"]
