@@ -33,7 +33,7 @@ public final class SecondaryActivity: Sendable {
             self.refusals.add(1, ordering: .relaxed)
             let logNow = self.state.withLock { state -> Bool in
                 if let peer = note.peer {
-                    state.entries[peer, default: Entry()].lastRefusal = "\(clock(now)) \(refusal)"
+                    state.entries[peer, default: Entry()].lastRefusal = "\(utcDateTime(Double(now))) \(refusal)"
                 }
                 state.changes += 1
                 guard now >= state.lastRefusalLog + 60 else { return false }
@@ -49,7 +49,7 @@ public final class SecondaryActivity: Sendable {
         }
         guard let peer = note.peer, let stream, note.kind != "query" else { return }
         let line =
-            "\(clock(now)) \(note.kind) of \(note.zone?.description ?? "?") serial \(note.serial.map(String.init) ?? "?"): "
+            "\(utcDateTime(Double(now))) \(note.kind) of \(note.zone?.description ?? "?") serial \(note.serial.map(String.init) ?? "?"): "
             + "\(stream.records) records, \(stream.messages) messages, \(stream.bytes) bytes"
         self.state.withLock { state in
             state.entries[peer, default: Entry()].lastTransfer = line
@@ -66,15 +66,15 @@ public final class SecondaryActivity: Sendable {
         switch event {
         case .acknowledged(let acknowledged):
             target = acknowledged
-            line = "\(clock(now)) NOTIFY \(target.zone) serial \(target.serial): acknowledged"
+            line = "\(utcDateTime(Double(now))) NOTIFY \(target.zone) serial \(target.serial): acknowledged"
             Log.info(
                 "dns: secondary \(target.secondary) acknowledged NOTIFY for \(target.zone) serial \(target.serial)")
         case .rejected(let rejected, let reason):
             target = rejected
-            line = "\(clock(now)) NOTIFY \(target.zone) serial \(target.serial): \(reason)"
+            line = "\(utcDateTime(Double(now))) NOTIFY \(target.zone) serial \(target.serial): \(reason)"
         case .gaveUp(let abandoned, let reason):
             target = abandoned
-            line = "\(clock(now)) NOTIFY \(target.zone) serial \(target.serial): gave up (\(reason))"
+            line = "\(utcDateTime(Double(now))) NOTIFY \(target.zone) serial \(target.serial): gave up (\(reason))"
             Log.warning(
                 "dns: secondary \(target.secondary) (\(target.address)) did not acknowledge NOTIFY for \(target.zone) "
                     + "serial \(target.serial): \(reason); it still picks the change up at its SOA refresh")
@@ -103,16 +103,6 @@ public final class SecondaryActivity: Sendable {
         }
         return out
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC).
-func clock(_ seconds: UInt64) -> String {
-    var now = time_t(seconds)
-    var parts = tm()
-    gmtime_r(&now, &parts)
-    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) "
-        + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
 }
 
 /// Sends NOTIFY to the secondaries when their view's serials move (`NotifySchedule` decides what and when);

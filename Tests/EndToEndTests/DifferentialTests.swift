@@ -131,7 +131,7 @@ import ZoneModel
         defer { withExtendedLifetime((nsd, knot, bind)) {} }
         guard references.count >= 2 else { return Tool.skip("two of nsd, knotd, named", package: "nsd knot bind9") }
 
-        var generator = SeededGenerator(seed: 14)
+        var generator = SplitMix(seed: 14)
         func randomCase(_ name: String) -> String {
             String(name.map { Bool.random(using: &generator) ? Character($0.uppercased()) : $0 })
         }
@@ -214,18 +214,5 @@ import ZoneModel
         print(
             "differential: \(questions.count) questions, \(compared) with a majority, \(listed.count) listed differences"
         )
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so the letter case of every run is the same.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -102,3 +102,16 @@ extension String {
     /// Tabs folded to single spaces, as expected answers are written.
     package var replacingTabs: String { self.split(separator: "\t").joined(separator: " ") }
 }
+
+/// A small seeded generator (SplitMix64), so a test that draws random input draws the same on every run.
+package struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    package init(seed: UInt64) { self.state = seed }
+    package mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -81,19 +81,6 @@ import ZoneModel
     }
 }
 
-/// A tiny seeded generator, so the random test is the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite struct TTLTests {
     @Test(arguments: [
         ("300", UInt32(300)), ("1h30m", 5400), ("2w", 1_209_600), ("1D", 86400), ("0", 0),
