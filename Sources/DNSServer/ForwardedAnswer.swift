@@ -74,7 +74,7 @@ public enum ForwardedAnswer {
         return []
     }
 
-    static func encode(
+    public static func encode(
         _ waiter: Waiter, prefix: AnswerTemplate?, answer: CachedAnswer?, rcode: UInt16, withAdditional: Bool,
         truncated: Bool
     ) -> [UInt8] {

@@ -21,6 +21,9 @@ public struct CachedAnswer: Sendable, Equatable {
     /// When it was stored and until when it may be served (milliseconds, monotonic).
     public var stored: UInt64
     public var expires: UInt64
+    /// Set on a stale answer kept again (RFC 8767): the end of the stale period, counted from the original
+    /// expiry, so serving stale does not extend it.
+    public var staleUntil: UInt64?
     var size: Int
 
     public init(
@@ -77,6 +80,32 @@ public struct ResolverCache: Sendable {
     public func lookup(_ key: CacheKey, now: UInt64) -> CachedAnswer? {
         guard let entry = self.entries[key], entry.expires > now else { return nil }
         return entry.aged(at: now)
+    }
+
+    /// RFC 8767 §4: the TTL of an answer served past its expiry.
+    public static let staleTTL: UInt32 = 30
+
+    /// The entry for `key` once it has expired but is still within `window` of its expiry (or of the stale
+    /// period it was already given), with every TTL `staleTTL`: what to answer when every upstream fails.
+    public func stale(_ key: CacheKey, now: UInt64, window: UInt64) -> CachedAnswer? {
+        guard window > 0, let entry = self.entries[key], entry.rcode != DNSRcode.servFail.rawValue,
+            now < entry.staleUntil ?? (entry.expires &+ window)
+        else { return nil }
+        func refresh(_ records: [WireRecord]) -> [WireRecord] {
+            records.map { record in
+                var copy = record
+                copy.ttl = ResolverCache.staleTTL
+                return copy
+            }
+        }
+        var copy = entry
+        copy.answer = refresh(entry.answer)
+        copy.authority = refresh(entry.authority)
+        copy.additional = refresh(entry.additional)
+        copy.stored = now
+        copy.expires = now + UInt64(ResolverCache.staleTTL) * 1000
+        copy.staleUntil = entry.staleUntil ?? (entry.expires &+ window)
+        return copy
     }
 
     /// How long a response may be cached, in milliseconds; nil when it must not be.

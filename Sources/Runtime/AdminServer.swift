@@ -213,6 +213,25 @@ public final class AdminServer: @unchecked Sendable {
                 "frontdoor_dns_cache_misses_total", "counter", "Forwarded questions that were not in the cache.",
                 [("", Double(statistics.cacheMisses))])
             metric(
+                "frontdoor_dns_cache_hits_in_batch_total", "counter",
+                "Cache hits the UDP threads answered from the shared wire cache in their batch (part of the hits).",
+                [("", Double(statistics.batchCacheHits))])
+            let asked = statistics.cacheHits + statistics.cacheMisses
+            metric(
+                "frontdoor_dns_cache_hit_ratio", "gauge", "Cache hits over forwarded questions since start.",
+                [("", asked == 0 ? 0 : Double(statistics.cacheHits) / Double(asked))])
+            metric(
+                "frontdoor_dns_cache_bytes", "gauge", "The shared wire cache's fixed size (slots times slot size).",
+                [("", Double(dns.wireCache.byteSize))])
+            metric(
+                "frontdoor_dns_stale_answers_total", "counter",
+                "Expired answers served because every upstream failed (RFC 8767 serve-stale).",
+                [("", Double(statistics.staleAnswers))])
+            metric(
+                "frontdoor_dns_prefetches_total", "counter",
+                "Popular cache entries refreshed upstream in the last tenth of their lifetime.",
+                [("", Double(statistics.prefetches))])
+            metric(
                 "frontdoor_dns_upstream_queries_total", "counter",
                 "Queries sent to the upstream resolvers, retries and TCP fallbacks included.",
                 [("", Double(statistics.upstreamQueries))])
@@ -367,6 +386,20 @@ public final class AdminServer: @unchecked Sendable {
         ]
         if let dns = self.context.dns {
             members.append(("dns_responses", .number(Double(dns.answered))))
+            let statistics = dns.statistics
+            let asked = statistics.cacheHits + statistics.cacheMisses
+            members.append(
+                (
+                    "cache",
+                    .object([
+                        ("hits", .number(Double(statistics.cacheHits))),
+                        ("misses", .number(Double(statistics.cacheMisses))),
+                        ("hit_ratio", .number(asked == 0 ? 0 : Double(statistics.cacheHits) / Double(asked))),
+                        ("stale_answers", .number(Double(statistics.staleAnswers))),
+                        ("prefetches", .number(Double(statistics.prefetches))),
+                        ("bytes", .number(Double(dns.wireCache.byteSize))),
+                    ])
+                ))
             members.append(
                 (
                     "upstreams",
@@ -468,6 +501,13 @@ public final class AdminServer: @unchecked Sendable {
                 html += "<td>\(Int(upstream["failures"]?.number ?? 0))</td></tr>"
             }
             html += "</table>"
+        }
+        if let cache = status["cache"] {
+            let number = { (key: String) in Int(cache[key]?.number ?? 0) }
+            let ratio = Int(((cache["hit_ratio"]?.number ?? 0) * 100).rounded())
+            html += "<h2>Resolver cache</h2><p>\(number("hits")) hits, \(number("misses")) misses (\(ratio)% hits); "
+            html += "\(number("stale_answers")) stale answers served, \(number("prefetches")) prefetches; "
+            html += "\(number("bytes") >> 20) MiB shared by the UDP threads</p>"
         }
         if let secondaries = status["secondaries"]?.array, !secondaries.isEmpty {
             html += "<h2>Secondaries</h2><table><tr><th>secondary</th><th>view</th><th>last NOTIFY</th>"

@@ -12,7 +12,13 @@ final class DNSCounters: @unchecked Sendable {
     static let upstreamReplies = DNSCounters.responseSlots + 2
     static let upstreamMilliseconds = DNSCounters.responseSlots + 3
     static let upstreamQueries = DNSCounters.responseSlots + 4
-    static let count = DNSCounters.responseSlots + 5
+    /// Cache hits the UDP threads answered in their batch (a subset of `cacheHits`).
+    static let batchHits = DNSCounters.responseSlots + 5
+    /// Expired answers served because every upstream failed (RFC 8767).
+    static let staleAnswers = DNSCounters.responseSlots + 6
+    /// Popular entries refreshed upstream before they expired.
+    static let prefetches = DNSCounters.responseSlots + 7
+    static let count = DNSCounters.responseSlots + 8
 
     let values: UnsafeMutablePointer<UInt64>
 
@@ -46,6 +52,10 @@ public struct DNSStatistics: Sendable {
     public var upstreamMilliseconds: UInt64 = 0
     /// Queries sent upstream (UDP datagrams and TCP queries), retries included.
     public var upstreamQueries: UInt64 = 0
+    /// Cache hits answered by the UDP threads from the shared wire cache, in their batch.
+    public var batchCacheHits: UInt64 = 0
+    public var staleAnswers: UInt64 = 0
+    public var prefetches: UInt64 = 0
 
     mutating func add(_ counters: DNSCounters) {
         for slot in 0..<DNSCounters.responseSlots {
@@ -57,5 +67,8 @@ public struct DNSStatistics: Sendable {
         self.upstreamReplies += counters.read(DNSCounters.upstreamReplies)
         self.upstreamMilliseconds += counters.read(DNSCounters.upstreamMilliseconds)
         self.upstreamQueries += counters.read(DNSCounters.upstreamQueries)
+        self.batchCacheHits += counters.read(DNSCounters.batchHits)
+        self.staleAnswers += counters.read(DNSCounters.staleAnswers)
+        self.prefetches += counters.read(DNSCounters.prefetches)
     }
 }

@@ -22,10 +22,16 @@ public struct DNSOptions: Sendable {
     public var cacheBytesPerWorker = 16 << 20
     public var upstreamAttemptMilliseconds: UInt64 = 1000
     public var upstreamDeadlineMilliseconds: UInt64 = 3500
+    /// Serve-stale (RFC 8767): how long past expiry a cached answer may still be given when every upstream
+    /// fails (0: never), and how long a client waits for the upstreams before it gets one.
+    public var staleMilliseconds: UInt64 = 86_400_000
+    public var staleAfterMilliseconds: UInt64 = 1800
     /// Whether each upstream answers (shared by the workers).
     public var upstreamHealth: UpstreamHealth
     /// What the secondaries did lately (transfers, refusals), shared with the notifier and the status page.
     public var secondaries = SecondaryActivity()
+    /// The forwarding cache every UDP thread answers hits from (one for the process).
+    public var wireCache = WireCache(bytes: 16 << 20)
 
     public init(listeners: [SocketAddress], workers: Int, upstreams: [SocketAddress]) {
         self.listeners = listeners
@@ -36,6 +42,9 @@ public struct DNSOptions: Sendable {
 }
 
 extension DNSService {
+    /// The shared forwarding cache the UDP threads answer hits from.
+    public var wireCache: WireCache { self.workers.first?.options.wireCache ?? WireCache(bytes: 0) }
+
     /// What the secondaries did lately.
     public var secondaries: SecondaryActivity {
         self.workers.first?.options.secondaries ?? SecondaryActivity()
@@ -150,6 +159,8 @@ enum Endpoint {
     /// `local` is the address the query came to: the reply must leave from it (multi-address hosts).
     case udp(fd: Int32, peer: sockaddr_storage, local: LocalAddress)
     case tcp(fd: Int32, serial: UInt64)
+    /// Nobody: a prefetch, refreshing a cached answer before it expires.
+    case prefetch
 }
 
 /// One TCP client (RFC 7766): bytes in, complete messages answered as they arrive (pipelining), bytes out.
@@ -316,6 +327,8 @@ final class DNSWorker: @unchecked Sendable {
         switch endpoint {
         case .udp(let fd, let peer, let local):
             Sockets.send(fd, bytes, to: peer, from: local)
+        case .prefetch:
+            return
         case .tcp(let fd, let serial):
             guard var connection = self.connections[fd], connection.serial == serial else { return }
             connection.pendingForwards -= 1

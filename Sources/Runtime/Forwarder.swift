@@ -24,6 +24,8 @@ final class Forwarder {
         var sentAt: UInt64 = 0
         /// The upstream the current attempt went to.
         var upstream = 0
+        /// When the question first went upstream (for the serve-stale timer).
+        var started: UInt64 = 0
     }
 
     unowned let worker: DNSWorker
@@ -32,6 +34,7 @@ final class Forwarder {
     var receiveBuffer = [UInt8](repeating: 0, count: 65535)
     var pending: [CacheKey: Pending] = [:]
     var byFD: [Int32: CacheKey] = [:]
+    var lastStaleLog: UInt64 = 0
     /// Bounds on work in flight, so a flood of distinct names cannot exhaust the worker.
     static let maximumPending = 4096
     static let maximumWaiters = 256
@@ -46,6 +49,7 @@ final class Forwarder {
     /// Answers from the cache, joins a question already in flight, or asks upstream.
     func resolve(_ waiter: Waiter, endpoint: Endpoint, now: UInt64) {
         let key = CacheKey(name: waiter.upstreamName, type: waiter.type)
+        if case .prefetch = endpoint { return self.prefetch(key, now: now) }
         if let cached = self.cache.lookup(key, now: now) {
             self.worker.counters.add(DNSCounters.cacheHits)
             self.answer(waiter, endpoint, cached)
@@ -68,7 +72,23 @@ final class Forwarder {
             attemptMilliseconds: options.upstreamAttemptMilliseconds,
             seed: UInt64(randomUInt32()) << 32 | UInt64(randomUInt32()))
         let action = exchange.start(now: now)
-        self.pending[key] = Pending(exchange: exchange, waiters: [(waiter, endpoint)])
+        self.pending[key] = Pending(exchange: exchange, waiters: [(waiter, endpoint)], started: now)
+        self.perform(action, for: key, now: now)
+    }
+
+    /// Asks upstream for `key` although the cache holds it (it is popular and about to expire), unless it is
+    /// already out; nobody waits. At most half the pending table, so prefetching never crowds out clients.
+    func prefetch(_ key: CacheKey, now: UInt64) {
+        guard self.pending[key] == nil, self.pending.count < Forwarder.maximumPending / 2 else { return }
+        self.worker.counters.add(DNSCounters.prefetches)
+        let options = self.worker.options
+        var exchange = UpstreamExchange(
+            question: key, upstreamCount: self.upstreams.count, now: now,
+            deadlineMilliseconds: options.upstreamDeadlineMilliseconds,
+            attemptMilliseconds: options.upstreamAttemptMilliseconds,
+            seed: UInt64(randomUInt32()) << 32 | UInt64(randomUInt32()))
+        let action = exchange.start(now: now)
+        self.pending[key] = Pending(exchange: exchange, waiters: [], started: now)
         self.perform(action, for: key, now: now)
     }
 
@@ -92,6 +112,7 @@ final class Forwarder {
                 self.worker.counters.add(DNSCounters.upstreamMilliseconds, now &- entry.sentAt)
             }
             self.cache.store(key, message: message, now: now)
+            self.worker.options.wireCache.store(message, for: key, now: now)
             let answer = CachedAnswer(
                 rcode: message.rcode, answer: message.answers, authority: message.authority,
                 additional: message.additional, stored: now, expires: now)
@@ -164,11 +185,39 @@ final class Forwarder {
         return earliest > now ? earliest - now : 0
     }
 
-    /// Tells every question whose attempt timed out.
+    /// Tells every question whose attempt timed out; clients waiting longer than the serve-stale timer get a
+    /// stale answer when there is one (the question stays out, to refresh the cache when an upstream answers).
     func expire(now: UInt64) {
         for (key, entry) in self.pending where entry.exchange.attemptDeadline <= now {
             self.attemptFailed(key, now: now, timedOut: true)
         }
+        let options = self.worker.options
+        for (key, entry) in self.pending
+        where !entry.waiters.isEmpty && now >= entry.started + options.staleAfterMilliseconds {
+            guard let stale = self.serveStale(key, now: now) else { continue }
+            for (waiter, endpoint) in entry.waiters { self.answer(waiter, endpoint, stale) }
+            self.pending[key]?.waiters = []
+        }
+    }
+
+    /// The stale answer for `key` (RFC 8767), kept again for its 30 s so the next clients get it at once and
+    /// the upstreams are asked again only then; counted, and logged at most once a minute.
+    func serveStale(_ key: CacheKey, now: UInt64) -> CachedAnswer? {
+        let options = self.worker.options
+        guard let stale = self.cache.stale(key, now: now, window: options.staleMilliseconds) else { return nil }
+        self.cache.store(key, stale)
+        options.wireCache.store(
+            DNSMessage(
+                id: 0, flags: 0, question: nil, answers: stale.answer, authority: stale.authority,
+                additional: stale.additional, edns: nil, rcode: stale.rcode), for: key, now: now)
+        self.worker.counters.add(DNSCounters.staleAnswers)
+        if now >= self.lastStaleLog + 60_000 {
+            self.lastStaleLog = now
+            Log.warning(
+                "dns: no upstream answers for \(key.name) (type \(key.type)); serving its expired answer with TTL "
+                    + "\(ResolverCache.staleTTL) (RFC 8767; at most one such line a minute)")
+        }
+        return stale
     }
 
     /// An upstream socket is readable (or, for TCP, connected).
@@ -228,7 +277,12 @@ final class Forwarder {
     func finish(_ key: CacheKey, with answer: CachedAnswer?, now: UInt64) {
         guard var entry = self.pending.removeValue(forKey: key) else { return }
         self.closeSocket(&entry)
-        if answer == nil { self.cache.storeFailure(key, now: now) }
+        var answer = answer
+        if answer == nil {
+            // Every upstream failed: an expired answer still within the stale period, else SERVFAIL.
+            answer = self.serveStale(key, now: now)
+            if answer == nil { self.cache.storeFailure(key, now: now) }
+        }
         for (waiter, endpoint) in entry.waiters { self.answer(waiter, endpoint, answer) }
     }
 

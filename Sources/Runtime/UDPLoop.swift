@@ -128,6 +128,27 @@ final class UDPLoop: @unchecked Sendable {
                 self.batch.reply(message, length: bytes.count)
             case .forward(let view, let prefix):
                 guard let query else { continue }
+                if prefix < 0 {
+                    // A name outside our zones: answered here from the shared cache when it holds it.
+                    if now == 0 { now = monotonicMilliseconds() }
+                    var prefetch = false
+                    let length = self.worker.options.wireCache.answer(
+                        query, packet: packet, key: UnsafeRawBufferPointer(self.key(message)),
+                        hash: self.prepared[message].hash, now: now, into: out, prefetch: &prefetch)
+                    if length > 0 {
+                        self.counters.add(DNSCounters.cacheHits)
+                        self.counters.add(DNSCounters.batchHits)
+                        self.counters.response(view: view, rcode: out[3] & 0x0F)
+                        self.batch.reply(message, length: length)
+                        if prefetch {
+                            // Refreshed by the resolver before it expires; nobody waits for it.
+                            let waiter = Waiter(
+                                query: query, packet: packet, prefix: -1, view: view, tables: tables, tcp: false)
+                            _ = self.worker.handOff(waiter, .prefetch)
+                        }
+                        continue
+                    }
+                }
                 let waiter = Waiter(
                     query: query, packet: packet, prefix: prefix, view: view, tables: tables, tcp: false)
                 let endpoint = Endpoint.udp(

@@ -53,6 +53,20 @@ package struct ConfigParser {
                 settings.upstreamLocation = settings.upstreamLocation ?? head.location(in: file)
                 // A bad address is reported once, not again as "no upstream" for every recursing view.
                 if found.count < arguments.count || arguments.isEmpty { settings.upstreamsHadErrors = true }
+            case "serve-stale":
+                guard let token = self.single(head, arguments, file: file, what: "a duration or 'off'") else {
+                    continue
+                }
+                if token.string == "off" {
+                    settings.serveStale = 0
+                } else if let seconds = TTLText.parse(token) {
+                    settings.serveStale = seconds
+                } else {
+                    self.error(
+                        .badSetting,
+                        "serve-stale: \(token.quotedForMessage) is not a duration (like 1d or 12h) or 'off'",
+                        token, file)
+                }
             case "trusted-proxy":
                 settings.trustedProxies += self.networks(arguments, file: file)
             case "user":
@@ -91,7 +105,7 @@ package struct ConfigParser {
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, wan, provider, secondary)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, wan, provider, secondary, serve-stale)",
                     head, file)
             }
         }

@@ -15,6 +15,8 @@ public struct Settings: Sendable {
     public var internalCA: [DomainName]?
     /// Resolvers that LAN views forward other names to.
     public var upstreams: [SocketAddress] = []
+    /// Seconds past expiry a cached answer may still be served when every upstream fails (RFC 8767); 0: off.
+    public var serveStale: UInt32 = 86_400
     /// Where the first `upstream` line is, for diagnostics about it.
     public var upstreamLocation: SourceLocation?
     /// An `upstream` line had an address that did not parse (already reported).

@@ -94,6 +94,7 @@ enum RunCommand {
         var options = DNSOptions(
             listeners: configuration.dnsListeners, workers: workers, upstreams: settings.upstreams)
         options.rateLimit = rateLimit
+        options.staleMilliseconds = UInt64(settings.serveStale) * 1000
         var httpOptions = HTTPOptions(listeners: configuration.httpListeners, workers: workers)
         httpOptions.tlsListeners = configuration.httpsListeners
         let certificates = HTTPSCertificates()
