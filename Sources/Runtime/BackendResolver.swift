@@ -186,7 +186,15 @@ public final class BackendResolver: @unchecked Sendable {
         if let view = BackendLookup.view(of: snapshot) { outcome = BackendLookup.local(view, name) }
         guard case .upstream(let asked) = outcome else { return (outcome, "Frontdoor's zones") }
         return (
-            BackendResolver.askUpstreams(asked, upstreams: snapshot.settings.upstreams, timeout: timeout),
+            // Plain upstreams only: this blocking client does not speak DNS over TLS.
+            BackendResolver.askUpstreams(
+                asked,
+                upstreams: zip(
+                    snapshot.settings.upstreams,
+                    snapshot.settings.upstreamTLSNames
+                        + [String?](
+                            repeating: nil, count: snapshot.settings.upstreams.count)
+                ).filter { $0.1 == nil }.map(\.0), timeout: timeout),
             "the upstream resolvers"
         )
     }

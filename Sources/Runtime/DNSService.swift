@@ -3,6 +3,7 @@ import DNSServer
 import DNSWire
 import EventLoop
 import Synchronization
+import TLS
 import ZoneModel
 
 #if canImport(Glibc)
@@ -32,6 +33,10 @@ public struct DNSOptions: Sendable {
     public var secondaries = SecondaryActivity()
     /// The forwarding cache every UDP thread answers hits from (one for the process).
     public var wireCache = WireCache(bytes: 16 << 20)
+    /// Per upstream: the certificate name when it is reached over DNS over TLS (nil: plain UDP/TCP), and the
+    /// TLS client those connections use.
+    public var upstreamTLSNames: [String?] = []
+    public var tlsClient: TLSClient?
 
     public init(listeners: [SocketAddress], workers: Int, upstreams: [SocketAddress]) {
         self.listeners = listeners
@@ -187,6 +192,8 @@ final class DNSWorker: @unchecked Sendable {
         case tcpListener = 2
         case tcpClient = 3
         case upstream = 4
+        /// A DNS-over-TLS connection to an upstream, shared by the questions sent on it.
+        case tlsUpstream = 5
     }
 
     let index: Int
@@ -278,6 +285,7 @@ final class DNSWorker: @unchecked Sendable {
                 case .tcpListener: self.accept(fd)
                 case .tcpClient: self.serveTCP(fd, events: events)
                 case .upstream: self.forwarder?.upstreamReady(fd, events: events, now: monotonicMilliseconds())
+                case .tlsUpstream: self.forwarder?.tlsReady(fd, now: monotonicMilliseconds())
                 case nil: break
                 }
             }

@@ -26,6 +26,8 @@ final class Forwarder {
         var upstream = 0
         /// When the question first went upstream (for the serve-stale timer).
         var started: UInt64 = 0
+        /// The DNS-over-TLS upstream the current attempt is queued on, if it is one.
+        var tlsUpstream: Int?
     }
 
     unowned let worker: DNSWorker
@@ -35,6 +37,10 @@ final class Forwarder {
     var pending: [CacheKey: Pending] = [:]
     var byFD: [Int32: CacheKey] = [:]
     var lastStaleLog: UInt64 = 0
+    /// DNS-over-TLS connections, by upstream index, and their descriptors.
+    var tlsConnections: [Int: TLSUpstreamConnection] = [:]
+    var tlsByFD: [Int32: Int] = [:]
+    var lastTLSLog: [Int: UInt64] = [:]
     /// Bounds on work in flight, so a flood of distinct names cannot exhaust the worker.
     static let maximumPending = 4096
     static let maximumWaiters = 256
@@ -132,6 +138,13 @@ final class Forwarder {
         entry.sentAt = now
         entry.upstream = index
         entry.tcpInput = []
+        if index < self.worker.options.upstreamTLSNames.count, self.worker.options.upstreamTLSNames[index] != nil {
+            // DNS over TLS: queued on the upstream's one connection, whatever transport the exchange chose.
+            entry.tlsUpstream = index
+            self.pending[key] = entry
+            return self.sendOverTLS(key, query: query, upstream: index, now: now)
+        }
+        entry.tlsUpstream = nil
         var failed = false
         do {
             switch transport {
@@ -191,6 +204,7 @@ final class Forwarder {
         for (key, entry) in self.pending where entry.exchange.attemptDeadline <= now {
             self.attemptFailed(key, now: now, timedOut: true)
         }
+        self.closeIdleTLS(now: now)
         let options = self.worker.options
         for (key, entry) in self.pending
         where !entry.waiters.isEmpty && now >= entry.started + options.staleAfterMilliseconds {
@@ -277,6 +291,7 @@ final class Forwarder {
     func finish(_ key: CacheKey, with answer: CachedAnswer?, now: UInt64) {
         guard var entry = self.pending.removeValue(forKey: key) else { return }
         self.closeSocket(&entry)
+        if let index = entry.tlsUpstream { self.tlsConnections[index]?.forget(key) }
         var answer = answer
         if answer == nil {
             // Every upstream failed: an expired answer still within the stale period, else SERVFAIL.

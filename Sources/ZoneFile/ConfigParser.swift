@@ -48,8 +48,9 @@ package struct ConfigParser {
             case "view": self.view(head, arguments, file: file, into: &views)
             case "listen": self.listen(head, arguments, file: file, into: &settings)
             case "upstream":
-                let found = self.addresses(head, arguments, file: file, defaultPort: 53, what: "upstream resolver")
-                settings.upstreams += found
+                let found = self.upstreams(head, arguments, file: file)
+                settings.upstreams += found.map(\.address)
+                settings.upstreamTLSNames += found.map(\.tlsName)
                 settings.upstreamLocation = settings.upstreamLocation ?? head.location(in: file)
                 // A bad address is reported once, not again as "no upstream" for every recursing view.
                 if found.count < arguments.count || arguments.isEmpty { settings.upstreamsHadErrors = true }
@@ -199,6 +200,42 @@ package struct ConfigParser {
                 let hint = defaultPort == nil ? "ADDRESS:PORT or [IPv6]:PORT" : "ADDRESS[:PORT] or [IPv6][:PORT]"
                 self.error(.badAddress, "bad \(what) \(token.quotedForMessage) (\(hint))", token, file)
             }
+        }
+        return result
+    }
+
+    /// `upstream ADDRESS[:PORT]...`, each also `tls://ADDRESS[:PORT]@NAME` (DNS over TLS, port 853 by default,
+    /// the certificate checked against NAME).
+    mutating func upstreams(_ head: Token, _ arguments: [Token], file: String) -> [(
+        address: SocketAddress, tlsName: String?
+    )] {
+        if arguments.isEmpty { self.error(.missingField, "'upstream' needs at least one address", head, file) }
+        var result: [(SocketAddress, String?)] = []
+        for token in arguments {
+            let text = token.string
+            guard text.hasPrefix("tls://") else {
+                guard let address = SocketAddress(text, defaultPort: 53) else {
+                    self.error(
+                        .badAddress,
+                        "bad upstream resolver \(token.quotedForMessage) (ADDRESS[:PORT] or [IPv6][:PORT], or "
+                            + "tls://ADDRESS[:PORT]@NAME for DNS over TLS)", token, file)
+                    continue
+                }
+                result.append((address, nil))
+                continue
+            }
+            let rest = text.dropFirst(6)
+            guard let at = rest.lastIndex(of: "@"), let address = SocketAddress(String(rest[..<at]), defaultPort: 853),
+                let name = try? DomainName(String(rest[rest.index(after: at)...])),
+                !rest[rest.index(after: at)...].isEmpty
+            else {
+                self.error(
+                    .badAddress,
+                    "bad DNS-over-TLS upstream \(token.quotedForMessage): tls://ADDRESS[:PORT]@NAME, NAME being what "
+                        + "its certificate says (tls://9.9.9.9@dns.quad9.net)", token, file)
+                continue
+            }
+            result.append((address, name.hostDescription))
         }
         return result
     }

@@ -15,6 +15,9 @@ public struct Settings: Sendable {
     public var internalCA: [DomainName]?
     /// Resolvers that LAN views forward other names to.
     public var upstreams: [SocketAddress] = []
+    /// Per upstream (same order): the name its certificate must carry when it is reached over DNS over TLS
+    /// (`upstream tls://ADDR[:PORT]@NAME`, RFC 7858), nil for plain UDP/TCP.
+    public var upstreamTLSNames: [String?] = []
     /// Seconds past expiry a cached answer may still be served when every upstream fails (RFC 8767); 0: off.
     public var serveStale: UInt32 = 86_400
     /// Where the first `upstream` line is, for diagnostics about it.

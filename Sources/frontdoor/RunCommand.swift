@@ -95,6 +95,15 @@ enum RunCommand {
             listeners: configuration.dnsListeners, workers: workers, upstreams: settings.upstreams)
         options.rateLimit = rateLimit
         options.staleMilliseconds = UInt64(settings.serveStale) * 1000
+        options.upstreamTLSNames = settings.upstreamTLSNames
+        if settings.upstreamTLSNames.contains(where: { $0 != nil }) {
+            do {
+                options.tlsClient = try TLSClient(verify: true, caFile: settings.caFile)
+            } catch {
+                printError("frontdoor run: DNS-over-TLS upstreams: \(error.description)")
+                return .badConfig
+            }
+        }
         var httpOptions = HTTPOptions(listeners: configuration.httpListeners, workers: workers)
         httpOptions.tlsListeners = configuration.httpsListeners
         let certificates = HTTPSCertificates()

@@ -2,6 +2,7 @@ import DNSServer
 import DNSWire
 import Foundation
 import Runtime
+import TLS
 import TestSupport
 import Testing
 import ZoneModel
@@ -180,5 +181,95 @@ import ZoneModel
         let later = try ask()
         #expect(later.answers.first.map { $0.ttl >= 8 && $0.ttl <= 10 } == true, "\(later.answers)")
         #expect(server.service.statistics.batchCacheHits == hits + 1)
+    }
+
+    /// DNS over TLS (RFC 7858): Unbound on loopback as the upstream with a certificate from a test CA. Answers
+    /// come through it, twenty questions at once share one connection, and an upstream whose certificate does
+    /// not carry the configured name is refused (SERVFAIL, counted against its health).
+    @Test(.bug(id: "18")) func aDNSOverTLSUpstreamAnswersOnOneConnectionAndAWrongNameIsRefused() throws {
+        guard let unbound = Tool.find("unbound") else { return Tool.skip("unbound", package: "unbound") }
+        guard let certificates = try TestCertificates() else { return }
+        let (chain, key) = try certificates.issue("dot", names: ["dot.test"])
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try freePort()
+        var config = """
+            server:
+              interface: 127.0.0.1@\(port)
+              tls-port: \(port)
+              tls-service-key: "\(key)"
+              tls-service-pem: "\(chain)"
+              do-daemonize: no
+              username: ""
+              chroot: ""
+              directory: "\(directory)"
+              pidfile: "\(directory)/unbound.pid"
+              use-syslog: no
+              logfile: ""
+              verbosity: 0
+              num-threads: 1
+              access-control: 127.0.0.0/8 allow
+              local-zone: "example.org." static
+              local-data: "www.example.org. 60 IN A 198.51.100.80"
+
+            """
+        for index in 0..<20 { config += "  local-data: \"n\(index).example.org. 60 IN A 198.51.100.\(index + 1)\"\n" }
+        try config.write(toFile: "\(directory)/unbound.conf", atomically: true, encoding: .utf8)
+        let log = open("\(directory)/unbound.log", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let pid = try Tool.spawn(unbound, ["-d", "-c", "\(directory)/unbound.conf"], stdout: log, stderr: log)
+        close(log)
+        defer { Tool.stop(pid) }
+        for _ in 0..<100 where isFree(port) { usleep(50_000) }
+        let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: port)
+        let client = try TLSClient(verify: true, caFile: certificates.authority)
+        func frontdoor(name: String) throws -> FrontdoorDNS {
+            try FrontdoorDNS(
+                zones: [("home.zone", "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")],
+                upstreams: [upstream], workers: 1
+            ) { options in
+                options.upstreamTLSNames = [name]
+                options.tlsClient = client
+                options.upstreamAttemptMilliseconds = 500
+                options.upstreamDeadlineMilliseconds = 1500
+            }
+        }
+        let server = try frontdoor(name: "dot.test")
+        defer { withExtendedLifetime(server) {} }
+        let query = QueryBuilder.query(id: 1, name: try DomainName("www.example.org."), type: 1, udpSize: 1232)
+        let answer = try DNSMessage.decode(try #require(Self.exchange(query, port: server.port)))
+        #expect(
+            answer.rcode == 0 && answer.answers.map(\.data) == [[198, 51, 100, 80]],
+            "\(Fixtures.textAt("\(directory)/unbound.log"))")
+        // Twenty at once: all answered, over the one connection.
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        for index in 0..<20 {
+            let question = QueryBuilder.query(
+                id: UInt16(index), name: try DomainName("n\(index).example.org."), type: 1, udpSize: 1232)
+            _ = question.withUnsafeBytes { bytes in
+                withLoopbackAddress(port: server.port) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, $1) }
+            }
+        }
+        var answered: Set<UInt16> = []
+        var buffer = [UInt8](repeating: 0, count: 1500)
+        while answered.count < 20 {
+            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 12, let reply = try? DNSMessage.decode(Array(buffer[0..<got])) else { break }
+            if reply.rcode == 0 && reply.answers.first?.data.last == UInt8(reply.id + 1) { answered.insert(reply.id) }
+        }
+        #expect(answered.count == 20)
+        if let ss = Tool.find("ss") {
+            let connections = try Tool.run(ss, ["-Htn", "state", "established", "( dport = :\(port) )"])
+            #expect(connections.stdout.split(separator: "\n").count == 1, "one connection: \(connections.stdout)")
+        }
+        // The same upstream under a name its certificate does not carry: refused, SERVFAIL.
+        let wrong = try frontdoor(name: "wrong.test")
+        defer { withExtendedLifetime(wrong) {} }
+        let refused = try DNSMessage.decode(try #require(Self.exchange(query, port: wrong.port)))
+        #expect(refused.rcode == 2)
+        #expect(wrong.service.upstreamHealth.report.first.map { $0.failures > 0 } == true)
     }
 }
