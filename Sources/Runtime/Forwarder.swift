@@ -71,6 +71,11 @@ final class Forwarder {
             return
         }
         guard self.pending.count < Forwarder.maximumPending else { return self.answer(waiter, endpoint, nil) }
+        self.ask(key, for: [(waiter, endpoint)], now: now)
+    }
+
+    /// Starts a question's upstream exchange, the clients in `waiters` waiting for it.
+    func ask(_ key: CacheKey, for waiters: [(Waiter, Endpoint)], now: UInt64) {
         let options = self.worker.options
         var exchange = UpstreamExchange(
             question: key, upstreamCount: self.upstreams.count, now: now,
@@ -78,7 +83,7 @@ final class Forwarder {
             attemptMilliseconds: options.upstreamAttemptMilliseconds,
             seed: UInt64(randomUInt32()) << 32 | UInt64(randomUInt32()))
         let action = exchange.start(now: now)
-        self.pending[key] = Pending(exchange: exchange, waiters: [(waiter, endpoint)], started: now)
+        self.pending[key] = Pending(exchange: exchange, waiters: waiters, started: now)
         self.perform(action, for: key, now: now)
     }
 
@@ -87,15 +92,7 @@ final class Forwarder {
     func prefetch(_ key: CacheKey, now: UInt64) {
         guard self.pending[key] == nil, self.pending.count < Forwarder.maximumPending / 2 else { return }
         self.worker.counters.add(DNSCounters.prefetches)
-        let options = self.worker.options
-        var exchange = UpstreamExchange(
-            question: key, upstreamCount: self.upstreams.count, now: now,
-            deadlineMilliseconds: options.upstreamDeadlineMilliseconds,
-            attemptMilliseconds: options.upstreamAttemptMilliseconds,
-            seed: UInt64(randomUInt32()) << 32 | UInt64(randomUInt32()))
-        let action = exchange.start(now: now)
-        self.pending[key] = Pending(exchange: exchange, waiters: [], started: now)
-        self.perform(action, for: key, now: now)
+        self.ask(key, for: [], now: now)
     }
 
     /// Feeds one event to a question's exchange and performs what it decides.
