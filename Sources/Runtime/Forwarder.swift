@@ -168,6 +168,15 @@ final class Forwarder {
     /// The current attempt timed out or broke: the upstream's health hears of it, then the exchange.
     func attemptFailed(_ key: CacheKey, now: UInt64, timedOut: Bool = false) {
         if let entry = self.pending[key] { self.worker.options.upstreamHealth.failed(entry.upstream) }
+        // A DNS-over-TLS connection still without a finished handshake when an attempt on it times out is
+        // given up (its other questions fail over too), so the next attempt opens a fresh one instead of
+        // queueing behind a server that accepted the connection and went silent.
+        if timedOut, let index = self.pending[key]?.tlsUpstream, let connection = self.tlsConnections[index],
+            !connection.established
+        {
+            connection.forget(key)
+            self.failTLS(index, reason: "its TLS handshake did not finish in time", now: now)
+        }
         if timedOut {
             self.step(key, now: now) { $0.timerFired(now: now) }
         } else {

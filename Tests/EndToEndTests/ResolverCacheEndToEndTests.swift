@@ -270,5 +270,28 @@ import ZoneModel
         let refused = try DNSMessage.decode(try #require(Self.exchange(query, port: wrong.port)))
         #expect(refused.rcode == 2)
         #expect(wrong.service.upstreamHealth.report.first.map { $0.failures > 0 } == true)
+
+        // An upstream that accepts the connection and never speaks TLS: each question ends in SERVFAIL at the
+        // deadline (the half-open connection is given up when an attempt on it times out), nothing hangs.
+        let silentPort = try freePort()
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(listener) }
+        #expect(withLoopbackAddress(port: silentPort) { bind(listener, $0, $1) } == 0 && listen(listener, 16) == 0)
+        let mute = try FrontdoorDNS(
+            zones: [("home.zone", "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")],
+            upstreams: [SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: silentPort)], workers: 1
+        ) { options in
+            options.upstreamTLSNames = ["dot.test"]
+            options.tlsClient = client
+            options.upstreamAttemptMilliseconds = 300
+            options.upstreamDeadlineMilliseconds = 1000
+        }
+        defer { withExtendedLifetime(mute) {} }
+        for id in 0..<2 {
+            let question = QueryBuilder.query(
+                id: UInt16(id), name: try DomainName("q\(id).example.org."), type: 1, udpSize: 1232)
+            #expect(try DNSMessage.decode(try #require(Self.exchange(question, port: mute.port))).rcode == 2)
+        }
+        #expect(mute.service.upstreamHealth.report.first.map { $0.failures >= 2 } == true)
     }
 }
