@@ -516,6 +516,19 @@ socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *byt
     return sizeof *v6;
 }
 
+long csys_random_fill(void *buffer, size_t length) {
+    size_t filled = 0;
+    while (filled < length) {
+        ssize_t got = getrandom((char *)buffer + filled, length - filled, 0);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        filled += (size_t)got;
+    }
+    return (long)filled;
+}
+
 uint32_t csys_random32(void) {
     uint32_t value = 0;
     if (getrandom(&value, sizeof value, 0) != sizeof value) {

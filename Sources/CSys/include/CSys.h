@@ -124,6 +124,8 @@ socklen_t csys_make_address(struct sockaddr_storage *address, const uint8_t *byt
 
 /// Random bytes from the kernel (getrandom), for DNS IDs and jitter.
 uint32_t csys_random32(void);
+/// Fills `length` bytes from the kernel's random source (getrandom); `length`, or -errno.
+long csys_random_fill(void *buffer, size_t length);
 /// CLOCK_MONOTONIC in milliseconds.
 uint64_t csys_now_ms(void);
 /// Returns freed heap memory to the system (malloc_trim): for after a large compile, never per request.
