@@ -128,14 +128,14 @@ final class Forwarder {
             if let entry = self.pending[key] {
                 self.worker.counters.add(DNSCounters.upstreamMilliseconds, now &- entry.sentAt)
             }
+            // Stored before the waiting clients are answered: a client that asks again as soon as it has its
+            // answer must find it in the UDP threads' cache.
+            self.cache.store(key, message: message, now: now)
+            self.worker.options.wireCache.store(message, for: key, now: now)
             let answer = CachedAnswer(
                 rcode: message.rcode, answer: message.answers, authority: message.authority,
                 additional: message.additional, stored: now, expires: now)
-            // The waiting clients first, then the caches: storing (the wire cache encodes the answer once
-            // more) is not on their way.
             self.finish(key, with: answer, now: now)
-            self.cache.store(key, message: message, now: now)
-            self.worker.options.wireCache.store(message, for: key, now: now)
         case .fail:
             self.finish(key, with: nil, now: now)
         }
