@@ -77,7 +77,7 @@ var targets: [Target] = [
     ),
     .target(
         name: "DNSAuth",
-        dependencies: ["ZoneModel", "COpenSSL"],
+        dependencies: ["ZoneModel", "DNSWire", "COpenSSL"],
         exclude: ["README.md"]
     ),
     .target(

@@ -1,3 +1,4 @@
+import DNSWire
 import ZoneModel
 
 /// A TSIG record as read from the end of a message (RFC 8945 §4.2).
@@ -50,73 +51,52 @@ public enum TSIG {
 
     /// Finds the TSIG at the end of `message` (it must be the last record, RFC 8945 §5.1).
     public static func split(_ message: [UInt8]) -> Split {
-        guard message.count >= 12 else { return .malformed }
-        let counts = (0..<4).map { Int(message[4 + 2 * $0]) << 8 | Int(message[5 + 2 * $0]) }
-        guard counts[3] >= 1 else { return .unsigned }
-        var position = 12
-        func skipName() -> Bool {
-            while position < message.count {
-                let length = Int(message[position])
-                if length == 0 {
-                    position += 1
-                    return true
+        message.withUnsafeBytes { raw -> Split in
+            guard raw.count >= 12 else { return .malformed }
+            let counts = (0..<4).map { Int(raw[4 + 2 * $0]) << 8 | Int(raw[5 + 2 * $0]) }
+            guard counts[3] >= 1 else { return .unsigned }
+            var reader = WireReader(raw, offset: 12)
+            do throws(WireError) {
+                for _ in 0..<counts[0] {
+                    try reader.skipName()
+                    try reader.skip(4)
                 }
-                if length & 0xC0 == 0xC0 {
-                    position += 2
-                    return position <= message.count
+                let records = counts[1] + counts[2] + counts[3]
+                var last = 0
+                for index in 0..<records {
+                    if index == records - 1 { last = reader.offset }
+                    try reader.skipName()
+                    try reader.skip(8)
+                    try reader.skip(Int(try reader.readUInt16()))
                 }
-                guard length < 64 else { return false }
-                position += 1 + length
+                guard reader.isAtEnd else { return .malformed }
+                // The last record: owner (the key name), type, class, TTL, length, then the TSIG fields.
+                reader.offset = last
+                let keyName = try reader.readName()
+                guard try reader.readUInt16() == TSIG.type else { return .unsigned }
+                try reader.skip(8)
+                let algorithm = try reader.readName()
+                let time = UInt64(try reader.readUInt16()) << 32 | UInt64(try reader.readUInt32())
+                let fudge = try reader.readUInt16()
+                let mac = try reader.readBytes(Int(try reader.readUInt16()))
+                let originalID = try reader.readUInt16()
+                let error = try reader.readUInt16()
+                let other = try reader.readBytes(Int(try reader.readUInt16()))
+                guard reader.isAtEnd else { return .malformed }
+                let record = TSIGRecord(
+                    keyName: keyName, algorithm: algorithm.description, time: time, fudge: fudge, mac: mac,
+                    originalID: originalID, error: error, other: other)
+                var unsigned = Array(message[0..<last])
+                unsigned[0] = UInt8(originalID >> 8)
+                unsigned[1] = UInt8(originalID & 0xFF)
+                let arcount = counts[3] - 1
+                unsigned[10] = UInt8(arcount >> 8)
+                unsigned[11] = UInt8(arcount & 0xFF)
+                return .signed(unsigned: unsigned, record: record)
+            } catch {
+                return .malformed
             }
-            return false
         }
-        for _ in 0..<counts[0] {
-            guard skipName() else { return .malformed }
-            position += 4
-        }
-        let records = counts[1] + counts[2] + counts[3]
-        var last = 0
-        for index in 0..<records {
-            if index == records - 1 { last = position }
-            guard skipName(), position + 10 <= message.count else { return .malformed }
-            let length = Int(message[position + 8]) << 8 | Int(message[position + 9])
-            position += 10 + length
-            guard position <= message.count else { return .malformed }
-        }
-        guard position == message.count else { return .malformed }
-        // The last record: owner (the key name, never compressed in practice; read it either way).
-        position = last
-        guard let keyName = try? DNSName.read(message, at: &position), position + 10 <= message.count else {
-            return .malformed
-        }
-        let type = UInt16(message[position]) << 8 | UInt16(message[position + 1])
-        guard type == TSIG.type else { return .unsigned }
-        position += 10
-        guard let algorithm = try? DNSName.read(message, at: &position), position + 10 <= message.count else {
-            return .malformed
-        }
-        let rdata = position
-        let time = (0..<6).reduce(UInt64(0)) { $0 << 8 | UInt64(message[rdata + $1]) }
-        let fudge = UInt16(message[rdata + 6]) << 8 | UInt16(message[rdata + 7])
-        let macLength = Int(message[rdata + 8]) << 8 | Int(message[rdata + 9])
-        let macStart = rdata + 10
-        guard macStart + macLength + 6 <= message.count else { return .malformed }
-        let tail = macStart + macLength
-        let otherLength = Int(message[tail + 4]) << 8 | Int(message[tail + 5])
-        guard tail + 6 + otherLength == message.count else { return .malformed }
-        let record = TSIGRecord(
-            keyName: keyName, algorithm: algorithm.description.lowercased(), time: time, fudge: fudge,
-            mac: Array(message[macStart..<tail]),
-            originalID: UInt16(message[tail]) << 8 | UInt16(message[tail + 1]),
-            error: UInt16(message[tail + 2]) << 8 | UInt16(message[tail + 3]),
-            other: Array(message[(tail + 6)...]))
-        var unsigned = Array(message[0..<last])
-        unsigned[0] = UInt8(record.originalID >> 8)
-        unsigned[1] = UInt8(record.originalID & 0xFF)
-        let arcount = counts[3] - 1
-        unsigned[10] = UInt8(arcount >> 8)
-        unsigned[11] = UInt8(arcount & 0xFF)
-        return .signed(unsigned: unsigned, record: record)
     }
 
     /// The MAC of `message` (unsigned form) under `key` (RFC 8945 §4.3): `prior` is the request's MAC for a
@@ -266,40 +246,6 @@ public enum TSIG {
         case .unsigned, .malformed, .valid:
             return reply
         }
-    }
-}
-
-/// Reads a possibly compressed name, for the few messages read here (off the hot path).
-enum DNSName {
-    struct Bad: Error {}
-
-    static func read(_ message: [UInt8], at position: inout Int) throws(Bad) -> DomainName {
-        var labels: [[UInt8]] = []
-        var total = 1
-        var cursor = position
-        var jumped = false
-        var hops = 0
-        while true {
-            guard cursor < message.count else { throw Bad() }
-            let length = Int(message[cursor])
-            if length & 0xC0 == 0xC0 {
-                guard cursor + 1 < message.count, hops < 64 else { throw Bad() }
-                if !jumped { position = cursor + 2 }
-                jumped = true
-                hops += 1
-                cursor = (length & 0x3F) << 8 | Int(message[cursor + 1])
-                continue
-            }
-            guard length < 64, cursor + 1 + length <= message.count else { throw Bad() }
-            cursor += 1 + length
-            if length == 0 { break }
-            labels.append(Array(message[(cursor - length)..<cursor]))
-            total += 1 + length
-            guard total <= 255 else { throw Bad() }
-        }
-        if !jumped { position = cursor }
-        guard let name = try? DomainName(labels: labels) else { throw Bad() }
-        return name
     }
 }
 

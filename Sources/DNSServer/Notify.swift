@@ -145,8 +145,7 @@ public struct NotifySchedule: Sendable {
             }
         }
         guard rcode == 0, reply[2] & 0x78 == 0x20 else {
-            let names = [1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED", 9: "NOTAUTH"]
-            let problem = "it answered \(names[Int(rcode)] ?? "RCODE \(rcode)")"
+            let problem = "it answered \(DNSRcode.name(UInt16(rcode)))"
             self.pending[index].lastProblem = problem
             return .rejected(target, reason: problem)
         }

@@ -261,34 +261,24 @@ public final class WireCache: @unchecked Sendable {
         self.sequences[chosen].store(current &+ 2 == 0 ? 2 : current &+ 2, ordering: .releasing)
     }
 
-    /// The TTL offsets of the records in `body` (a response's bytes after its question, its first record at
-    /// message offset `base`); nil when it does not walk cleanly or holds more records than a slot keeps.
+    /// The TTL offsets, counted from `bodyStart`, of the `records` records of `message` that start there (a
+    /// response's bytes after its question); nil when they do not walk cleanly or a slot keeps fewer.
     public static func ttlOffsets(_ message: [UInt8], bodyStart: Int, records: Int) -> [Int]? {
         guard records <= WireCache.maximumTTLs else { return nil }
-        var offsets: [Int] = []
-        var position = bodyStart
-        for _ in 0..<records {
-            // The owner: labels, ending in a zero byte or a pointer.
-            while true {
-                guard position < message.count else { return nil }
-                let length = Int(message[position])
-                if length == 0 {
-                    position += 1
-                    break
+        return message.withUnsafeBytes { raw -> [Int]? in
+            var reader = WireReader(raw, offset: bodyStart)
+            var offsets: [Int] = []
+            do throws(WireError) {
+                for _ in 0..<records {
+                    try reader.skipName()
+                    offsets.append(reader.offset + 4 - bodyStart)
+                    try reader.skip(8)
+                    try reader.skip(Int(try reader.readUInt16()))
                 }
-                if length & 0xC0 == 0xC0 {
-                    position += 2
-                    break
-                }
-                guard length < 64 else { return nil }
-                position += 1 + length
+            } catch {
+                return nil
             }
-            guard position + 10 <= message.count else { return nil }
-            offsets.append(position + 4 - bodyStart)
-            let dataLength = Int(message[position + 8]) << 8 | Int(message[position + 9])
-            position += 10 + dataLength
-            guard position <= message.count else { return nil }
+            return offsets
         }
-        return offsets
     }
 }

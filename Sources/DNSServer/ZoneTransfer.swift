@@ -225,13 +225,16 @@ public enum ZoneTransfer {
 
     /// The serial inside SOA RDATA in wire form (names uncompressed).
     static func serial(ofWire data: [UInt8]) -> UInt32? {
-        var position = 0
-        for _ in 0..<2 {
-            while position < data.count, data[position] != 0 { position += 1 + Int(data[position]) }
-            position += 1
+        data.withUnsafeBytes { raw -> UInt32? in
+            var reader = WireReader(raw)
+            do throws(WireError) {
+                try reader.skipName()
+                try reader.skipName()
+                return try reader.readUInt32()
+            } catch {
+                return nil
+            }
         }
-        guard position + 4 <= data.count else { return nil }
-        return data[position..<(position + 4)].reduce(0) { $0 << 8 | UInt32($1) }
     }
 
     /// RFC 1982 serial arithmetic: whether `a` comes after `b`.

@@ -23,6 +23,15 @@ public enum DNSRcode: UInt16, Sendable {
     case refused = 5
     /// Extended: the upper eight bits travel in the OPT record.
     case badVers = 16
+
+    /// The mnemonic of any response code (RFC 1035, RFC 2136), "RCODE n" for others: for log lines.
+    public static func name(_ code: UInt16) -> String {
+        let names = [
+            0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN",
+            7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE",
+        ]
+        return names[Int(code)] ?? "RCODE \(code)"
+    }
 }
 
 /// What a query's OPT record said (RFC 6891 §6.1).

@@ -55,7 +55,7 @@ public enum DNSUpdate {
         case .valid:
             break
         }
-        guard rcode == 0 else { throw .refused("the server answered \(DNSUpdate.rcodeName(rcode))") }
+        guard rcode == 0 else { throw .refused("the server answered \(DNSRcode.name(rcode))") }
     }
 
     /// The addresses `record` has now on `server` (type A or AAAA), asked over TCP: the provider's own view,
@@ -76,13 +76,5 @@ public enum DNSUpdate {
             if answer.type == 28 && answer.data.count == 16 { return IPAddress(bytes: answer.data) }
             return nil
         }
-    }
-
-    static func rcodeName(_ code: UInt16) -> String {
-        let names = [
-            0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 6: "YXDOMAIN",
-            7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE",
-        ]
-        return names[Int(code)] ?? "RCODE \(code)"
     }
 }

@@ -141,7 +141,7 @@ extension Forwarder {
         self.tlsByFD[connection.fd] = nil
         self.worker.poller.remove(connection.fd)
         Sockets.close(connection.fd)
-        if now >= (self.lastTLSLog[index] ?? 0) + 60_000 || self.lastTLSLog[index] == nil {
+        if self.lastTLSLog[index].map({ now >= $0 + 60_000 }) ?? true {
             self.lastTLSLog[index] = now
             let name = self.worker.options.upstreamTLSNames[index] ?? "?"
             Log.warning(

@@ -22,6 +22,9 @@ import ZoneModel
         cdn AAAA 2001:db8::80
         """
 
+    /// Frontdoor's own zone in these tests: every question here is for names outside it.
+    static let home = [(name: "home.zone", text: "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")]
+
     /// Sends `query` over UDP from 127.0.0.1 and returns the reply.
     static func exchange(_ query: [UInt8], port: UInt16) -> [UInt8]? {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
@@ -56,7 +59,7 @@ import ZoneModel
         defer { withExtendedLifetime(nsd) {} }
         let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: nsd.port)
         let server = try FrontdoorDNS(
-            zones: [("home.zone", "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")], upstreams: [upstream],
+            zones: Self.home, upstreams: [upstream],
             workers: 1)
         defer { withExtendedLifetime(server) {} }
         func ask(_ name: String, _ type: UInt16, id: UInt16, edns: Bool = true) throws -> [UInt8] {
@@ -117,7 +120,7 @@ import ZoneModel
         guard let nsd = try NSDServer(zones: [("example.org.", zone)]) else { return }
         let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: nsd.port)
         let server = try FrontdoorDNS(
-            zones: [("home.zone", "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")], upstreams: [upstream],
+            zones: Self.home, upstreams: [upstream],
             workers: 1
         ) { options in
             options.upstreamAttemptMilliseconds = 300
@@ -157,7 +160,7 @@ import ZoneModel
         defer { withExtendedLifetime(nsd) {} }
         let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: nsd.port)
         let server = try FrontdoorDNS(
-            zones: [("home.zone", "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")], upstreams: [upstream],
+            zones: Self.home, upstreams: [upstream],
             workers: 1)
         defer { withExtendedLifetime(server) {} }
         func ask() throws -> DNSMessage {
@@ -223,7 +226,7 @@ import ZoneModel
         let client = try TLSClient(verify: true, caFile: certificates.authority)
         func frontdoor(name: String) throws -> FrontdoorDNS {
             try FrontdoorDNS(
-                zones: [("home.zone", "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")],
+                zones: Self.home,
                 upstreams: [upstream], workers: 1
             ) { options in
                 options.upstreamTLSNames = [name]
@@ -278,7 +281,7 @@ import ZoneModel
         defer { close(listener) }
         #expect(withLoopbackAddress(port: silentPort) { bind(listener, $0, $1) } == 0 && listen(listener, 16) == 0)
         let mute = try FrontdoorDNS(
-            zones: [("home.zone", "; apex: home.arpa.\n$TTL 60\n@ NS ns\nns A 192.0.2.1\n")],
+            zones: Self.home,
             upstreams: [SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: silentPort)], workers: 1
         ) { options in
             options.upstreamTLSNames = ["dot.test"]
