@@ -89,7 +89,10 @@ public final class Appliance: @unchecked Sendable {
         Appliance.writeSerials(snapshot.serials, settings: snapshot.settings)
         let previous = self.compiled
         let journal: TransferJournal
-        if let known = self.journal {
+        if snapshot.settings.secondaries.isEmpty {
+            // Nobody asks for IXFR: no differences computed on every reload and WAN change.
+            journal = TransferJournal()
+        } else if let known = self.journal {
             journal = known.recording(old: previous, new: snapshot)
         } else {
             journal = Appliance.readJournal(snapshot.settings).matching(snapshot)
