@@ -71,67 +71,83 @@ package final class SecondaryServer {
             arguments = ["-d", "-c", "\(directory)/nsd.conf"]
         case .knot:
             try FileManager.default.createDirectory(atPath: "\(directory)/db", withIntermediateDirectories: true)
-            try """
-            server:
-                listen: 127.0.0.1@\(port)
-                rundir: "\(directory)"
-                udp-workers: 1
-                tcp-workers: 1
-                background-workers: 1
-            log:
-              - target: "\(self.log)"
-                any: info
-            database:
-                storage: "\(directory)/db"
-            key:
-              - id: \(keyName)
-                algorithm: hmac-sha256
-                secret: \(secret)
-            remote:
-              - id: primary
-                address: 127.0.0.1@\(primaryPort)
-                key: \(keyName)
-            acl:
-              - id: notify-from-primary
-                address: 127.0.0.1
-                key: \(keyName)
-                action: notify
-            template:
-              - id: default
-                storage: "\(directory)"
-            zone:
-              - domain: \(zone)
-                master: primary
-                acl: notify-from-primary
+            try
+                (SecondaryServer.knotHead(port: port, directory: directory, log: self.log, level: "info") + """
+                    key:
+                      - id: \(keyName)
+                        algorithm: hmac-sha256
+                        secret: \(secret)
+                    remote:
+                      - id: primary
+                        address: 127.0.0.1@\(primaryPort)
+                        key: \(keyName)
+                    acl:
+                      - id: notify-from-primary
+                        address: 127.0.0.1
+                        key: \(keyName)
+                        action: notify
+                    template:
+                      - id: default
+                        storage: "\(directory)"
+                    zone:
+                      - domain: \(zone)
+                        master: primary
+                        acl: notify-from-primary
 
-            """.write(toFile: "\(directory)/knot.conf", atomically: true, encoding: .utf8)
+                    """).write(toFile: "\(directory)/knot.conf", atomically: true, encoding: .utf8)
             arguments = ["-c", "\(directory)/knot.conf"]
         case .bind:
-            try """
-            options {
-              directory "\(directory)";
-              listen-on port \(port) { 127.0.0.1; };
-              listen-on-v6 { none; };
-              pid-file "\(directory)/named.pid";
-              session-keyfile "\(directory)/session.key";
-              recursion no;
-              dnssec-validation no;
-              notify no;
-            };
-            controls { };
-            key "\(keyName)" { algorithm hmac-sha256; secret "\(secret)"; };
-            zone "\(zone)" {
-              type secondary;
-              primaries port \(primaryPort) { 127.0.0.1 key "\(keyName)"; };
-              file "\(directory)/\(zone).copy";
-            };
+            try
+                (SecondaryServer.bindOptions(port: port, directory: directory) + """
+                    key "\(keyName)" { algorithm hmac-sha256; secret "\(secret)"; };
+                    zone "\(zone)" {
+                      type secondary;
+                      primaries port \(primaryPort) { 127.0.0.1 key "\(keyName)"; };
+                      file "\(directory)/\(zone).copy";
+                    };
 
-            """.write(toFile: "\(directory)/named.conf", atomically: true, encoding: .utf8)
+                    """).write(toFile: "\(directory)/named.conf", atomically: true, encoding: .utf8)
             arguments = ["-g", "-c", "\(directory)/named.conf"]
         }
         let logFD = open(kind == .bind ? self.log : "\(directory)/stderr", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         self.pid = try Tool.spawn(path, arguments, stdout: logFD, stderr: logFD)
         close(logFD)
+    }
+
+    /// The start of a Knot configuration: one worker of each kind on 127.0.0.1:`port`, its files in `directory`.
+    static func knotHead(port: UInt16, directory: String, log: String, level: String) -> String {
+        """
+        server:
+            listen: 127.0.0.1@\(port)
+            rundir: "\(directory)"
+            udp-workers: 1
+            tcp-workers: 1
+            background-workers: 1
+        log:
+          - target: "\(log)"
+            any: \(level)
+        database:
+            storage: "\(directory)/db"
+
+        """
+    }
+
+    /// BIND's options for a test server on 127.0.0.1:`port`: no recursion, no validation, no NOTIFY of its own.
+    static func bindOptions(port: UInt16, directory: String) -> String {
+        """
+        options {
+          directory "\(directory)";
+          listen-on port \(port) { 127.0.0.1; };
+          listen-on-v6 { none; };
+          pid-file "\(directory)/named.pid";
+          session-keyfile "\(directory)/session.key";
+          recursion no;
+          dnssec-validation no;
+          notify no;
+        };
+        controls { };
+
+        """
     }
 
     /// The log so far (for failure messages).
@@ -189,43 +205,21 @@ package final class ReferenceServer {
         let arguments: [String]
         if kind == .knot {
             try FileManager.default.createDirectory(atPath: "\(directory)/db", withIntermediateDirectories: true)
-            var config = """
-                server:
-                    listen: 127.0.0.1@\(self.port)
-                    rundir: "\(directory)"
-                    udp-workers: 1
-                    tcp-workers: 1
-                    background-workers: 1
-                log:
-                  - target: "\(directory)/knot.log"
-                    any: warning
-                database:
-                    storage: "\(directory)/db"
-                template:
-                  - id: default
-                    storage: "\(directory)"
-                    file: "%s.zone"
-                zone:
+            var config =
+                SecondaryServer.knotHead(
+                    port: self.port, directory: directory, log: "\(directory)/knot.log", level: "warning") + """
+                    template:
+                      - id: default
+                        storage: "\(directory)"
+                        file: "%s.zone"
+                    zone:
 
-                """
+                    """
             for zone in zones { config += "  - domain: \(zone.apex)\n" }
             try config.write(toFile: "\(directory)/knot.conf", atomically: true, encoding: .utf8)
             arguments = ["-c", "\(directory)/knot.conf"]
         } else {
-            var config = """
-                options {
-                  directory "\(directory)";
-                  listen-on port \(self.port) { 127.0.0.1; };
-                  listen-on-v6 { none; };
-                  pid-file "\(directory)/named.pid";
-                  session-keyfile "\(directory)/session.key";
-                  recursion no;
-                  dnssec-validation no;
-                  notify no;
-                };
-                controls { };
-
-                """
+            var config = SecondaryServer.bindOptions(port: self.port, directory: directory) + "\n"
             for zone in zones {
                 config += "zone \"\(zone.apex)\" { type primary; file \"\(directory)/\(zone.apex)zone\"; };\n"
             }
