@@ -86,10 +86,15 @@ var targets: [Target] = [
         exclude: ["README.md"]
     ),
     .target(
+        name: "ACME",
+        dependencies: ["ZoneModel", "COpenSSL", "DNSAuth", "DynDNS"],
+        exclude: ["README.md"]
+    ),
+    .target(
         name: "Runtime",
         dependencies: [
             "CSys", "ZoneModel", "Files", "ZoneFile", "DNSWire", "DNSServer", "EventLoop", "HTTPWire", "HTTPProxy",
-            "DynDNS", "TLS", "DNSAuth",
+            "DynDNS", "TLS", "DNSAuth", "ACME",
         ],
         exclude: ["README.md"],
         swiftSettings: hotPath
@@ -144,6 +149,10 @@ var targets: [Target] = [
         dependencies: ["TLS", "TestSupport"]
     ),
     .testTarget(
+        name: "ACMETests",
+        dependencies: ["ACME", "ZoneModel", "DynDNS", "TestSupport"]
+    ),
+    .testTarget(
         name: "RuntimeTests",
         dependencies: ["Runtime", "ZoneModel", "ZoneFile", "Files", "DNSWire", "TestSupport"]
     ),
@@ -151,7 +160,7 @@ var targets: [Target] = [
         name: "EndToEndTests",
         dependencies: [
             "ZoneModel", "ZoneFile", "DNSWire", "DNSServer", "Runtime", "EventLoop", "HTTPWire", "HTTPProxy",
-            "TestSupport", "TLS", "DNSAuth", "DynDNS",
+            "TestSupport", "TLS", "DNSAuth", "DynDNS", "ACME",
         ]
     ),
 ]

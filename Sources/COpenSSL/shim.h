@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <time.h>
 
 // Macros Swift cannot call, as functions.
 #ifndef FRONTDOOR_COPENSSL_INLINE
@@ -367,6 +368,127 @@ static inline int frontdoor_tls_client_identity(SSL *ssl, const char *name, cons
 static inline const char *frontdoor_tls_verify_failure(const SSL *ssl) {
     long result = SSL_get_verify_result(ssl);
     return result == X509_V_OK ? NULL : X509_verify_cert_error_string(result);
+}
+
+// ACME (Sources/ACME): ES256 signatures for JWS, the account key's public point for its JWK, SHA-256, a CSR,
+// and what the renewal needs to know of an issued certificate.
+
+// SHA-256 of `length` bytes into `out` (32 bytes): 1, or 0.
+static inline int frontdoor_sha256(const void *data, size_t length, unsigned char *out) {
+    unsigned int size = 32;
+    return EVP_Digest(data, length, out, &size, EVP_sha256(), NULL) == 1 && size == 32;
+}
+
+// The ES256 signature of `length` bytes (RFC 7518 §3.4: r and s, 32 bytes each, big-endian) into `out` (64
+// bytes): 1, or 0.
+static inline int frontdoor_es256_sign(EVP_PKEY *key, const void *data, size_t length, unsigned char *out) {
+    EVP_MD_CTX *context = EVP_MD_CTX_new();
+    unsigned char der[80];
+    size_t derLength = sizeof der;
+    int ok = context != NULL && EVP_DigestSignInit(context, NULL, EVP_sha256(), NULL, key) == 1
+        && EVP_DigestSign(context, der, &derLength, data, length) == 1;
+    EVP_MD_CTX_free(context);
+    if (!ok) return 0;
+    const unsigned char *cursor = der;
+    ECDSA_SIG *signature = d2i_ECDSA_SIG(NULL, &cursor, (long)derLength);
+    if (signature == NULL) return 0;
+    ok = BN_bn2binpad(ECDSA_SIG_get0_r(signature), out, 32) == 32
+        && BN_bn2binpad(ECDSA_SIG_get0_s(signature), out + 32, 32) == 32;
+    ECDSA_SIG_free(signature);
+    return ok;
+}
+
+// The uncompressed public point of a P-256 key (0x04, x, y: 65 bytes) into `out`: 1, or 0.
+static inline int frontdoor_ec_public_point(EVP_PKEY *key, unsigned char *out) {
+    size_t length = 0;
+    return EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, out, 65, &length) == 1 && length == 65
+        && out[0] == 0x04;
+}
+
+// A DER certificate signing request for `key` naming the DNS names in `names` (newline-separated; the first
+// is also the subject's CN when it fits), signed with SHA-256, into `out`: its length, or -1.
+static inline long frontdoor_csr_der(EVP_PKEY *key, const char *names, unsigned char *out, long size) {
+    X509_REQ *request = X509_REQ_new();
+    char *list = strdup(names);
+    char *alt = malloc(strlen(names) * 2 + 16);
+    long result = -1;
+    int ok = request != NULL && list != NULL && alt != NULL && X509_REQ_set_version(request, 0) == 1
+        && X509_REQ_set_pubkey(request, key) == 1;
+    if (ok) {
+        alt[0] = 0;
+        char *cursor = list;
+        char *name;
+        int first = 1;
+        while ((name = strsep(&cursor, "\n")) != NULL) {
+            if (*name == 0) continue;
+            if (first && strlen(name) <= 64) {
+                X509_NAME *subject = X509_REQ_get_subject_name(request);
+                ok = ok && X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8, (const unsigned char *)name, -1, -1, 0) == 1;
+            }
+            if (!first) strcat(alt, ",");
+            strcat(alt, "DNS:");
+            strcat(alt, name);
+            first = 0;
+        }
+        ok = ok && !first;
+    }
+    if (ok) {
+        STACK_OF(X509_EXTENSION) *extensions = sk_X509_EXTENSION_new_null();
+        X509_EXTENSION *extension = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, alt);
+        ok = extensions != NULL && extension != NULL && sk_X509_EXTENSION_push(extensions, extension) > 0;
+        if (ok) {
+            ok = X509_REQ_add_extensions(request, extensions) == 1;
+            sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
+        } else {
+            X509_EXTENSION_free(extension);
+            sk_X509_EXTENSION_free(extensions);
+        }
+    }
+    ok = ok && X509_REQ_sign(request, key, EVP_sha256()) > 0;
+    if (ok) {
+        int length = i2d_X509_REQ(request, NULL);
+        if (length > 0 && length <= size) {
+            unsigned char *cursor = out;
+            result = i2d_X509_REQ(request, &cursor);
+        }
+    }
+    X509_REQ_free(request);
+    free(list);
+    free(alt);
+    return result;
+}
+
+// Seconds since the epoch of a certificate's notBefore (which 0) or notAfter (which 1); -1 when unreadable.
+static inline long long frontdoor_certificate_time(X509 *certificate, int which) {
+    const ASN1_TIME *time = which ? X509_get0_notAfter(certificate) : X509_get0_notBefore(certificate);
+    struct tm parts;
+    if (time == NULL || ASN1_TIME_to_tm(time, &parts) != 1) return -1;
+    return (long long)timegm(&parts);
+}
+
+// The certificate's serial number (its DER content octets) into `out`: the length, or -1.
+static inline int frontdoor_certificate_serial(X509 *certificate, unsigned char *out, int size) {
+    const ASN1_INTEGER *serial = X509_get0_serialNumber(certificate);
+    int length = serial ? ASN1_STRING_length(serial) : -1;
+    if (length <= 0 || length > size) return -1;
+    memcpy(out, ASN1_STRING_get0_data(serial), (size_t)length);
+    // A positive serial whose top bit is set carries a leading zero octet in DER.
+    if (out[0] & 0x80) {
+        if (length + 1 > size) return -1;
+        memmove(out + 1, out, (size_t)length);
+        out[0] = 0;
+        length += 1;
+    }
+    return length;
+}
+
+// The keyIdentifier of the certificate's authorityKeyIdentifier into `out`: the length, or -1 (none).
+static inline int frontdoor_certificate_authority_key_id(X509 *certificate, unsigned char *out, int size) {
+    const ASN1_OCTET_STRING *identifier = X509_get0_authority_key_id(certificate);
+    int length = identifier ? ASN1_STRING_length(identifier) : -1;
+    if (length <= 0 || length > size) return -1;
+    memcpy(out, ASN1_STRING_get0_data(identifier), (size_t)length);
+    return length;
 }
 #endif
 #endif

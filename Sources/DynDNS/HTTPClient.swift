@@ -29,7 +29,25 @@ public enum HTTPClient {
     public struct Response: Sendable {
         public var status: Int
         public var body: [UInt8]
+        /// The header fields in order, names as sent.
+        public var headers: [(String, String)] = []
         public var text: String { String(decoding: self.body, as: UTF8.self) }
+
+        public init(status: Int, body: [UInt8], headers: [(String, String)] = []) {
+            self.status = status
+            self.body = body
+            self.headers = headers
+        }
+
+        /// The first field named `name` (any case), its value trimmed.
+        public func header(_ name: String) -> String? {
+            self.headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+
+        /// Every field named `name` (any case).
+        public func headers(_ name: String) -> [String] {
+            self.headers.filter { $0.0.lowercased() == name.lowercased() }.map(\.1)
+        }
     }
 
     /// The parts of an `http(s)://host[:port]/path?query` URL.
@@ -141,6 +159,14 @@ public enum HTTPClient {
             if parsed == nil && buffer.count > 65536 { throw .badReply("response head too large") }
         }
         guard let head = parsed else { throw .badReply("no response") }
+        var headers: [(String, String)] = []
+        for field in head.fields {
+            let line = buffer[field]
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let name = String(decoding: line[..<colon], as: UTF8.self)
+            let value = String(decoding: line[line.index(after: colon)...], as: UTF8.self)
+            headers.append((name, value.trimmingBlanks))
+        }
         var rest = Array(buffer[head.length...])
         let limit = 1 << 20
         var body: [UInt8] = []
@@ -184,7 +210,7 @@ public enum HTTPClient {
                 guard body.count <= limit else { throw .badReply("response body too large") }
             }
         }
-        return Response(status: head.status, body: body)
+        return Response(status: head.status, body: body, headers: headers)
     }
 }
 
@@ -294,5 +320,16 @@ final class TLSChannel: Channel {
             if error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 { return [] }
             try self.wait(result, doing: "read")
         }
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingBlanks: String {
+        let bytes = Array(self.utf8)
+        guard let first = bytes.firstIndex(where: { $0 != 32 && $0 != 9 }),
+            let last = bytes.lastIndex(where: { $0 != 32 && $0 != 9 })
+        else { return "" }
+        return String(decoding: bytes[first...last], as: UTF8.self)
     }
 }

@@ -34,6 +34,8 @@ public final class Appliance: @unchecked Sendable {
     /// file), so a restart serves the same wan view at once — no window without the address, no serial
     /// bump, no transfer for the secondaries — while the updater confirms it. Off with `--wan`.
     public var restoresWAN = false
+    /// ACME DNS-01 proofs published now: TXT values per owner, added to every view serving the owner's zone.
+    var challenges: [DomainName: [String]] = [:]
     let lock = Mutex<Void>(())
 
     public init(directory: String, wan: WANAddresses) {
@@ -60,8 +62,36 @@ public final class Appliance: @unchecked Sendable {
         }
     }
 
+    /// Publishes `challenges` (TXT values per owner) in place of the previous ones, through the same path as
+    /// a WAN change: the model compiled again, the changed zones' serials bumped, NOTIFY to secondaries.
+    public func setChallenges(_ challenges: [DomainName: [String]], dateSerial: UInt32) -> Diagnostics? {
+        self.lock.withLock { _ in
+            guard challenges != self.challenges else { return nil }
+            self.challenges = challenges
+            guard let model = self.model else { return nil }
+            return self.compile(model, diagnostics: Diagnostics(), dateSerial: dateSerial)
+        }
+    }
+
+    /// The challenge TXT records, each in the served zone with the longest apex above its owner (60 s TTL, all
+    /// views); an owner in no zone is left out.
+    static func addChallenges(_ challenges: [DomainName: [String]], to model: inout Model) {
+        for (owner, values) in challenges.sorted(by: { $0.key < $1.key }) {
+            let candidates = model.zones.indices.filter { owner.isSubdomain(of: model.zones[$0].apex) }
+            guard let index = candidates.max(by: { model.zones[$0].apex.labelCount < model.zones[$1].apex.labelCount })
+            else { continue }
+            for value in values {
+                model.zones[index].records.append(
+                    SourceRecord(
+                        record: Record(owner: owner, type: .txt, ttl: 60, data: .txt([Array(value.utf8)])), scope: .all,
+                        location: SourceLocation(file: "(acme challenge)", line: 1, column: 1)))
+            }
+        }
+    }
+
     func compile(_ original: Model, diagnostics: Diagnostics, dateSerial: UInt32) -> Diagnostics? {
         var model = original
+        if !self.challenges.isEmpty { Appliance.addChallenges(self.challenges, to: &model) }
         if self.store == nil {
             if let problem = Appliance.prepareStateDirectory(model.settings) {
                 var failed = diagnostics

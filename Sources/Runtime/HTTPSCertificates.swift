@@ -1,3 +1,4 @@
+import ACME
 import Files
 import TLS
 import ZoneModel
@@ -29,7 +30,7 @@ public final class HTTPSCertificates: @unchecked Sendable {
 
     /// Whether the settings ask for HTTPS at all.
     public static func configured(_ settings: Settings) -> Bool {
-        settings.tlsDirectory != nil || settings.internalCA != nil
+        settings.tlsDirectory != nil || settings.internalCA != nil || settings.acme != nil
     }
 
     /// The internal CA's directory under the state directory.
@@ -62,7 +63,21 @@ public final class HTTPSCertificates: @unchecked Sendable {
                 throw TLSError("\(directory): no NAME.crt and NAME.key pair")
             }
         }
-        guard let suffixes = settings.internalCA else {
+        // Certificates from the ACME CA, after the operator's own (which win for a name both cover).
+        if settings.acme != nil, let directory = ACMEManager.certificateDirectory(settings),
+            DiskFiles().mode(directory) != nil
+        {
+            switch CertificateFiles.pairs(in: directory, files: DiskFiles()) {
+            case .success(let pairs): sources += pairs.map(CertificateSource.files)
+            case .failure(let error): throw error
+            }
+        }
+        // With ACME, names no public CA signs go to the internal CA without being asked.
+        let suffixes = settings.internalCA ?? (settings.acme != nil ? CertificatePlan.privateSuffixes : nil)
+        guard let suffixes,
+            settings.internalCA != nil
+                || sites.contains(where: { site in suffixes.contains { site.name.isSubdomain(of: $0) } })
+        else {
             return try TLSServer(sources: sources, fallback: settings.tlsDefault, ticketKeys: keys)
         }
         guard let directory = HTTPSCertificates.authorityDirectory(settings) else {

@@ -103,10 +103,12 @@ package struct ConfigParser {
                 self.provider(head, arguments, file: file, into: &settings)
             case "secondary":
                 self.secondary(head, arguments, file: file, into: &settings)
+            case "acme":
+                self.acme(head, arguments, file: file, into: &settings)
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, wan, provider, secondary, serve-stale)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, acme, wan, provider, secondary, serve-stale)",
                     head, file)
             }
         }
@@ -116,7 +118,95 @@ package struct ConfigParser {
                 .missingField, "'internal-ca' keeps its root key in the state directory: add 'state-dir DIR'", head,
                 file)
         }
+        if let acme = settings.acme, settings.stateDirectory == nil {
+            self.diagnostics.append(
+                Diagnostic(
+                    .missingField,
+                    "'acme' keeps its account key and certificates in the state directory: add 'state-dir DIR'",
+                    at: acme.location))
+        }
         return (settings, views)
+    }
+
+    /// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site]`;
+    /// `letsencrypt` and `letsencrypt-staging` stand for Let's Encrypt's directories.
+    mutating func acme(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
+        guard let first = arguments.first else {
+            return self.error(
+                .missingField,
+                "'acme' needs the CA's directory URL (or letsencrypt, letsencrypt-staging) and agree-terms", head, file)
+        }
+        if settings.acme != nil { return self.error(.badSetting, "'acme' is set twice", head, file) }
+        let directory: String
+        switch first.string {
+        case "letsencrypt": directory = ACMESettings.letsEncrypt
+        case "letsencrypt-staging": directory = ACMESettings.letsEncryptStaging
+        default:
+            guard first.string.hasPrefix("https://") || first.string.hasPrefix("http://") else {
+                return self.error(
+                    .badSetting,
+                    "acme: \(first.quotedForMessage) is not a directory URL (https://...), letsencrypt or letsencrypt-staging",
+                    first, file)
+            }
+            directory = first.string
+        }
+        var acme = ACMESettings(directory: directory, location: head.location(in: file))
+        for token in arguments.dropFirst() {
+            let text = token.string
+            switch text {
+            case "agree-terms":
+                acme.agreeTerms = true
+                continue
+            case "per-site":
+                acme.perSite = true
+                continue
+            default: break
+            }
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                self.error(
+                    .badOption,
+                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site)",
+                    token, file)
+                continue
+            }
+            let value = String(text[text.index(after: equals)...])
+            switch text[..<equals] {
+            case "email":
+                guard value.contains("@"), !value.contains(":"), !value.hasPrefix("@"), !value.hasSuffix("@") else {
+                    self.error(.badOption, "acme: email=\(value) is not an e-mail address", token, file)
+                    continue
+                }
+                acme.email = value
+            case "eab":
+                guard let colon = value.firstIndex(of: ":"), colon != value.startIndex,
+                    value.index(after: colon) != value.endIndex
+                else {
+                    self.error(
+                        .badOption,
+                        "acme: eab=KEY-ID:FILE (the CA's key identifier, then the file holding its MAC key)",
+                        token, file)
+                    continue
+                }
+                let path = joinPath(self.directory, String(value[value.index(after: colon)...]))
+                self.checkSecret(path, token: token, file: file)
+                acme.bindingKeyID = String(value[..<colon])
+                acme.bindingKeyFile = path
+            case "ca-file":
+                acme.caFile = joinPath(self.directory, value)
+            default:
+                self.error(
+                    .badOption,
+                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site)",
+                    token, file)
+            }
+        }
+        if !acme.agreeTerms {
+            self.error(
+                .missingField,
+                "acme: add agree-terms once you have read the CA's terms of service (CAs refuse accounts without it)",
+                head, file)
+        }
+        settings.acme = acme
     }
 
     mutating func error(_ code: DiagnosticCode, _ message: String, _ token: Token, _ file: String) {

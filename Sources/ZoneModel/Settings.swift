@@ -45,6 +45,8 @@ public struct Settings: Sendable {
     public var providers: [Provider] = []
     /// Servers that copy a view's zones by zone transfer (hidden primary).
     public var secondaries: [Secondary] = []
+    /// Certificates from an ACME CA for the sites (`acme DIRECTORY ...`); nil: none.
+    public var acme: ACMESettings?
     /// Where each setting was written, for diagnostics that concern the settings as a whole.
     public var location: SourceLocation?
 
@@ -148,6 +150,40 @@ public struct Secondary: Hashable, Sendable {
         self.keyFile = keyFile
         self.key = key
         self.notify = notify
+        self.location = location
+    }
+}
+
+/// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site]`.
+public struct ACMESettings: Hashable, Sendable {
+    /// The CA's directory URL.
+    public var directory: String
+    public var email: String?
+    /// The operator accepted the CA's terms of service (`agree-terms`); CAs refuse accounts without it.
+    public var agreeTerms: Bool
+    /// External account binding: the CA's key identifier and the file holding its MAC key.
+    public var bindingKeyID: String?
+    public var bindingKeyFile: String?
+    /// Trusted instead of the system's CAs when talking to the CA (a local test CA).
+    public var caFile: String?
+    /// One certificate per site instead of one wildcard certificate per zone.
+    public var perSite: Bool
+    public var location: SourceLocation
+
+    public static let letsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+    public static let letsEncryptStaging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+    public init(
+        directory: String, email: String? = nil, agreeTerms: Bool = false, bindingKeyID: String? = nil,
+        bindingKeyFile: String? = nil, caFile: String? = nil, perSite: Bool = false, location: SourceLocation
+    ) {
+        self.directory = directory
+        self.email = email
+        self.agreeTerms = agreeTerms
+        self.bindingKeyID = bindingKeyID
+        self.bindingKeyFile = bindingKeyFile
+        self.caFile = caFile
+        self.perSite = perSite
         self.location = location
     }
 }

@@ -1,6 +1,7 @@
 import DNSServer
 import EventLoop
 import Runtime
+import Synchronization
 import TLS
 import ZoneFile
 import ZoneModel
@@ -127,6 +128,18 @@ enum RunCommand {
                 return .badConfig
             }
         }
+        // Certificates from an ACME CA: rebuilt into the HTTPS listeners as each arrives.
+        let certificateLock = CertificateLock()
+        var acme: ACMEManager?
+        if settings.acme != nil, let tls = httpOptions.tls {
+            acme = ACMEManager(appliance: appliance, httpChallenges: HTTPChallenges()) { name in
+                certificateLock.withLock {
+                    RunCommand.renewCertificates(certificates, tls, store: store, reason: "acme \(name)")
+                }
+            }
+        } else if settings.acme != nil {
+            Log.warning("'acme' is set but no HTTPS listener is: no certificates are ordered ('listen https ...')")
+        }
         let service: DNSService?
         let http: HTTPService?
         let updater = configuration.dynDNS ? WANUpdater(appliance: appliance) : nil
@@ -217,6 +230,12 @@ enum RunCommand {
                 "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
                     + "\(settings.providers.count) provider(s)")
         }
+        if let acme {
+            guard supervisor.startThread("acme", { acme.run() }, stop: acme.stop) else {
+                return failedToStart("acme")
+            }
+            Log.info("acme: keeping the sites' certificates from \(settings.acme?.directory ?? "")")
+        }
         if let admin {
             guard supervisor.startThread("admin", { admin.run() }, stop: admin.stop) else {
                 return failedToStart("admin")
@@ -236,8 +255,12 @@ enum RunCommand {
             var timeout = timespec(tv_sec: 3600, tv_nsec: 0)
             let received = sigtimedwait(&signals, nil, &timeout)
             guard received > 0 else {
-                if let tls = httpOptions.tls, certificates.renewalDue(now: time(nil)) {
-                    RunCommand.renewCertificates(certificates, tls, store: store, reason: "renewal")
+                if let tls = httpOptions.tls {
+                    certificateLock.withLock {
+                        if certificates.renewalDue(now: time(nil)) {
+                            RunCommand.renewCertificates(certificates, tls, store: store, reason: "renewal")
+                        }
+                    }
                 }
                 continue
             }
@@ -251,9 +274,12 @@ enum RunCommand {
                     Log.info("reloaded \(directory)")
                 }
                 if let tls = httpOptions.tls {
-                    RunCommand.renewCertificates(certificates, tls, store: store, reason: "reload")
+                    certificateLock.withLock {
+                        RunCommand.renewCertificates(certificates, tls, store: store, reason: "reload")
+                    }
                 }
                 updater?.reloaded()
+                acme?.reloaded()
                 continue
             }
             Log.info("stopping (signal \(received)); finishing requests in progress for up to 10 s")
@@ -279,6 +305,12 @@ enum RunCommand {
             addresses.append(address)
         }
         return addresses
+    }
+
+    /// Serialises the HTTPS certificates' rebuilds: the main loop's (reload, renewal) and the ACME thread's.
+    final class CertificateLock: Sendable {
+        let lock = Mutex<Void>(())
+        func withLock(_ body: () -> Void) { self.lock.withLock { _ in body() } }
     }
 
     /// Builds the certificates again (reload, renewal); the previous ones keep serving when that fails.

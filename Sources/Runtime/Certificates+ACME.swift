@@ -1,0 +1,507 @@
+import ACME
+import CSys
+import DNSServer
+import DNSWire
+import DynDNS
+import EventLoop
+import Files
+import Synchronization
+import TLS
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What `status`, the status page and `/metrics` show of one ACME certificate.
+public struct ACMECertificateStatus: Sendable, Equatable {
+    public var name: String
+    public var names: [String]
+    public var notAfter: Int?
+    public var issuer: String?
+    public var renewAt: Int?
+    public var lastAttempt: Int?
+    public var lastError: String?
+    public var nextAttempt: Int?
+    public var ordersValid: Int
+    public var ordersFailed: Int
+}
+
+/// One certificate's progress, kept in `state-dir/acme/state/NAME.json` so a restart neither loses it nor
+/// orders twice.
+struct ACMEProgress: Equatable {
+    var names: [String] = []
+    /// The order in flight (its key waits in `certs/NAME.key.pending`).
+    var order: String?
+    var failures = 0
+    var nextAttempt = 0
+    var lastAttempt: Int?
+    var lastError: String?
+    var renewAt: Int?
+    var windowStart: Int?
+    var windowEnd: Int?
+    var ordersValid = 0
+    var ordersFailed = 0
+
+    init() {}
+
+    init(json: JSON) {
+        self.names = (json["names"]?.array ?? []).compactMap(\.string)
+        self.order = json["order"]?.string
+        self.failures = Int(json["failures"]?.number ?? 0)
+        self.nextAttempt = Int(json["nextAttempt"]?.number ?? 0)
+        self.lastAttempt = json["lastAttempt"]?.number.map { Int($0) }
+        self.lastError = json["lastError"]?.string
+        self.renewAt = json["renewAt"]?.number.map { Int($0) }
+        self.windowStart = json["windowStart"]?.number.map { Int($0) }
+        self.windowEnd = json["windowEnd"]?.number.map { Int($0) }
+        self.ordersValid = Int(json["ordersValid"]?.number ?? 0)
+        self.ordersFailed = Int(json["ordersFailed"]?.number ?? 0)
+    }
+
+    var json: JSON {
+        var members: [(String, JSON)] = [("names", .array(self.names.map { .string($0) }))]
+        if let order { members.append(("order", .string(order))) }
+        members += [("failures", .number(Double(self.failures))), ("nextAttempt", .number(Double(self.nextAttempt)))]
+        if let lastAttempt { members.append(("lastAttempt", .number(Double(lastAttempt)))) }
+        if let lastError { members.append(("lastError", .string(lastError))) }
+        if let renewAt { members.append(("renewAt", .number(Double(renewAt)))) }
+        if let windowStart { members.append(("windowStart", .number(Double(windowStart)))) }
+        if let windowEnd { members.append(("windowEnd", .number(Double(windowEnd)))) }
+        members += [
+            ("ordersValid", .number(Double(self.ordersValid))), ("ordersFailed", .number(Double(self.ordersFailed))),
+        ]
+        return .object(members)
+    }
+}
+
+/// Keeps the sites' certificates from an ACME CA (`acme` in frontdoor.conf): plans them from the model
+/// (`CertificatePlan`), orders what is missing or due (`RenewalPolicy`), proves names by DNS-01 in
+/// Frontdoor's own zones (published through the appliance, checked against its own answers), writes keys and
+/// chains atomically under `state-dir/acme/certs`, and asks for the HTTPS certificates to be rebuilt. One
+/// order at a time; failures back off. Control plane: its own thread, blocking I/O.
+public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
+    let appliance: Appliance
+    let stopped = Atomic<Bool>(false)
+    let wake: Poller?
+    /// Called after a certificate was written (its name): the HTTPS certificates are rebuilt.
+    let issued: @Sendable (String) -> Void
+    /// The HTTP-01 proofs the proxy serves.
+    public let httpChallenges: HTTPChallenges
+    public let status = Mutex<[ACMECertificateStatus]>([])
+    var client: ACMEClient?
+    var clientSettings: ACMESettings?
+    /// What the DNS holds now (owner → values), published through the appliance.
+    var published: [DomainName: [String]] = [:]
+
+    public init(appliance: Appliance, httpChallenges: HTTPChallenges, issued: @escaping @Sendable (String) -> Void) {
+        self.appliance = appliance
+        self.httpChallenges = httpChallenges
+        self.issued = issued
+        self.wake = try? Poller(capacity: 4)
+    }
+
+    /// `state-dir/acme`.
+    public static func directory(_ settings: Settings) -> String? {
+        settings.stateDirectory.map { joinPath($0, "acme") }
+    }
+
+    /// Where the issued certificates are, for the HTTPS listeners.
+    public static func certificateDirectory(_ settings: Settings) -> String? {
+        ACMEManager.directory(settings).map { joinPath($0, "certs") }
+    }
+
+    public func stop() {
+        self.stopped.store(true, ordering: .releasing)
+        self.wake?.wake()
+    }
+
+    /// The model was reloaded: plan again now.
+    public func reloaded() { self.wake?.wake() }
+
+    /// Waits `milliseconds` unless stopped; false when stopping.
+    func pause(_ milliseconds: Int) -> Bool {
+        guard !self.stopped.load(ordering: .acquiring) else { return false }
+        self.wake?.wait(timeout: Int32(clamping: milliseconds)) { _, _ in }
+        return !self.stopped.load(ordering: .acquiring)
+    }
+
+    public func run() {
+        while !self.stopped.load(ordering: .acquiring) {
+            let wait = self.round(now: Int(time(nil)))
+            _ = self.pause(wait * 1000)
+        }
+        // Nothing proved stays published.
+        if !self.published.isEmpty {
+            self.published = [:]
+            _ = self.appliance.setChallenges([:], dateSerial: todaySerial())
+        }
+    }
+
+    /// The certificates the current model needs.
+    func plan(_ snapshot: Snapshot, acme: ACMESettings) -> [PlannedCertificate] {
+        let zones = Set(snapshot.views.flatMap { $0.zones.keys })
+        var operatorNames: [String] = []
+        if let directory = snapshot.settings.tlsDirectory,
+            case .success(let pairs) = CertificateFiles.pairs(in: directory, files: DiskFiles())
+        {
+            for pair in pairs {
+                if case .success(let pem) = DiskFiles().read(pair.chain), let issued = try? IssuedCertificate(pem: pem)
+                {
+                    operatorNames += issued.names
+                }
+            }
+        }
+        let sites = snapshot.routes.sites.filter { !$0.passthrough }.map(\.name)
+        return CertificatePlan.plan(sites: sites, zones: Array(zones), perSite: acme.perSite) { name in
+            operatorNames.contains { covers($0, name) }
+        }
+    }
+
+    /// One pass over the plan: issue or renew what is due. Seconds until the next pass.
+    func round(now: Int) -> Int {
+        guard let snapshot = self.appliance.compiledSnapshot, let acme = snapshot.settings.acme,
+            let directory = ACMEManager.directory(snapshot.settings)
+        else { return 3600 }
+        let planned = self.plan(snapshot, acme: acme)
+        var next = 3600
+        var statuses: [ACMECertificateStatus] = []
+        for certificate in planned {
+            guard !self.stopped.load(ordering: .acquiring) else { break }
+            var progress = self.progress(certificate.name, directory: directory)
+            let current = self.current(certificate.name, directory: directory)
+            var due = progress.names != certificate.names || current == nil
+            if let current, !due {
+                let renewAt = self.renewalTime(current, progress: &progress, now: now)
+                due = now >= renewAt
+                if !due { next = min(next, max(renewAt - now, 1)) }
+            }
+            if due && now < progress.nextAttempt {
+                next = min(next, progress.nextAttempt - now)
+            } else if due {
+                self.attempt(
+                    certificate, progress: &progress, current: current, acme: acme, directory: directory, now: now)
+                if progress.failures > 0 { next = min(next, max(progress.nextAttempt - Int(time(nil)), 1)) }
+            }
+            self.save(progress, certificate.name, directory: directory)
+            let issued = self.current(certificate.name, directory: directory)
+            statuses.append(
+                ACMECertificateStatus(
+                    name: certificate.name, names: certificate.names, notAfter: issued?.notAfter,
+                    issuer: acme.directory,
+                    renewAt: progress.renewAt, lastAttempt: progress.lastAttempt, lastError: progress.lastError,
+                    nextAttempt: progress.failures > 0 ? progress.nextAttempt : nil, ordersValid: progress.ordersValid,
+                    ordersFailed: progress.ordersFailed))
+        }
+        self.status.withLock { $0 = statuses }
+        return max(next, 1)
+    }
+
+    /// When `current` is due: the CA's ARI window when it offers one (asked again once a day), else two thirds
+    /// of its lifetime.
+    func renewalTime(_ current: IssuedCertificate, progress: inout ACMEProgress, now: Int) -> Int {
+        if let renewAt = progress.renewAt, renewAt > current.notBefore,
+            progress.windowStart == nil || now < renewAt - 86_400
+        {
+            return renewAt
+        }
+        var window: RenewalWindow?
+        if let id = current.renewalID, let client = try? self.account(), let info = try? client.renewalInfo(id) {
+            window = info.window
+        }
+        let renewAt = RenewalPolicy.renewalTime(current, window: window, random: Double.random(in: 0..<1))
+        progress.renewAt = renewAt
+        progress.windowStart = window?.start
+        progress.windowEnd = window?.end
+        return renewAt
+    }
+
+    /// The ACME client with the account registered (once per settings).
+    func account() throws(ACMEError) -> ACMEClient {
+        guard let snapshot = self.appliance.compiledSnapshot, let acme = snapshot.settings.acme,
+            let directory = ACMEManager.directory(snapshot.settings)
+        else { throw .local("acme is not configured") }
+        if let client = self.client, self.clientSettings == acme, client.accountURL != nil { return client }
+        let key = try self.accountKey(directory: directory)
+        let client = ACMEClient(
+            directoryURL: acme.directory, key: key,
+            transport: ACMEClient.httpTransport(caFile: acme.caFile ?? snapshot.settings.caFile),
+            pause: { [weak self] in self?.pause($0) ?? false })
+        var binding: ExternalAccountBinding?
+        if let keyID = acme.bindingKeyID, let file = acme.bindingKeyFile {
+            guard case .success(let bytes) = DiskFiles().read(SecretFiles.resolve(file)),
+                let found = ExternalAccountBinding(keyID: keyID, encodedKey: String(decoding: bytes, as: UTF8.self))
+            else { throw .local("\(file): not a base64url MAC key for external account binding") }
+            binding = found
+        }
+        let accountPath = joinPath(directory, "account.json")
+        let saved = DiskFiles().read(accountPath).map { JSON.parse($0) }
+        if case .success(let json?) = saved, json["directory"]?.string == acme.directory,
+            let url = json["account"]?.string
+        {
+            client.accountURL = url
+        } else {
+            let url = try client.register(
+                contact: acme.email.map { [$0] } ?? [], agreeTerms: acme.agreeTerms, binding: binding)
+            let json = JSON.object([("directory", .string(acme.directory)), ("account", .string(url))])
+            if let problem = DiskFiles().writeAtomically(Array(json.text(pretty: true).utf8), to: accountPath) {
+                throw .local(problem.description)
+            }
+            Log.info("acme: registered account \(url) at \(acme.directory)")
+        }
+        self.client = client
+        self.clientSettings = acme
+        return client
+    }
+
+    /// The account key, made once (0600) and kept.
+    func accountKey(directory: String) throws(ACMEError) -> ECKey {
+        let path = joinPath(directory, "account.key")
+        if case .success(let pem) = DiskFiles().read(path) {
+            do throws(ACMECryptoError) {
+                return try ECKey(pem: pem)
+            } catch {
+                throw .local("\(path): \(error.description) (move it away to register a new account)")
+            }
+        }
+        let key: ECKey
+        do throws(ACMECryptoError) {
+            key = try ECKey.generate()
+        } catch {
+            throw .local(error.description)
+        }
+        try ACMEManager.makeDirectory(directory)
+        if let problem = DiskFiles().writeAtomically(key.pem, to: path, mode: 0o600) {
+            throw .local(problem.description)
+        }
+        return key
+    }
+
+    static func makeDirectory(_ path: String) throws(ACMEError) {
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw .local("cannot make \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// One order for `certificate`; success writes it and resets the failures, failure backs off.
+    func attempt(
+        _ certificate: PlannedCertificate, progress: inout ACMEProgress, current: IssuedCertificate?,
+        acme: ACMESettings, directory: String, now: Int
+    ) {
+        progress.lastAttempt = now
+        let reason = current == nil ? (progress.names.isEmpty ? "new" : "names changed") : "renewal"
+        do throws(ACMEError) {
+            let client = try self.account()
+            let certs = joinPath(directory, "certs")
+            try ACMEManager.makeDirectory(certs)
+            let pendingPath = joinPath(certs, certificate.name + ".key.pending")
+            var key: ECKey?
+            if progress.order != nil, case .success(let pem) = DiskFiles().read(pendingPath) {
+                key = try? ECKey(pem: pem)
+            }
+            if key == nil {
+                let fresh: ECKey
+                do throws(ACMECryptoError) {
+                    fresh = try ECKey.generate()
+                } catch {
+                    throw ACMEError.local(error.description)
+                }
+                if let problem = DiskFiles().writeAtomically(fresh.pem, to: pendingPath, mode: 0o600) {
+                    throw ACMEError.local(problem.description)
+                }
+                progress.order = nil
+                key = fresh
+            }
+            guard let key else { throw ACMEError.local("no certificate key") }
+            let issuance = Issuance(client: client, certificate: certificate, responder: self)
+            var savedProgress = progress
+            savedProgress.names = certificate.names
+            let chain = try issuance.run(
+                key: key, resume: progress.order, replaces: current?.renewalID,
+                saved: { url in
+                    savedProgress.order = url
+                    self.save(savedProgress, certificate.name, directory: directory)
+                })
+            let issued: IssuedCertificate
+            do throws(ACMECryptoError) {
+                issued = try IssuedCertificate(pem: chain)
+            } catch {
+                throw ACMEError.badReply("the issued chain: \(error.description)")
+            }
+            if let problem = DiskFiles().writeAtomically(
+                key.pem, to: joinPath(certs, certificate.name + ".key"), mode: 0o600)
+                ?? DiskFiles().writeAtomically(chain, to: joinPath(certs, certificate.name + ".crt"), mode: 0o644)
+            {
+                throw ACMEError.local(problem.description)
+            }
+            unlink(pendingPath)
+            progress = ACMEProgress()
+            progress.names = certificate.names
+            progress.lastAttempt = now
+            progress.ordersValid = savedProgress.ordersValid + 1
+            progress.ordersFailed = savedProgress.ordersFailed
+            Log.info(
+                "acme: issued \(certificate.name) (\(certificate.names.joined(separator: ", "))) until "
+                    + "\(RFC3339.text(issued.notAfter)); reason: \(reason); \(client.requests) request(s) to the CA so far"
+            )
+            self.issued(certificate.name)
+        } catch {
+            progress.failures += 1
+            progress.ordersFailed += 1
+            progress.order = nil
+            progress.lastError = error.description
+            let retryAfter = (error.problemType != nil) ? ACMEManager.retryAfter(error) : nil
+            progress.nextAttempt =
+                Int(time(nil))
+                + RenewalPolicy.backoff(
+                    failures: progress.failures, random: Double.random(in: 0..<1), retryAfter: retryAfter)
+            Log.error(
+                "acme: \(certificate.name) (\(reason)) failed: \(error.description); next attempt at "
+                    + "\(RFC3339.text(progress.nextAttempt)) (failure \(progress.failures))")
+        }
+    }
+
+    static func retryAfter(_ error: ACMEError) -> Int? {
+        if case .problem(let problem) = error { return problem.retryAfter }
+        return nil
+    }
+
+    func progress(_ name: String, directory: String) -> ACMEProgress {
+        let path = joinPath(joinPath(directory, "state"), name + ".json")
+        guard case .success(let bytes) = DiskFiles().read(path), let json = JSON.parse(bytes) else {
+            return ACMEProgress()
+        }
+        return ACMEProgress(json: json)
+    }
+
+    func save(_ progress: ACMEProgress, _ name: String, directory: String) {
+        let state = joinPath(directory, "state")
+        do throws(ACMEError) {
+            try ACMEManager.makeDirectory(directory)
+            try ACMEManager.makeDirectory(state)
+        } catch {
+            return Log.error("acme: \(error.description)")
+        }
+        let path = joinPath(state, name + ".json")
+        if case .success(let bytes) = DiskFiles().read(path), JSON.parse(bytes).map(ACMEProgress.init) == progress {
+            return
+        }
+        if let problem = DiskFiles().writeAtomically(Array(progress.json.text(pretty: true).utf8), to: path) {
+            Log.error("acme: \(problem.description)")
+        }
+    }
+
+    /// The certificate issued for `name`, when there is one.
+    func current(_ name: String, directory: String) -> IssuedCertificate? {
+        let path = joinPath(joinPath(directory, "certs"), name + ".crt")
+        guard case .success(let pem) = DiskFiles().read(path) else { return nil }
+        return try? IssuedCertificate(pem: pem)
+    }
+
+    // MARK: - Proofs
+
+    public func publishDNS(_ records: [(owner: DomainName, value: String)]) throws(ACMEError) {
+        var challenges = self.published
+        for record in records { challenges[record.owner, default: []].append(record.value) }
+        try self.publish(challenges)
+        // Checked against Frontdoor's own answers, in every view serving the zone.
+        guard let store = self.appliance.store else { throw .local("no DNS data published yet") }
+        let tables = store.tables()
+        for record in records {
+            let views = tables.snapshot.views.indices.filter {
+                tables.snapshot.views[$0].zone(containing: record.owner) != nil
+            }
+            guard !views.isEmpty else { throw .local("\(record.owner) is in no zone Frontdoor serves") }
+            for view in views {
+                let values = ACMEManager.answer(tables, view: view, owner: record.owner)
+                guard values.contains(record.value) else {
+                    throw .local(
+                        "the TXT record \(record.owner) is not in Frontdoor's answers in view "
+                            + "\(tables.snapshot.views[view].name)")
+                }
+            }
+        }
+    }
+
+    public func withdrawDNS(_ records: [(owner: DomainName, value: String)]) {
+        var challenges = self.published
+        for record in records {
+            challenges[record.owner]?.removeAll { $0 == record.value }
+            if challenges[record.owner]?.isEmpty == true { challenges[record.owner] = nil }
+        }
+        do throws(ACMEError) {
+            try self.publish(challenges)
+        } catch {
+            Log.error("acme: withdrawing the challenge records: \(error.description)")
+        }
+    }
+
+    func publish(_ challenges: [DomainName: [String]]) throws(ACMEError) {
+        if let diagnostics = self.appliance.setChallenges(challenges, dateSerial: todaySerial()) {
+            throw .local(
+                "the challenge records do not compile: \(diagnostics.errors.map(\.description).joined(separator: "; "))"
+            )
+        }
+        self.published = challenges
+    }
+
+    /// The TXT values Frontdoor answers for `owner` in `view`.
+    static func answer(_ tables: DNSTables, view: Int, owner: DomainName) -> [String] {
+        let packet = QueryBuilder.query(id: 1, name: owner, type: RecordType.txt.rawValue, udpSize: 4096)
+        let key = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: Responder.maximumMessage, alignment: 8)
+        defer {
+            key.deallocate()
+            scratch.deallocate()
+            out.deallocate()
+        }
+        let action = packet.withUnsafeBytes { raw -> ResponderAction in
+            let parsed = QueryParser.parse(raw, lowercasedName: key)
+            var hash: UInt64 = 0
+            if case .success(let query) = parsed {
+                hash = NameTable.hash(UnsafeRawBufferPointer(rebasing: key[0..<query.nameLength]))
+            }
+            let prepared = PreparedQuery(parsed: parsed, view: view, hash: hash)
+            return Responder.respond(
+                prepared, packet: raw, key: UnsafeRawBufferPointer(key), tcp: true, tables: tables, scratch: scratch,
+                into: out
+            ).0
+        }
+        guard case .reply(let length, _) = action,
+            let message = try? DNSMessage.decode(UnsafeRawBufferPointer(rebasing: out[0..<length]))
+        else { return [] }
+        return message.answers.filter { $0.type == RecordType.txt.rawValue && $0.owner == owner }.compactMap { record in
+            guard let length = record.data.first, record.data.count == Int(length) + 1 else { return nil }
+            return String(decoding: record.data.dropFirst(), as: UTF8.self)
+        }
+    }
+
+    public func publishHTTP(token: String, keyAuthorization: String, host: String) throws(ACMEError) {
+        self.httpChallenges.add(token: token, keyAuthorization: keyAuthorization)
+    }
+
+    public func withdrawHTTP(token: String) { self.httpChallenges.remove(token: token) }
+}
+
+/// Whether certificate name `pattern` (maybe `*.`) covers host `name`.
+func covers(_ pattern: String, _ name: String) -> Bool {
+    let pattern = pattern.lowercased()
+    let name = name.lowercased()
+    if pattern == name { return true }
+    guard pattern.hasPrefix("*.") else { return false }
+    guard let dot = name.firstIndex(of: ".") else { return false }
+    return name[name.index(after: dot)...] == pattern.dropFirst(2)
+}
+
+/// The HTTP-01 proofs the proxy serves at `/.well-known/acme-challenge/TOKEN` on its plain-HTTP listeners.
+/// Written by the ACME thread a few times per order; read only for requests under that path.
+public final class HTTPChallenges: Sendable {
+    let tokens = Mutex<[String: String]>([:])
+
+    public init() {}
+
+    public func add(token: String, keyAuthorization: String) { self.tokens.withLock { $0[token] = keyAuthorization } }
+    public func remove(token: String) { _ = self.tokens.withLock { $0.removeValue(forKey: token) } }
+    public func response(token: String) -> String? { self.tokens.withLock { $0[token] } }
+}
