@@ -20,8 +20,10 @@ public final class ACMEClient: @unchecked Sendable {
     var nonces: [String] = []
     /// Requests sent, for the logs and the tests' counts.
     public private(set) var requests = 0
-    /// `badNonce` retries of one request before giving up.
-    static let nonceRetries = 5
+    /// Requests sent again after a `badNonce` refusal.
+    public private(set) var nonceRetries = 0
+    /// Tries of one request refused with `badNonce` before giving up (each with the nonce the refusal carried).
+    static let nonceRetries = 20
 
     public init(
         directoryURL: String, key: ECKey, transport: @escaping Transport, pause: @escaping @Sendable (Int) -> Bool
@@ -114,7 +116,10 @@ public final class ACMEClient: @unchecked Sendable {
             let problem = ACMEProblem(
                 json: JSON.parse(response.body) ?? .object([]), status: response.status,
                 retryAfter: ACMEClient.retryAfter(response))
-            if problem.type == "badNonce" && attempt < ACMEClient.nonceRetries { continue }
+            if problem.type == "badNonce" && attempt < ACMEClient.nonceRetries {
+                self.nonceRetries += 1
+                continue
+            }
             throw .problem(problem)
         }
     }
@@ -153,7 +158,8 @@ public final class ACMEClient: @unchecked Sendable {
         var payload: [(String, JSON)] = [
             ("identifiers", .array(names.map { .object([("type", .string("dns")), ("value", .string($0))]) }))
         ]
-        if let replaces { payload.append(("replaces", .string(replaces))) }
+        // Only to a CA that offers renewal information (RFC 9773 §5); others may refuse the member.
+        if let replaces, directory.renewalInfo != nil { payload.append(("replaces", .string(replaces))) }
         let response = try self.post(directory.newOrder, .object(payload))
         guard let location = response.header("Location"), !location.isEmpty else {
             throw .badReply("newOrder gave no Location")

@@ -4,12 +4,25 @@ import ZoneModel
 public protocol ChallengeResponder: AnyObject {
     /// Publishes DNS-01 TXT records (owner, value; one owner may get several values: apex and wildcard) and
     /// returns once Frontdoor's own servers answer them; throws when they cannot be published.
-    func publishDNS(_ records: [(owner: DomainName, value: String)]) throws(ACMEError)
+    func publishDNS(_ records: [ChallengeRecord]) throws(ACMEError)
     /// Removes them again.
-    func withdrawDNS(_ records: [(owner: DomainName, value: String)])
+    func withdrawDNS(_ records: [ChallengeRecord])
     /// Serves `keyAuthorization` at `/.well-known/acme-challenge/TOKEN` for `host`.
     func publishHTTP(token: String, keyAuthorization: String, host: String) throws(ACMEError)
     func withdrawHTTP(token: String)
+}
+
+/// One DNS-01 proof: the TXT value at `owner`, published as `route` says.
+public struct ChallengeRecord: Sendable, Equatable {
+    public var owner: DomainName
+    public var value: String
+    public var route: ChallengeRoute
+
+    public init(owner: DomainName, value: String, route: ChallengeRoute) {
+        self.owner = owner
+        self.value = value
+        self.route = route
+    }
 }
 
 /// One order from start to certificate (RFC 8555 §7.4), resumable: the order's URL is handed to `saved`
@@ -83,9 +96,10 @@ public struct Issuance {
     /// then each challenge answered and awaited; the proofs are withdrawn whatever happens.
     func authorize(_ order: ACMEOrder) throws(ACMEError) {
         let thumbprint = self.client.key.thumbprint
-        var records: [(owner: DomainName, value: String)] = []
+        var records: [ChallengeRecord] = []
         var tokens: [String] = []
-        var pending: [(authorization: String, challenge: String, identifier: String)] = []
+        // Each challenge to await, and whether it still needs its answer (a restart may have given it already).
+        var pending: [(authorization: String, challenge: String, identifier: String, answer: Bool)] = []
         defer {
             if !records.isEmpty { self.responder.withdrawDNS(records) }
             for token in tokens { self.responder.withdrawHTTP(token: token) }
@@ -120,12 +134,15 @@ public struct Issuance {
                 guard let owner = CertificatePlan.challengeOwner(authorization.identifier) else {
                     throw .local("\(identifier) has no _acme-challenge name")
                 }
-                records.append((owner, KeyAuthorization.dnsValue(token: challenge.token, thumbprint: thumbprint)))
+                records.append(
+                    ChallengeRecord(
+                        owner: owner, value: KeyAuthorization.dnsValue(token: challenge.token, thumbprint: thumbprint),
+                        route: route))
             }
-            pending.append((url, challenge.url, identifier))
+            pending.append((url, challenge.url, identifier, challenge.status == "pending"))
         }
         if !records.isEmpty { try self.responder.publishDNS(records) }
-        for item in pending { try self.client.respond(item.challenge) }
+        for item in pending where item.answer { try self.client.respond(item.challenge) }
         for item in pending {
             let result = try self.client.awaitAuthorization(item.authorization, seconds: self.validationSeconds)
             guard result.status == .valid else {

@@ -4,8 +4,14 @@ import ZoneModel
 public enum ChallengeRoute: Hashable, Sendable {
     /// DNS-01: the `_acme-challenge` TXT record goes into Frontdoor's own zone `apex`.
     case ownZone(apex: DomainName)
+    /// DNS-01 at the zone's own primary elsewhere: RFC 2136 UPDATE with the TSIG key of the named
+    /// `rfc2136` provider, whose server is then asked directly until it serves the record.
+    case dnsUpdate(provider: String, zone: DomainName)
     /// HTTP-01: the proxy answers `/.well-known/acme-challenge/TOKEN` on port 80.
     case http
+
+    /// Whether the proof is a DNS record.
+    public var isDNS: Bool { self != .http }
 }
 
 /// One certificate Frontdoor keeps from the CA: its file name, the names it carries, and how each is proved.
@@ -35,8 +41,8 @@ public struct PlannedCertificate: Hashable, Sendable {
 ///   included — is covered without its name in the public Certificate Transparency logs. A site two or more
 ///   labels below the apex adds its parent's wildcard (`*.w.example.com`), a wildcard covering one label only.
 ///   `per-site`: one certificate per site instead, named for it alone.
-/// - Proved by DNS-01 in the zone Frontdoor serves; a site whose name lies in no served zone is proved by
-///   HTTP-01 through the proxy.
+/// - Proved by DNS-01 in the zone Frontdoor serves publicly, or through the zone's primary elsewhere (RFC
+///   2136); a site in any other zone is proved by HTTP-01 through the proxy, one certificate per site.
 /// - Names no public CA will sign (`.home.arpa`, `.lan`, `.internal`, ...; see `privateSuffixes`) are left out:
 ///   the internal CA covers them.
 /// - Sites covered by the operator's own certificate files, and passthrough sites, need none.
@@ -53,24 +59,26 @@ public enum CertificatePlan {
         !CertificatePlan.privateSuffixes.contains { name.isSubdomain(of: $0) }
     }
 
-    /// The certificates for `sites` (host names), with `zones` the apexes Frontdoor serves; `covered` says a
-    /// name already has a certificate (the operator's files).
+    /// The certificates for `sites` (host names), with `zones` the apexes whose DNS-01 proofs can be published
+    /// and how (Frontdoor's own zone, or an RFC 2136 primary); `covered` says a name already has a
+    /// certificate (the operator's files).
     public static func plan(
-        sites: [DomainName], zones: [DomainName], perSite: Bool, covered: (String) -> Bool = { _ in false }
+        sites: [DomainName], zones: [DomainName: ChallengeRoute], perSite: Bool,
+        covered: (String) -> Bool = { _ in false }
     ) -> [PlannedCertificate] {
         func zone(of name: DomainName) -> DomainName? {
-            zones.filter { name.isSubdomain(of: $0) }.max { $0.labelCount < $1.labelCount }
+            zones.keys.filter { name.isSubdomain(of: $0) }.max { $0.labelCount < $1.labelCount }
         }
         var planned: [PlannedCertificate] = []
         var byZone: [DomainName: Int] = [:]
         for site in sites.sorted() where CertificatePlan.isPublic(site) && !covered(site.hostDescription) {
             let host = site.hostDescription
-            guard let apex = zone(of: site) else {
+            guard let apex = zone(of: site), let route = zones[apex], route.isDNS else {
                 planned.append(PlannedCertificate(name: host, names: [host], routes: [host: .http]))
                 continue
             }
             if perSite {
-                planned.append(PlannedCertificate(name: host, names: [host], routes: [host: .ownZone(apex: apex)]))
+                planned.append(PlannedCertificate(name: host, names: [host], routes: [host: route]))
                 continue
             }
             let apexText = apex.hostDescription
@@ -82,14 +90,14 @@ public enum CertificatePlan {
                 byZone[apex] = index
                 planned.append(
                     PlannedCertificate(
-                        name: apexText, names: [apexText, "*." + apexText], routes: [apexText: .ownZone(apex: apex)]))
+                        name: apexText, names: [apexText, "*." + apexText], routes: [apexText: route]))
             }
             // Deeper than one label below the apex: its parent's wildcard.
             if site.labelCount > apex.labelCount + 1 {
                 let parent = site.parent.hostDescription
                 if !planned[index].names.contains("*." + parent) {
                     planned[index].names.append("*." + parent)
-                    planned[index].routes[parent] = .ownZone(apex: apex)
+                    planned[index].routes[parent] = route
                 }
             }
         }

@@ -26,15 +26,49 @@ public enum DNSUpdate {
         return out
     }
 
+    /// An UPDATE for `zone` that adds the TXT records `add` at `owner` and deletes the ones `delete` (each one
+    /// string; RFC 2136 §2.5.1 and §2.5.4: class NONE deletes that record only, others stay).
+    public static func txtMessage(
+        id: UInt16, zone: DomainName, owner: DomainName, add: [String], delete: [String], ttl: UInt32
+    ) -> [UInt8] {
+        var out = be16(id) + be16(DNSUpdate.opcodeUpdate) + be16(1) + be16(0) + be16(UInt16(add.count + delete.count))
+        out += be16(0)
+        out += zone.wire + be16(6) + be16(1)
+        func data(_ text: String) -> [UInt8] {
+            let bytes = Array(text.utf8.prefix(255))
+            return be16(UInt16(bytes.count + 1)) + [UInt8(bytes.count)] + bytes
+        }
+        for text in delete { out += owner.wire + be16(16) + be16(254) + be32(0) + data(text) }
+        for text in add { out += owner.wire + be16(16) + be16(1) + be32(ttl) + data(text) }
+        return out
+    }
+
+    /// Adds and deletes TXT records at `owner` on the primary (a DNS-01 challenge), signed with `key`.
+    public static func pushTXT(
+        server: SocketAddress, zone: DomainName, owner: DomainName, add: [String], delete: [String], key: TSIGKey,
+        timeout: UInt64 = 5_000
+    ) throws(DynDNSError) {
+        let id = UInt16(truncatingIfNeeded: randomUInt32())
+        try DNSUpdate.send(
+            DNSUpdate.txtMessage(id: id, zone: zone, owner: owner, add: add, delete: delete, ttl: 60), server: server,
+            key: key, timeout: timeout)
+    }
+
     /// Sends the signed update to the primary and checks the reply: its ID, its TSIG, its RCODE.
     public static func push(
         server: SocketAddress, zone: DomainName, record: DomainName, address: IPAddress, ttl: UInt32, key: TSIGKey,
         timeout: UInt64 = 5_000
     ) throws(DynDNSError) {
         let id = UInt16(truncatingIfNeeded: randomUInt32())
+        try DNSUpdate.send(
+            DNSUpdate.message(id: id, zone: zone, record: record, address: address, ttl: ttl), server: server, key: key,
+            timeout: timeout)
+    }
+
+    /// Signs `message` with `key`, sends it to `server` and checks the reply: its ID, its TSIG, its RCODE.
+    static func send(_ message: [UInt8], server: SocketAddress, key: TSIGKey, timeout: UInt64) throws(DynDNSError) {
         let now = UInt64(time(nil))
-        let (signed, mac) = TSIG.sign(
-            DNSUpdate.message(id: id, zone: zone, record: record, address: address, ttl: ttl), key: key, time: now)
+        let (signed, mac) = TSIG.sign(message, key: key, time: now)
         let reply = try BlockingSocket.dnsExchange(signed, server: server, timeout: timeout)
         guard reply.count >= 12, reply[0] == signed[0], reply[1] == signed[1] else {
             throw .badReply("the reply does not match the update (ID)")
@@ -56,6 +90,28 @@ public enum DNSUpdate {
             break
         }
         guard rcode == 0 else { throw .refused("the server answered \(DNSRcode.name(rcode))") }
+    }
+
+    /// The TXT strings `owner` has on `server` (asked directly, no recursion; each record's strings joined).
+    public static func txt(server: SocketAddress, owner: DomainName, timeout: UInt64 = 5_000) throws(DynDNSError)
+        -> [String]
+    {
+        let id = UInt16(truncatingIfNeeded: randomUInt32())
+        let query = QueryBuilder.query(id: id, name: owner, type: 16, recursionDesired: false, udpSize: nil)
+        let reply = try BlockingSocket.dnsExchange(query, server: server, timeout: timeout)
+        guard let message = try? DNSMessage.decode(reply), message.id == id else {
+            throw .badReply("cannot read the answer for \(owner.hostDescription)")
+        }
+        return message.answers.filter { $0.owner == owner && $0.type == 16 }.map { answer in
+            var text: [UInt8] = []
+            var index = 0
+            while index < answer.data.count {
+                let length = Int(answer.data[index])
+                text += answer.data[min(index + 1, answer.data.count)..<min(index + 1 + length, answer.data.count)]
+                index += 1 + length
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
     }
 
     /// The addresses `record` has now on `server` (type A or AAAA), asked over TCP: the provider's own view,

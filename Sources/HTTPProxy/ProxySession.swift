@@ -178,6 +178,8 @@ public struct ProxySession: Sendable {
     let secure: Bool
     /// Plain HTTP only: the sites redirected to https.
     let upgrade: HTTPSUpgrade?
+    /// ACME HTTP-01 proofs answered on plain HTTP before any routing.
+    let challenges: ChallengeTokens?
     static let idempotentMethods: [[UInt8]] = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].map {
         Array($0.utf8)
     }
@@ -188,7 +190,11 @@ public struct ProxySession: Sendable {
     /// Client octets buffered behind a request in progress before reading stops.
     public static let clientBufferLimit = 64 * 1024
 
-    public init(client: IPAddress, trustedPeer: Bool, scheme: String = "http", upgrade: HTTPSUpgrade? = nil) {
+    public init(
+        client: IPAddress, trustedPeer: Bool, scheme: String = "http", upgrade: HTTPSUpgrade? = nil,
+        challenges: ChallengeTokens? = nil
+    ) {
+        self.challenges = challenges
         self.client = client
         self.trustedPeer = trustedPeer
         self.scheme = scheme
@@ -330,8 +336,15 @@ public struct ProxySession: Sendable {
         _ head: HTTPRequestHead, bytes: [UInt8], snapshot: Snapshot, now: UInt64, into actions: inout [ProxyAction]
     ) {
         let (decision, record, upstream, idempotent, headRequest) = bytes.withUnsafeBytes { buffer in
-            let decision = RequestRouter.route(
-                head, in: buffer, client: self.client, snapshot: snapshot, upgrade: self.upgrade)
+            var decision: RouteDecision
+            if !self.secure, let challenges = self.challenges,
+                let proof = challenges.response(target: UnsafeRawBufferPointer(rebasing: buffer[head.target]))
+            {
+                decision = .proof(proof)
+            } else {
+                decision = RequestRouter.route(
+                    head, in: buffer, client: self.client, snapshot: snapshot, upgrade: self.upgrade)
+            }
             func field(_ name: StaticString) -> Range<Int>? {
                 head.fields.first { HTTPRequestParser.equalsIgnoringCase(buffer, $0.name, name) }?.value
             }
@@ -374,6 +387,20 @@ public struct ProxySession: Sendable {
             let keepAlive = head.keepAlive && head.framing == .none
             self.exchange?.keepAlive = keepAlive
             self.answer(status, close: !keepAlive, now: now, into: &actions)
+        case .proof(let body):
+            exchange.answeredLocally = true
+            self.exchange = exchange
+            let keepAlive = head.keepAlive && head.framing == .none
+            self.exchange?.keepAlive = keepAlive
+            let response = ResponseWriter.complete(
+                status: 200, contentType: "application/octet-stream", body: body, fields: ["Cache-Control: no-store"],
+                close: !keepAlive, headRequest: headRequest)
+            actions.append(.writeClient(response))
+            var record = exchange.record
+            record.status = 200
+            record.bytes = UInt64(response.count)
+            actions.append(.log(record))
+            if !keepAlive { self.close(into: &actions) }
         case .redirect(let location):
             exchange.answeredLocally = true
             self.exchange = exchange

@@ -9,6 +9,8 @@ public enum RouteDecision: Equatable, Sendable {
     case respond(status: Int)
     /// Answer 308 with this Location: a plain-HTTP request for a site HTTPS serves.
     case redirect(location: [UInt8])
+    /// Answer 200 with this body: an ACME HTTP-01 proof (see `ChallengeTokens`).
+    case proof([UInt8])
 }
 
 /// Which sites plain HTTP is redirected away from, and the HTTPS port to send clients to. The loop builds one

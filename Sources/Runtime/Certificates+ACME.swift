@@ -5,6 +5,7 @@ import DNSWire
 import DynDNS
 import EventLoop
 import Files
+import HTTPProxy
 import Synchronization
 import TLS
 import ZoneModel
@@ -87,14 +88,14 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
     /// Called after a certificate was written (its name): the HTTPS certificates are rebuilt.
     let issued: @Sendable (String) -> Void
     /// The HTTP-01 proofs the proxy serves.
-    public let httpChallenges: HTTPChallenges
+    public let httpChallenges: ChallengeTokens
     public let status = Mutex<[ACMECertificateStatus]>([])
     var client: ACMEClient?
     var clientSettings: ACMESettings?
     /// What the DNS holds now (owner → values), published through the appliance.
     var published: [DomainName: [String]] = [:]
 
-    public init(appliance: Appliance, httpChallenges: HTTPChallenges, issued: @escaping @Sendable (String) -> Void) {
+    public init(appliance: Appliance, httpChallenges: ChallengeTokens, issued: @escaping @Sendable (String) -> Void) {
         self.appliance = appliance
         self.httpChallenges = httpChallenges
         self.issued = issued
@@ -140,7 +141,16 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
 
     /// The certificates the current model needs.
     func plan(_ snapshot: Snapshot, acme: ACMESettings) -> [PlannedCertificate] {
-        let zones = Set(snapshot.views.flatMap { $0.zones.keys })
+        // Zones whose public DNS is elsewhere: proved through their primary (RFC 2136), or over HTTP-01.
+        var zones: [DomainName: ChallengeRoute] = [:]
+        for apex in Set(snapshot.views.flatMap { $0.zones.keys }) where !acme.httpZones.contains(apex) {
+            zones[apex] = .ownZone(apex: apex)
+        }
+        for provider in snapshot.settings.providers where acme.updateProviders.contains(provider.name) {
+            if case .rfc2136(_, let zone, _, _) = provider.kind {
+                zones[zone] = .dnsUpdate(provider: provider.name, zone: zone)
+            }
+        }
         var operatorNames: [String] = []
         if let directory = snapshot.settings.tlsDirectory,
             case .success(let pairs) = CertificateFiles.pairs(in: directory, files: DiskFiles())
@@ -153,7 +163,7 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
             }
         }
         let sites = snapshot.routes.sites.filter { !$0.passthrough }.map(\.name)
-        return CertificatePlan.plan(sites: sites, zones: Array(zones), perSite: acme.perSite) { name in
+        return CertificatePlan.plan(sites: sites, zones: zones, perSite: acme.perSite) { name in
             operatorNames.contains { covers($0, name) }
         }
     }
@@ -342,8 +352,8 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
             progress.ordersFailed = savedProgress.ordersFailed
             Log.info(
                 "acme: issued \(certificate.name) (\(certificate.names.joined(separator: ", "))) until "
-                    + "\(RFC3339.text(issued.notAfter)); reason: \(reason); \(client.requests) request(s) to the CA so far"
-            )
+                    + "\(RFC3339.text(issued.notAfter)); reason: \(reason); \(client.requests) request(s) to the CA so far, "
+                    + "\(client.nonceRetries) sent again after a refused nonce")
             self.issued(certificate.name)
         } catch {
             progress.failures += 1
@@ -400,11 +410,51 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
 
     // MARK: - Proofs
 
-    public func publishDNS(_ records: [(owner: DomainName, value: String)]) throws(ACMEError) {
+    public func publishDNS(_ records: [ChallengeRecord]) throws(ACMEError) {
+        let own = records.filter { if case .ownZone = $0.route { true } else { false } }
+        let elsewhere = records.filter { if case .dnsUpdate = $0.route { true } else { false } }
+        if !own.isEmpty { try self.publishOwn(own) }
+        for (route, group) in Dictionary(grouping: elsewhere, by: \.route) {
+            guard case .dnsUpdate(let name, let zone) = route else { continue }
+            let (server, key) = try self.primary(name)
+            for (owner, values) in Dictionary(grouping: group, by: \.owner) {
+                do throws(DynDNSError) {
+                    try DNSUpdate.pushTXT(
+                        server: server, zone: zone, owner: owner, add: values.map(\.value), delete: [], key: key)
+                } catch {
+                    throw .local("the UPDATE of \(owner.hostDescription) at \(server) (provider \(name)): \(error)")
+                }
+                // Asked directly, not through a cache, until it answers them (30 s at most).
+                var served: [String] = []
+                for _ in 0..<60 {
+                    served = (try? DNSUpdate.txt(server: server, owner: owner)) ?? []
+                    if values.allSatisfy({ served.contains($0.value) }) { break }
+                    guard self.pause(500) else { throw .local("stopping") }
+                }
+                guard values.allSatisfy({ served.contains($0.value) }) else {
+                    throw .local("\(server) does not serve the TXT record \(owner.hostDescription) after the UPDATE")
+                }
+            }
+        }
+    }
+
+    /// The server and TSIG key of the `rfc2136` provider `name`.
+    func primary(_ name: String) throws(ACMEError) -> (SocketAddress, TSIGKey) {
+        let settings = self.appliance.compiledSnapshot?.settings ?? Settings()
+        guard let provider = settings.providers.first(where: { $0.name == name }),
+            case .rfc2136(let server, _, _, let keyFile) = provider.kind
+        else { throw .local("no rfc2136 provider '\(name)'") }
+        guard case .success(let bytes) = DiskFiles().read(SecretFiles.resolve(keyFile)),
+            let key = try? TSIGKey.parse(bindKeyFile: String(decoding: bytes, as: UTF8.self))
+        else { throw .local("provider \(name): cannot read the TSIG key \(keyFile)") }
+        return (server, key)
+    }
+
+    /// Publishes proofs in Frontdoor's own zones and checks its answers in every view serving each.
+    func publishOwn(_ records: [ChallengeRecord]) throws(ACMEError) {
         var challenges = self.published
         for record in records { challenges[record.owner, default: []].append(record.value) }
         try self.publish(challenges)
-        // Checked against Frontdoor's own answers, in every view serving the zone.
         guard let store = self.appliance.store else { throw .local("no DNS data published yet") }
         let tables = store.tables()
         for record in records {
@@ -423,14 +473,27 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
         }
     }
 
-    public func withdrawDNS(_ records: [(owner: DomainName, value: String)]) {
+    public func withdrawDNS(_ records: [ChallengeRecord]) {
         var challenges = self.published
         for record in records {
-            challenges[record.owner]?.removeAll { $0 == record.value }
-            if challenges[record.owner]?.isEmpty == true { challenges[record.owner] = nil }
+            switch record.route {
+            case .ownZone:
+                challenges[record.owner]?.removeAll { $0 == record.value }
+                if challenges[record.owner]?.isEmpty == true { challenges[record.owner] = nil }
+            case .dnsUpdate(let name, let zone):
+                do throws(ACMEError) {
+                    let (server, key) = try self.primary(name)
+                    try? DNSUpdate.pushTXT(
+                        server: server, zone: zone, owner: record.owner, add: [], delete: [record.value], key: key)
+                } catch {
+                    Log.error("acme: withdrawing \(record.owner.hostDescription): \(error.description)")
+                }
+            case .http:
+                break
+            }
         }
         do throws(ACMEError) {
-            try self.publish(challenges)
+            if challenges != self.published { try self.publish(challenges) }
         } catch {
             Log.error("acme: withdrawing the challenge records: \(error.description)")
         }
@@ -492,16 +555,4 @@ func covers(_ pattern: String, _ name: String) -> Bool {
     guard pattern.hasPrefix("*.") else { return false }
     guard let dot = name.firstIndex(of: ".") else { return false }
     return name[name.index(after: dot)...] == pattern.dropFirst(2)
-}
-
-/// The HTTP-01 proofs the proxy serves at `/.well-known/acme-challenge/TOKEN` on its plain-HTTP listeners.
-/// Written by the ACME thread a few times per order; read only for requests under that path.
-public final class HTTPChallenges: Sendable {
-    let tokens = Mutex<[String: String]>([:])
-
-    public init() {}
-
-    public func add(token: String, keyAuthorization: String) { self.tokens.withLock { $0[token] = keyAuthorization } }
-    public func remove(token: String) { _ = self.tokens.withLock { $0.removeValue(forKey: token) } }
-    public func response(token: String) -> String? { self.tokens.withLock { $0[token] } }
 }

@@ -16,6 +16,8 @@ public struct HTTPOptions: Sendable {
     /// HTTPS listeners: TLS terminated with the certificates `tls` holds (see TLSServerStore).
     public var tlsListeners: [SocketAddress] = []
     public var tls: TLSServerStore?
+    /// ACME HTTP-01 proofs the plain-HTTP listeners answer.
+    public var challenges: ChallengeTokens?
     public var workers: Int
     public var timeouts = ProxyTimeouts()
     /// Client connections per worker; at the limit a worker stops accepting (the kernel queues the rest).

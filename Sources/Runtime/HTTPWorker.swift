@@ -232,7 +232,7 @@ final class HTTPWorker: @unchecked Sendable {
                 fd: fd, transport: transport, slot: slot,
                 session: ProxySession(
                     client: client, trustedPeer: trusted, scheme: listener.tls ? "https" : "http",
-                    upgrade: listener.tls ? nil : self.currentUpgrade()))
+                    upgrade: listener.tls ? nil : self.currentUpgrade(), challenges: self.options.challenges))
             if sniff { connection.sniffed = [] }
             connection.deadline = self.options.timeouts.deadline(
                 after: .phaseChanged, phase: .readingHead, tunnel: false, now: monotonicMilliseconds(), current: 0)

@@ -125,10 +125,28 @@ package struct ConfigParser {
                     "'acme' keeps its account key and certificates in the state directory: add 'state-dir DIR'",
                     at: acme.location))
         }
+        if let acme = settings.acme {
+            for name in acme.updateProviders {
+                guard let provider = settings.providers.first(where: { $0.name == name }) else {
+                    self.diagnostics.append(
+                        Diagnostic(.badSetting, "acme: dns-update=\(name): no provider of that name", at: acme.location)
+                    )
+                    continue
+                }
+                guard case .rfc2136 = provider.kind else {
+                    self.diagnostics.append(
+                        Diagnostic(
+                            .badSetting, "acme: dns-update=\(name): only an rfc2136 provider can publish the proofs",
+                            at: acme.location))
+                    continue
+                }
+            }
+        }
         return (settings, views)
     }
 
-    /// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site]`;
+    /// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site]
+    /// [http-01=ZONE[,ZONE]]`;
     /// `letsencrypt` and `letsencrypt-staging` stand for Let's Encrypt's directories.
     mutating func acme(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
         guard let first = arguments.first else {
@@ -165,7 +183,7 @@ package struct ConfigParser {
             guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
                 self.error(
                     .badOption,
-                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site)",
+                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site, http-01=, dns-update=)",
                     token, file)
                 continue
             }
@@ -193,10 +211,21 @@ package struct ConfigParser {
                 acme.bindingKeyFile = path
             case "ca-file":
                 acme.caFile = joinPath(self.directory, value)
+            case "dns-update":
+                acme.updateProviders += value.split(separator: ",").map(String.init)
+            case "http-01":
+                for part in value.split(separator: ",") {
+                    let text = part.hasSuffix(".") ? String(part) : part + "."
+                    guard let zone = try? DomainName(text) else {
+                        self.error(.badOption, "acme: http-01=\(part) is not a zone name", token, file)
+                        continue
+                    }
+                    acme.httpZones.append(zone)
+                }
             default:
                 self.error(
                     .badOption,
-                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site)",
+                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site, http-01=, dns-update=)",
                     token, file)
             }
         }

@@ -154,7 +154,8 @@ public struct Secondary: Hashable, Sendable {
     }
 }
 
-/// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site]`.
+/// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site]
+/// [http-01=ZONE[,ZONE]] [dns-update=PROVIDER[,PROVIDER]]`.
 public struct ACMESettings: Hashable, Sendable {
     /// The CA's directory URL.
     public var directory: String
@@ -168,6 +169,12 @@ public struct ACMESettings: Hashable, Sendable {
     public var caFile: String?
     /// One certificate per site instead of one wildcard certificate per zone.
     public var perSite: Bool
+    /// Zones whose public DNS is not Frontdoor (it serves them to the LAN only): their sites are proved by
+    /// HTTP-01 through the proxy, one certificate each (`http-01=ZONE[,ZONE]`).
+    public var httpZones: [DomainName] = []
+    /// `rfc2136` providers whose zones' proofs go to their primary by UPDATE (`dns-update=NAME[,NAME]`): the
+    /// zone's public DNS is that primary, not Frontdoor.
+    public var updateProviders: [String] = []
     public var location: SourceLocation
 
     public static let letsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"

@@ -1,5 +1,6 @@
 import DNSServer
 import EventLoop
+import HTTPProxy
 import Runtime
 import Synchronization
 import TLS
@@ -132,7 +133,9 @@ enum RunCommand {
         let certificateLock = CertificateLock()
         var acme: ACMEManager?
         if settings.acme != nil, let tls = httpOptions.tls {
-            acme = ACMEManager(appliance: appliance, httpChallenges: HTTPChallenges()) { name in
+            let proofs = ChallengeTokens()
+            httpOptions.challenges = proofs
+            acme = ACMEManager(appliance: appliance, httpChallenges: proofs) { name in
                 certificateLock.withLock {
                     RunCommand.renewCertificates(certificates, tls, store: store, reason: "acme \(name)")
                 }

@@ -203,6 +203,24 @@ import ZoneModel
 /// Which certificates the sites get, where each proof goes, and when they renew.
 @Suite struct CertificatePlanTests {
     static func names(_ texts: [String]) -> [DomainName] { texts.compactMap { try? DomainName($0 + ".") } }
+    /// Zones Frontdoor serves publicly.
+    static func own(_ texts: [String]) -> [DomainName: ChallengeRoute] {
+        Dictionary(uniqueKeysWithValues: Self.names(texts).map { ($0, ChallengeRoute.ownZone(apex: $0)) })
+    }
+
+    @Test(.bug(id: "16")) func zonesUpdatedElsewhereAndHTTPZones() {
+        let org = try? DomainName("example.org.")
+        var zones = Self.own(["example.com"])
+        if let org { zones[org] = .dnsUpdate(provider: "primary", zone: org) }
+        let plan = CertificatePlan.plan(
+            sites: Self.names(["www.example.org", "a.example.com", "b.example.net"]), zones: zones, perSite: false)
+        #expect(
+            plan.map(\.names) == [
+                ["example.com", "*.example.com"], ["b.example.net"], ["example.org", "*.example.org"],
+            ])
+        #expect(plan[2].route(for: "*.example.org") == org.map { .dnsUpdate(provider: "primary", zone: $0) })
+        #expect(plan[1].route(for: "b.example.net") == .http)
+    }
 
     @Test(.bug(id: "16")) func oneWildcardCertificatePerZone() {
         let plan = CertificatePlan.plan(
@@ -210,7 +228,7 @@ import ZoneModel
                 "www.example.com", "nas.example.com", "x.deep.example.com", "y.deep.example.com", "app.example.org",
                 "printer.home.arpa", "example.net",
             ]),
-            zones: Self.names(["example.com", "example.org", "example.net"]), perSite: false)
+            zones: Self.own(["example.com", "example.org", "example.net"]), perSite: false)
         #expect(
             plan.map(\.names) == [
                 ["example.com", "*.example.com", "*.deep.example.com"], ["example.net", "*.example.net"],
@@ -225,17 +243,18 @@ import ZoneModel
     @Test(.bug(id: "16")) func perSiteHTTPForForeignZonesAndCoveredNames() {
         let plan = CertificatePlan.plan(
             sites: Self.names(["www.example.com", "shop.elsewhere.example", "nas.lan", "ops.example.com"]),
-            zones: Self.names(["example.com", "sub.example.com"]), perSite: true, covered: { $0 == "ops.example.com" })
+            zones: Self.own(["example.com", "sub.example.com"]), perSite: true, covered: { $0 == "ops.example.com" })
         // In DNS order (by the last label first).
         #expect(plan.map(\.name) == ["www.example.com", "shop.elsewhere.example"])
         #expect(plan[1].route(for: "shop.elsewhere.example") == .http)
         #expect(plan[0].names == ["www.example.com"])
         // The longest served apex holds the proof.
         let deep = CertificatePlan.plan(
-            sites: Self.names(["a.sub.example.com"]), zones: Self.names(["example.com", "sub.example.com"]),
+            sites: Self.names(["a.sub.example.com"]), zones: Self.own(["example.com", "sub.example.com"]),
             perSite: true)
         #expect(
-            deep[0].route(for: "a.sub.example.com") == (try? DomainName("sub.example.com.")).map { .ownZone(apex: $0) })
+            deep[0].route(for: "a.sub.example.com")
+                == (try? DomainName("sub.example.com.")).map { ChallengeRoute.ownZone(apex: $0) })
     }
 
     @Test(.bug(id: "16")) func challengeOwners() {

@@ -16,7 +16,8 @@ package final class PebbleServer {
 
     /// nil when pebble (or openssl) is not installed. `environment`: PEBBLE_* settings, as
     /// "PEBBLE_WFE_NONCEREJECT=50".
-    package init?(dnsPort: UInt16, httpPort: UInt16 = 5002, environment: [String] = []) throws {
+    /// `validity`: the lifetime of the certificates it issues, in seconds (its default: five years).
+    package init?(dnsPort: UInt16, httpPort: UInt16 = 5002, environment: [String] = [], validity: Int? = nil) throws {
         guard let pebble = Tool.find("pebble") else {
             Tool.skip("pebble", package: "pebble")
             return nil
@@ -34,7 +35,7 @@ package final class PebbleServer {
             let config = """
                 {"pebble": {"listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(managementPort)",
                 "certificate": "\(certificates.path("certs/pebble.crt"))", "privateKey": "\(certificates.path("certs/pebble.key"))",
-                "httpPort": \(httpPort), "tlsPort": \(tlsPort), "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+                "httpPort": \(httpPort), "tlsPort": \(tlsPort), "ocspResponderURL": "", "externalAccountBindingRequired": false\(validity.map { ", \"certificateValidityPeriod\": \($0)" } ?? "")}}
                 """
             try config.write(toFile: self.directory + "/pebble.json", atomically: true, encoding: .utf8)
             let logFD = open(self.directory + "/pebble.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -69,10 +70,18 @@ package final class PebbleServer {
 
     package var log: String { Fixtures.textAt(self.directory + "/pebble.log") }
 
-    /// How many requests to `path` (as "/order-plz") pebble has logged.
+    /// How many requests to `path` (as "/order-plz") pebble has logged, refused ones (a bad nonce) included.
     package func requests(_ path: String) -> Int {
         self.log.components(separatedBy: "\n").filter { $0.contains("POST \(path)") || $0.contains("GET \(path)") }
             .count
+    }
+
+    /// How many orders pebble has created.
+    package var orders: Int { self.log.components(separatedBy: "\n").filter { $0.contains("Added order") }.count }
+
+    /// How many accounts pebble has created.
+    package var accounts: Int {
+        self.log.components(separatedBy: "\n").filter { $0.contains("accounts in memory") }.count
     }
 
     /// Pebble's root (regenerated at each start), written to a file for `curl --cacert`.

@@ -1,0 +1,327 @@
+import ACME
+import DynDNS
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+
+/// Certificates from a real ACME CA: Debian's pebble on loopback, validating DNS-01 by asking Frontdoor's own
+/// DNS listener, with `frontdoor run` as a process, nginx behind it and curl as the client.
+@Suite(.serialized) struct ACMEEndToEndTests {
+    /// A config directory (views: 127.0.0.1 is the LAN, every other address the WAN), pebble, nginx and the
+    /// ports of one `frontdoor run`.
+    final class Setup {
+        let directory: String
+        let pebble: PebbleServer
+        let nginx: NginxServer
+        let dnsPort: UInt16
+        let httpPort: UInt16
+        let httpsPort: UInt16
+        let adminPort: UInt16
+        var pid: pid_t?
+        var runs = 0
+
+        /// `pebbleDNS`: where pebble asks (nil: Frontdoor); `validity`: pebble's certificate lifetime in seconds.
+        /// `http01`: example.com's public DNS is "elsewhere" (`http-01=example.com`), and the proxy's LAN
+        /// address is loopback, where pebble connects for HTTP-01. `extra`: more lines for frontdoor.conf and
+        /// options for its `acme` line.
+        init?(
+            pebbleEnvironment: [String] = [], pebbleDNS: UInt16? = nil, validity: Int? = nil, http01: Bool = false,
+            extraConfig: String = "", acmeOptions: String = ""
+        ) throws {
+            guard Tool.find("curl") != nil else {
+                Tool.skip("curl", package: "curl")
+                return nil
+            }
+            let dnsPort = try freePort()
+            let httpPort = try freePort()
+            guard
+                let pebble = try PebbleServer(
+                    dnsPort: pebbleDNS ?? dnsPort, httpPort: httpPort, environment: pebbleEnvironment,
+                    validity: validity),
+                let nginx = try NginxServer()
+            else { return nil }
+            self.pebble = pebble
+            self.nginx = nginx
+            self.dnsPort = dnsPort
+            self.httpPort = httpPort
+            self.httpsPort = try freePort()
+            self.adminPort = try freePort()
+            self.directory = try Tool.temporaryDirectory()
+            let config = """
+                view lan 127.0.0.1/32
+                view wan *
+                state-dir state
+                acme \(pebble.directoryURL) agree-terms email=admin@example.com ca-file=\(pebble.listenerAuthority)\(http01 ? " http-01=example.com" : "") \(acmeOptions)
+                \(extraConfig)
+                """
+            try config.write(toFile: self.directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+            let zone = """
+                $ORIGIN example.com.
+                $TTL 300
+                $PROXY reverseproxy lan=\(http01 ? "127.0.0.1" : "192.0.2.42") wan=203.0.113.1
+                $SITE www http://127.0.0.1:\(nginx.port)
+                $SITE nas http://127.0.0.1:\(nginx.port) views=lan
+                $SITE x.deep http://127.0.0.1:\(nginx.port)
+                """
+            try zone.write(toFile: self.directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        }
+
+        deinit {
+            self.stop()
+            try? FileManager.default.removeItem(atPath: self.directory)
+        }
+
+        var logPath: String { self.directory + "/log.\(self.runs)" }
+        var log: String { Fixtures.textAt(self.logPath) }
+        var state: String { self.directory + "/state/acme" }
+
+        func start() throws {
+            self.runs += 1
+            let logFD = open(self.logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            defer { close(logFD) }
+            self.pid = try Tool.spawn(
+                Tool.frontdoor,
+                [
+                    "run", "--config", self.directory, "--dns", "127.0.0.1:\(self.dnsPort)", "--http",
+                    "127.0.0.1:\(self.httpPort)", "--https", "127.0.0.1:\(self.httpsPort)", "--admin",
+                    "127.0.0.1:\(self.adminPort)", "--workers", "1",
+                ], stderr: logFD)
+            #expect(self.waitFor("serving http", seconds: 10), "\(self.log)")
+        }
+
+        func stop() {
+            if let pid { Tool.stop(pid) }
+            self.pid = nil
+        }
+
+        /// Whether `text` shows up in this run's log within `seconds`.
+        func waitFor(_ text: String, seconds: Int) -> Bool {
+            for _ in 0..<(seconds * 20) {
+                if self.log.contains(text) { return true }
+                usleep(50_000)
+            }
+            return self.log.contains(text)
+        }
+
+        /// curl to https://NAME/ trusting only `root`, from `source`.
+        func curl(_ name: String, root: String, source: String = "127.0.0.1") throws -> Tool.Outcome {
+            try Tool.run(
+                Tool.find("curl") ?? "curl",
+                [
+                    "-sS", "--max-time", "10", "--cacert", root, "--interface", source, "--resolve",
+                    "\(name):\(self.httpsPort):127.0.0.1", "https://\(name):\(self.httpsPort)/",
+                ])
+        }
+
+        /// The TXT answers for the challenge name, from `source`.
+        func challengeRecords(source: String) throws -> [String]? {
+            try Dig.ask(port: self.dnsPort, ["+short", "_acme-challenge.example.com", "TXT"], source: source).map {
+                $0.output.split(separator: "\n").map(String.init).filter { !$0.hasPrefix(";") && !$0.isEmpty }
+            }
+        }
+    }
+
+    @Test(.bug(id: "16")) func wildcardCertificateProvedFromItsOwnZone() throws {
+        guard let setup = try Setup() else { return }
+        try setup.start()
+        #expect(setup.waitFor("acme: issued example.com", seconds: 60), "\(setup.log)")
+        #expect(setup.log.contains("(example.com, *.example.com, *.deep.example.com)"), "\(setup.log)")
+        let root = try setup.pebble.root()
+        // A LAN-only site (asked from the LAN), a WAN site (asked from the WAN) and one two labels down.
+        let lanOnly = try setup.curl("nas.example.com", root: root)
+        #expect(lanOnly.status == 0 && lanOnly.stdout == "hello from nginx\n", "\(lanOnly.stderr)")
+        let wan = try setup.curl("www.example.com", root: root, source: "127.0.0.2")
+        #expect(wan.status == 0 && wan.stdout == "hello from nginx\n", "\(wan.stderr)")
+        let deep = try setup.curl("x.deep.example.com", root: root, source: "127.0.0.2")
+        #expect(deep.status == 0 && deep.stdout == "hello from nginx\n", "\(deep.stderr)")
+        // The proofs are gone from both views.
+        #expect(try setup.challengeRecords(source: "127.0.0.1") == [])
+        #expect(try setup.challengeRecords(source: "127.0.0.2") == [])
+        #expect(setup.pebble.orders == 1)
+        // Keys are the owner's alone.
+        var info = stat()
+        #expect(stat(setup.state + "/certs/example.com.key", &info) == 0 && info.st_mode & 0o077 == 0)
+        #expect(stat(setup.state + "/account.key", &info) == 0 && info.st_mode & 0o077 == 0)
+        // A restart serves the same certificate from disk and orders nothing.
+        setup.stop()
+        try setup.start()
+        #expect(try setup.curl("www.example.com", root: root).status == 0)
+        usleep(1_000_000)
+        #expect(setup.pebble.orders == 1, "\(setup.log)")
+        #expect(!setup.log.contains("registered account"), "the account is kept: \(setup.log)")
+    }
+
+    /// Pebble refusing half of all good nonces: the client retries with the nonce each refusal carries (twenty
+    /// tries: a request is refused twenty times in a row once in a million).
+    @Test(.bug(id: "16")) func nonceRejectionsAreRetried() throws {
+        guard let setup = try Setup(pebbleEnvironment: ["PEBBLE_WFE_NONCEREJECT=50"]) else { return }
+        try setup.start()
+        #expect(setup.waitFor("acme: issued example.com", seconds: 60), "\(setup.log)")
+        #expect(try setup.curl("www.example.com", root: try setup.pebble.root()).status == 0)
+        // About 17 requests: some nonce was refused (none would be one run in 100,000).
+        #expect(!setup.log.contains(" 0 sent again after a refused nonce"), "\(setup.log)")
+    }
+
+    /// Pebble asks a port where nobody answers: validation fails, the error says why, and the next attempt
+    /// waits — also across a restart. One order in all.
+    @Test(.bug(id: "16")) func aChallengeThatCannotSucceedBacksOff() throws {
+        let silent = try freePort()
+        guard let setup = try Setup(pebbleDNS: silent) else { return }
+        try setup.start()
+        #expect(setup.waitFor("acme: example.com (new) failed:", seconds: 60), "\(setup.log)")
+        #expect(setup.log.contains("next attempt at") && setup.log.contains("(failure 1)"), "\(setup.log)")
+        let line = setup.log.split(separator: "\n").first { $0.contains("failed:") }.map(String.init) ?? ""
+        #expect(line.contains("HTTP") || line.contains("timed out") || line.contains("unauthorized"), "\(line)")
+        usleep(3_000_000)
+        #expect(setup.pebble.orders == 1, "\(setup.log)")
+        setup.stop()
+        try setup.start()
+        usleep(3_000_000)
+        #expect(setup.pebble.orders == 1, "the backoff survives a restart: \(setup.log)")
+        let progress = Fixtures.textAt(setup.state + "/state/example.com.json")
+        #expect(progress.contains("\"failures\": 1") && progress.contains("\"lastError\""), "\(progress)")
+        // Nothing is left published.
+        #expect(try setup.challengeRecords(source: "127.0.0.2") == [])
+    }
+
+    /// A run that stopped after placing its order (its account, the order's URL and the pending key on disk):
+    /// the next run continues that order with that account — no second registration, no second order.
+    @Test(.bug(id: "16")) func aRestartContinuesTheOrderItLeft() throws {
+        guard let setup = try Setup() else { return }
+        let key = try ECKey.generate()
+        let client = ACMEClient(
+            directoryURL: setup.pebble.directoryURL, key: key,
+            transport: ACMEClient.httpTransport(caFile: setup.pebble.listenerAuthority), pause: { _ in true })
+        let account = try client.register(contact: [], agreeTerms: true, binding: nil)
+        let names = ["example.com", "*.example.com", "*.deep.example.com"]
+        let (orderURL, order) = try client.newOrder(names, replaces: nil)
+        #expect(order.status == .pending)
+        let state = setup.state
+        try FileManager.default.createDirectory(atPath: state + "/state", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: state + "/certs", withIntermediateDirectories: true)
+        try Data(key.pem).write(to: URL(fileURLWithPath: state + "/account.key"))
+        chmod(state + "/account.key", 0o600)
+        try JSON.object([("directory", .string(setup.pebble.directoryURL)), ("account", .string(account))]).text()
+            .write(toFile: state + "/account.json", atomically: true, encoding: .utf8)
+        try JSON.object([("names", .array(names.map { .string($0) })), ("order", .string(orderURL))]).text()
+            .write(toFile: state + "/state/example.com.json", atomically: true, encoding: .utf8)
+        try Data(try ECKey.generate().pem).write(to: URL(fileURLWithPath: state + "/certs/example.com.key.pending"))
+        try setup.start()
+        #expect(setup.waitFor("acme: issued example.com", seconds: 60), "\(setup.log)")
+        #expect(setup.pebble.orders == 1, "the order was continued: \(setup.log)")
+        #expect(setup.pebble.accounts == 1, "the account was kept: \(setup.log)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/certs/example.com.key.pending"))
+    }
+}
+
+extension ACMEEndToEndTests {
+    /// Certificates living 30 seconds: Frontdoor renews at two thirds of that by itself; a new connection gets
+    /// the new certificate while one opened before keeps working with the old.
+    @Test(.bug(id: "16")) func renewsByItselfWithoutDroppingConnections() throws {
+        guard let python = Tool.find("python3") else { return Tool.skip("python3", package: "python3") }
+        guard let setup = try Setup(validity: 30) else { return }
+        try setup.start()
+        #expect(setup.waitFor("acme: issued example.com", seconds: 60), "\(setup.log)")
+        let root = try setup.pebble.root()
+        let script = Fixtures.path("Tests/Fixtures/tls_hold.py")
+        let go = setup.directory + "/go"
+        func hold(_ output: String) throws -> pid_t {
+            let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            defer { close(fd) }
+            return try Tool.spawn(
+                python, [script, "\(setup.httpsPort)", "www.example.com", root, go], stdout: fd, stderr: fd)
+        }
+        let oldOutput = setup.directory + "/old.out"
+        let old = try hold(oldOutput)
+        defer { Tool.stop(old) }
+        for _ in 0..<100 where !Fixtures.textAt(oldOutput).contains("response") { usleep(50_000) }
+        let before = Fixtures.textAt(oldOutput)
+        #expect(before.contains("response HTTP/1.1 200"), "\(before)")
+        #expect(setup.waitFor("reason: renewal", seconds: 45), "\(setup.log)")
+        usleep(200_000)
+        // A new connection: the renewed certificate.
+        let newOutput = setup.directory + "/new.out"
+        let fresh = try hold(newOutput)
+        defer { Tool.stop(fresh) }
+        for _ in 0..<100 where !Fixtures.textAt(newOutput).contains("response") { usleep(50_000) }
+        let after = Fixtures.textAt(newOutput)
+        let firstCertificate = before.split(separator: "\n").first ?? ""
+        let secondCertificate = after.split(separator: "\n").first ?? ""
+        #expect(after.contains("response HTTP/1.1 200"), "\(after)")
+        #expect(
+            firstCertificate.hasPrefix("certificate ") && firstCertificate != secondCertificate, "\(before) \(after)")
+        // The old connection's second request, on the old certificate.
+        FileManager.default.createFile(atPath: go, contents: Data())
+        for _ in 0..<100 where Fixtures.textAt(oldOutput).components(separatedBy: "response").count < 3 {
+            usleep(50_000)
+        }
+        let held = Fixtures.textAt(oldOutput)
+        #expect(held.components(separatedBy: "response HTTP/1.1 200").count == 3, "\(held)")
+        #expect(setup.pebble.orders == 2, "one order each: \(setup.log)")
+    }
+}
+
+extension ACMEEndToEndTests {
+    /// A zone whose public DNS is elsewhere: each site proved by HTTP-01, which the proxy answers on its
+    /// plain-HTTP listener before any routing; one certificate per site.
+    @Test(.bug(id: "16")) func http01ThroughTheProxy() throws {
+        guard let setup = try Setup(http01: true) else { return }
+        try setup.start()
+        for name in ["www.example.com", "nas.example.com", "x.deep.example.com"] {
+            #expect(setup.waitFor("acme: issued \(name) (\(name))", seconds: 60), "\(setup.log)")
+        }
+        let root = try setup.pebble.root()
+        let site = try setup.curl("www.example.com", root: root, source: "127.0.0.2")
+        #expect(site.status == 0 && site.stdout == "hello from nginx\n", "\(site.stderr)")
+        #expect(setup.pebble.orders == 3)
+        // The proofs are withdrawn: the path goes to the site again (nginx's 404).
+        let after = try Tool.run(
+            Tool.find("curl") ?? "curl",
+            [
+                "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: www.example.com",
+                "http://127.0.0.1:\(setup.httpPort)/.well-known/acme-challenge/abcdefghijklmnopqrstuvwxyz",
+            ])
+        #expect(after.stdout == "404", "\(after.stdout)")
+        #expect(try setup.challengeRecords(source: "127.0.0.1") == [])
+    }
+}
+
+extension ACMEEndToEndTests {
+    /// The zone's public DNS is a BIND primary elsewhere: the proofs go there by RFC 2136 UPDATE signed with the
+    /// rfc2136 provider's TSIG key, and pebble asks that primary.
+    @Test(.bug(id: "16")) func dns01ThroughAnRFC2136Primary() throws {
+        let zoneText = """
+            $TTL 300
+            @ IN SOA ns.example.com. admin.example.com. 1 3600 600 86400 60
+            @ IN NS ns.example.com.
+            ns IN A 192.0.2.53
+            """
+        guard
+            let named = try BINDServer(
+                zone: "example.com", zoneText: zoneText, keyName: "acme-key", algorithm: "hmac-sha256",
+                secret: "c2VjcmV0LWZvci10aGUtYWNtZS10ZXN0LW9ubHktMzI=")
+        else { return }
+        guard
+            let setup = try Setup(
+                pebbleDNS: named.port,
+                extraConfig:
+                    "provider public rfc2136 server=127.0.0.1:\(named.port) zone=example.com record=home.example.com "
+                    + "key=\(named.keyFile)",
+                acmeOptions: "dns-update=public")
+        else { return }
+        try setup.start()
+        #expect(setup.waitFor("acme: issued example.com", seconds: 60), "\(setup.log)")
+        let site = try setup.curl("www.example.com", root: try setup.pebble.root(), source: "127.0.0.2")
+        #expect(site.status == 0 && site.stdout == "hello from nginx\n", "\(site.stderr)")
+        // BIND took the UPDATEs (add, then delete), and holds no proof any more.
+        let bindLog = Fixtures.textAt(named.directory + "/named.log")
+        #expect(bindLog.contains("adding an RR at '_acme-challenge.example.com' TXT"), "\(bindLog)")
+        #expect(bindLog.contains("deleting an RR at _acme-challenge.example.com TXT"), "\(bindLog)")
+        let left = try Dig.ask(port: named.port, ["+short", "_acme-challenge.example.com", "TXT"])
+        #expect(
+            left?.output.split(separator: "\n").filter { !$0.hasPrefix(";") }.isEmpty == true, "\(left?.output ?? "")")
+        // Frontdoor's own zone never held them.
+        #expect(!setup.log.contains("acme challenge"), "\(setup.log)")
+    }
+}
