@@ -17,11 +17,14 @@ public struct ChallengeRecord: Sendable, Equatable {
     public var owner: DomainName
     public var value: String
     public var route: ChallengeRoute
+    /// The name it proves (without `*.`).
+    public var identifier: String
 
-    public init(owner: DomainName, value: String, route: ChallengeRoute) {
+    public init(owner: DomainName, value: String, route: ChallengeRoute, identifier: String) {
         self.owner = owner
         self.value = value
         self.route = route
+        self.identifier = identifier
     }
 }
 
@@ -131,13 +134,13 @@ public struct Issuance {
                     host: authorization.identifier)
                 tokens.append(challenge.token)
             } else {
-                guard let owner = CertificatePlan.challengeOwner(authorization.identifier) else {
+                guard let owner = route.owner(for: authorization.identifier) else {
                     throw .local("\(identifier) has no _acme-challenge name")
                 }
                 records.append(
                     ChallengeRecord(
                         owner: owner, value: KeyAuthorization.dnsValue(token: challenge.token, thumbprint: thumbprint),
-                        route: route))
+                        route: route, identifier: authorization.identifier))
             }
             pending.append((url, challenge.url, identifier, challenge.status == "pending"))
         }

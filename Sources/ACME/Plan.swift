@@ -7,11 +7,28 @@ public enum ChallengeRoute: Hashable, Sendable {
     /// DNS-01 at the zone's own primary elsewhere: RFC 2136 UPDATE with the TSIG key of the named
     /// `rfc2136` provider, whose server is then asked directly until it serves the record.
     case dnsUpdate(provider: String, zone: DomainName)
+    /// DNS-01 delegated (the acme-dns pattern): the zone's DNS host holds, once, a CNAME from each name's
+    /// `_acme-challenge` to a name under `target`, a zone Frontdoor serves, where the proof is published.
+    case delegated(zone: DomainName, target: DomainName)
     /// HTTP-01: the proxy answers `/.well-known/acme-challenge/TOKEN` on port 80.
     case http
 
     /// Whether the proof is a DNS record.
     public var isDNS: Bool { self != .http }
+
+    /// Where the TXT record for identifier `name` (`*.` dropped) is published: `_acme-challenge.NAME`, or for
+    /// a delegated zone the name's labels below the zone put under the target (`app.example.org` with target
+    /// `acme.example.com`: `app.acme.example.com`; the apex: the target itself).
+    public func owner(for name: String) -> DomainName? {
+        guard let challenge = CertificatePlan.challengeOwner(name) else { return nil }
+        guard case .delegated(let zone, let target) = self else { return challenge }
+        let base = challenge.labels.dropFirst()
+        guard let identifier = try? DomainName(labels: Array(base)), identifier.isSubdomain(of: zone) else {
+            return nil
+        }
+        let relative = identifier.labels.dropLast(zone.labelCount)
+        return try? DomainName(labels: Array(relative) + target.labels)
+    }
 }
 
 /// One certificate Frontdoor keeps from the CA: its file name, the names it carries, and how each is proved.

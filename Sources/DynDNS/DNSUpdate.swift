@@ -114,6 +114,30 @@ public enum DNSUpdate {
         }
     }
 
+    /// The CNAME target of `owner` as `server` (a resolver, asked with recursion) answers it; nil when it has
+    /// none.
+    public static func cname(server: SocketAddress, owner: DomainName, timeout: UInt64 = 5_000) throws(DynDNSError)
+        -> DomainName?
+    {
+        let id = UInt16(truncatingIfNeeded: randomUInt32())
+        let query = QueryBuilder.query(id: id, name: owner, type: 5, recursionDesired: true, udpSize: 1232)
+        let reply = try BlockingSocket.dnsExchange(query, server: server, timeout: timeout)
+        guard let message = try? DNSMessage.decode(reply), message.id == id else {
+            throw .badReply("cannot read the answer for \(owner.hostDescription)")
+        }
+        guard let record = message.answers.first(where: { $0.owner == owner && $0.type == 5 }) else { return nil }
+        // Uncompressed (DNSMessage expands names in CNAME data): length-prefixed labels to the root.
+        var labels: [[UInt8]] = []
+        var index = 0
+        while index < record.data.count, record.data[index] != 0 {
+            let end = index + 1 + Int(record.data[index])
+            guard end <= record.data.count else { return nil }
+            labels.append(Array(record.data[(index + 1)..<end]))
+            index = end
+        }
+        return try? DomainName(labels: labels)
+    }
+
     /// The addresses `record` has now on `server` (type A or AAAA), asked over TCP: the provider's own view,
     /// so an update is sent only when it differs.
     public static func current(server: SocketAddress, record: DomainName, v4: Bool, timeout: UInt64 = 5_000)

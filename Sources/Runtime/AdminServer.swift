@@ -1,3 +1,4 @@
+import ACME
 import CSys
 import DynDNS
 import EventLoop
@@ -261,6 +262,30 @@ public final class AdminServer: @unchecked Sendable {
                 "Transfers and signed queries refused (not a secondary, wrong key, wrong zone).",
                 [("", Double(dns.secondaries.refusals.load(ordering: .relaxed)))])
         }
+        let certificates = ACMEManager.report(snapshot)
+        if !certificates.isEmpty {
+            let now = Int(time(nil))
+            metric(
+                "frontdoor_acme_certificate_expiry_seconds", "gauge",
+                "Seconds until each ACME certificate expires (absent until it is issued).",
+                certificates.compactMap { entry in
+                    entry.notAfter.map { ("certificate=\"\(AdminServer.label(entry.name))\"", Double($0 - now)) }
+                })
+            metric(
+                "frontdoor_acme_orders_total", "counter", "ACME orders by certificate and result.",
+                certificates.flatMap { entry in
+                    [
+                        (
+                            "certificate=\"\(AdminServer.label(entry.name))\",result=\"valid\"",
+                            Double(entry.ordersValid)
+                        ),
+                        (
+                            "certificate=\"\(AdminServer.label(entry.name))\",result=\"failed\"",
+                            Double(entry.ordersFailed)
+                        ),
+                    ]
+                })
+        }
         if let http = self.context.http {
             let counts = http.requestCounts.sorted { ($0.key.site, $0.key.status) < ($1.key.site, $1.key.status) }
             metric(
@@ -432,6 +457,25 @@ public final class AdminServer: @unchecked Sendable {
             members.append(("http_open_connections", .number(Double(http.openConnections))))
         }
         if let updater = self.context.updater { members.append(("wan", updater.published.withLock { $0 }.json)) }
+        let certificates = ACMEManager.report(snapshot)
+        if !certificates.isEmpty {
+            members.append(
+                (
+                    "certificates",
+                    .array(
+                        certificates.map { entry in
+                            func time(_ value: Int?) -> JSON { value.map { .string(RFC3339.text($0)) } ?? .null }
+                            return .object([
+                                ("name", .string(entry.name)), ("names", .array(entry.names.map { .string($0) })),
+                                ("issuer", entry.issuer.map { .string($0) } ?? .null),
+                                ("not_after", time(entry.notAfter)), ("renewal", time(entry.renewAt)),
+                                ("last_attempt", time(entry.lastAttempt)),
+                                ("last_error", entry.lastError.map { .string($0) } ?? .null),
+                                ("next_attempt", time(entry.nextAttempt)),
+                            ])
+                        })
+                ))
+        }
         return .object(members)
     }
 
@@ -517,6 +561,17 @@ public final class AdminServer: @unchecked Sendable {
                     AdminServer.escape(secondary[key]?.string ?? "—")
                 }
                 html += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>"
+            }
+            html += "</table>"
+        }
+        if let certificates = status["certificates"]?.array, !certificates.isEmpty {
+            html += "<h2>Certificates (ACME)</h2><table><tr><th>certificate</th><th>names</th><th>valid until</th>"
+            html += "<th>renewal</th><th>last attempt</th><th>last error</th></tr>"
+            for certificate in certificates {
+                let names = (certificate["names"]?.array ?? []).compactMap(\.string).joined(separator: ", ")
+                var cells = [certificate["name"]?.string ?? "", names]
+                cells += ["not_after", "renewal", "last_attempt", "last_error"].map { certificate[$0]?.string ?? "—" }
+                html += "<tr>" + cells.map { "<td>\(AdminServer.escape($0))</td>" }.joined() + "</tr>"
             }
             html += "</table>"
         }

@@ -89,7 +89,6 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
     let issued: @Sendable (String) -> Void
     /// The HTTP-01 proofs the proxy serves.
     public let httpChallenges: ChallengeTokens
-    public let status = Mutex<[ACMECertificateStatus]>([])
     var client: ACMEClient?
     var clientSettings: ACMESettings?
     /// What the DNS holds now (owner → values), published through the appliance.
@@ -140,11 +139,14 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
     }
 
     /// The certificates the current model needs.
-    func plan(_ snapshot: Snapshot, acme: ACMESettings) -> [PlannedCertificate] {
+    public static func plan(_ snapshot: Snapshot, acme: ACMESettings) -> [PlannedCertificate] {
         // Zones whose public DNS is elsewhere: proved through their primary (RFC 2136), or over HTTP-01.
         var zones: [DomainName: ChallengeRoute] = [:]
         for apex in Set(snapshot.views.flatMap { $0.zones.keys }) where !acme.httpZones.contains(apex) {
             zones[apex] = .ownZone(apex: apex)
+        }
+        for delegation in acme.delegations {
+            zones[delegation.zone] = .delegated(zone: delegation.zone, target: delegation.target)
         }
         for provider in snapshot.settings.providers where acme.updateProviders.contains(provider.name) {
             if case .rfc2136(_, let zone, _, _) = provider.kind {
@@ -173,9 +175,8 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
         guard let snapshot = self.appliance.compiledSnapshot, let acme = snapshot.settings.acme,
             let directory = ACMEManager.directory(snapshot.settings)
         else { return 3600 }
-        let planned = self.plan(snapshot, acme: acme)
+        let planned = ACMEManager.plan(snapshot, acme: acme)
         var next = 3600
-        var statuses: [ACMECertificateStatus] = []
         for certificate in planned {
             guard !self.stopped.load(ordering: .acquiring) else { break }
             var progress = self.progress(certificate.name, directory: directory)
@@ -194,16 +195,7 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
                 if progress.failures > 0 { next = min(next, max(progress.nextAttempt - Int(time(nil)), 1)) }
             }
             self.save(progress, certificate.name, directory: directory)
-            let issued = self.current(certificate.name, directory: directory)
-            statuses.append(
-                ACMECertificateStatus(
-                    name: certificate.name, names: certificate.names, notAfter: issued?.notAfter,
-                    issuer: acme.directory,
-                    renewAt: progress.renewAt, lastAttempt: progress.lastAttempt, lastError: progress.lastError,
-                    nextAttempt: progress.failures > 0 ? progress.nextAttempt : nil, ordersValid: progress.ordersValid,
-                    ordersFailed: progress.ordersFailed))
         }
-        self.status.withLock { $0 = statuses }
         return max(next, 1)
     }
 
@@ -412,6 +404,9 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
 
     public func publishDNS(_ records: [ChallengeRecord]) throws(ACMEError) {
         let own = records.filter { if case .ownZone = $0.route { true } else { false } }
+        let delegated = records.filter { if case .delegated = $0.route { true } else { false } }
+        for record in delegated { try self.checkDelegation(record) }
+        if !delegated.isEmpty { try self.publishOwn(delegated) }
         let elsewhere = records.filter { if case .dnsUpdate = $0.route { true } else { false } }
         if !own.isEmpty { try self.publishOwn(own) }
         for (route, group) in Dictionary(grouping: elsewhere, by: \.route) {
@@ -435,6 +430,34 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
                     throw .local("\(server) does not serve the TXT record \(owner.hostDescription) after the UPDATE")
                 }
             }
+        }
+    }
+
+    /// A delegated proof needs its CNAME at the zone's DNS host: asked of the upstream resolvers (the public
+    /// DNS as the CA sees it). Missing or pointing elsewhere: an error that names the record to create.
+    func checkDelegation(_ record: ChallengeRecord) throws(ACMEError) {
+        guard let challenge = CertificatePlan.challengeOwner(record.identifier) else { return }
+        let wanted = "\(challenge) CNAME \(record.owner)"
+        let upstreams = self.appliance.compiledSnapshot?.settings.upstreams ?? []
+        guard !upstreams.isEmpty else {
+            Log.warning("acme: no upstream resolver to check the delegation; it must be: \(wanted)")
+            return
+        }
+        var found: DomainName?
+        var problem = ""
+        for upstream in upstreams {
+            do throws(DynDNSError) {
+                found = try DNSUpdate.cname(server: upstream, owner: challenge)
+                problem = ""
+                break
+            } catch {
+                problem = "\(upstream): \(error)"
+            }
+        }
+        if !problem.isEmpty { throw .local("cannot check the delegation \(wanted): \(problem)") }
+        guard let found else { throw .local("create this record at the DNS host of the zone: \(wanted)") }
+        guard found == record.owner else {
+            throw .local("\(challenge) is a CNAME to \(found); it must be: \(wanted)")
         }
     }
 
@@ -477,7 +500,7 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
         var challenges = self.published
         for record in records {
             switch record.route {
-            case .ownZone:
+            case .ownZone, .delegated:
                 challenges[record.owner]?.removeAll { $0 == record.value }
                 if challenges[record.owner]?.isEmpty == true { challenges[record.owner] = nil }
             case .dnsUpdate(let name, let zone):
@@ -545,6 +568,87 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
     }
 
     public func withdrawHTTP(token: String) { self.httpChallenges.remove(token: token) }
+}
+
+extension ACMEManager {
+    /// Every planned certificate as the state directory holds it (what the running Frontdoor wrote): for
+    /// `status`, the status page and `/metrics`.
+    public static func report(_ snapshot: Snapshot) -> [ACMECertificateStatus] {
+        guard let acme = snapshot.settings.acme, let directory = ACMEManager.directory(snapshot.settings) else {
+            return []
+        }
+        return ACMEManager.plan(snapshot, acme: acme).map { certificate in
+            var progress = ACMEProgress()
+            if case .success(let bytes) = DiskFiles().read(
+                joinPath(joinPath(directory, "state"), certificate.name + ".json")), let json = JSON.parse(bytes)
+            {
+                progress = ACMEProgress(json: json)
+            }
+            var issued: IssuedCertificate?
+            if case .success(let pem) = DiskFiles().read(
+                joinPath(joinPath(directory, "certs"), certificate.name + ".crt"))
+            {
+                issued = try? IssuedCertificate(pem: pem)
+            }
+            return ACMECertificateStatus(
+                name: certificate.name, names: certificate.names, notAfter: issued?.notAfter, issuer: acme.directory,
+                renewAt: progress.renewAt, lastAttempt: progress.lastAttempt, lastError: progress.lastError,
+                nextAttempt: progress.failures > 0 ? progress.nextAttempt : nil, ordersValid: progress.ordersValid,
+                ordersFailed: progress.ordersFailed)
+        }
+    }
+
+    /// The report as text, one certificate a paragraph.
+    public static func render(_ report: [ACMECertificateStatus], now: Int) -> String {
+        var lines = ["certificates (acme):"]
+        for entry in report {
+            lines.append("  \(entry.name): \(entry.names.joined(separator: ", "))")
+            if let notAfter = entry.notAfter {
+                lines.append("    valid until \(RFC3339.text(notAfter)) (\((notAfter - now) / 86_400) days left)")
+            } else {
+                lines.append("    not issued yet")
+            }
+            if let renewAt = entry.renewAt { lines.append("    renewal from \(RFC3339.text(renewAt))") }
+            if let issuer = entry.issuer { lines.append("    issuer \(issuer)") }
+            if let attempt = entry.lastAttempt { lines.append("    last attempt \(RFC3339.text(attempt))") }
+            if let error = entry.lastError { lines.append("    last error: \(error)") }
+            if let next = entry.nextAttempt { lines.append("    next attempt \(RFC3339.text(next))") }
+            lines.append("    orders: \(entry.ordersValid) valid, \(entry.ordersFailed) failed")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// What `check` says of the ACME plan: one line per certificate (names and how each is proved), and the
+    /// CNAME records a delegated zone needs at its DNS host.
+    public static func describe(_ snapshot: Snapshot) -> [String] {
+        guard let acme = snapshot.settings.acme else { return [] }
+        var lines: [String] = []
+        for certificate in ACMEManager.plan(snapshot, acme: acme) {
+            var proofs: [String] = []
+            for name in certificate.names {
+                let how: String
+                switch certificate.route(for: name) {
+                case .ownZone(let apex)?: how = "DNS-01 in its own zone \(apex.hostDescription)"
+                case .dnsUpdate(let provider, _)?: how = "DNS-01 by RFC 2136 through provider \(provider)"
+                case .delegated(_, let target)?: how = "DNS-01 delegated into \(target.hostDescription)"
+                case .http?: how = "HTTP-01 through the proxy"
+                case nil: how = "?"
+                }
+                if !proofs.contains(how) { proofs.append(how) }
+            }
+            lines.append(
+                "acme: certificate \(certificate.name) for \(certificate.names.joined(separator: ", ")) from "
+                    + "\(acme.directory), proved by \(proofs.joined(separator: "; "))")
+            for name in certificate.names {
+                guard let route = certificate.route(for: name), case .delegated = route,
+                    let challenge = CertificatePlan.challengeOwner(name), let owner = route.owner(for: name)
+                else { continue }
+                let line = "acme: create at the DNS host of \(name): \(challenge) CNAME \(owner)"
+                if !lines.contains(line) { lines.append(line) }
+            }
+        }
+        return lines
+    }
 }
 
 /// Whether certificate name `pattern` (maybe `*.`) covers host `name`.

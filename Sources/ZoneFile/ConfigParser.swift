@@ -183,7 +183,7 @@ package struct ConfigParser {
             guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
                 self.error(
                     .badOption,
-                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site, http-01=, dns-update=)",
+                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site, http-01=, dns-update=, delegate=)",
                     token, file)
                 continue
             }
@@ -211,6 +211,23 @@ package struct ConfigParser {
                 acme.bindingKeyFile = path
             case "ca-file":
                 acme.caFile = joinPath(self.directory, value)
+            case "delegate":
+                for part in value.split(separator: ",") {
+                    let halves = part.split(separator: ":", omittingEmptySubsequences: false)
+                    func name(_ text: Substring) -> DomainName? {
+                        try? DomainName(text.hasSuffix(".") ? String(text) : text + ".")
+                    }
+                    guard halves.count == 2, let zone = name(halves[0]), let target = name(halves[1]), !zone.isRoot,
+                        !target.isRoot
+                    else {
+                        self.error(
+                            .badOption,
+                            "acme: delegate=\(part): ZONE:TARGET (the zone whose proofs are CNAMEs into TARGET, a "
+                                + "zone Frontdoor serves)", token, file)
+                        continue
+                    }
+                    acme.delegations.append(ACMEDelegation(zone: zone, target: target))
+                }
             case "dns-update":
                 acme.updateProviders += value.split(separator: ",").map(String.init)
             case "http-01":
@@ -225,7 +242,7 @@ package struct ConfigParser {
             default:
                 self.error(
                     .badOption,
-                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site, http-01=, dns-update=)",
+                    "acme: unknown option \(token.quotedForMessage) (email=, agree-terms, eab=, ca-file=, per-site, http-01=, dns-update=, delegate=)",
                     token, file)
             }
         }

@@ -175,6 +175,9 @@ public struct ACMESettings: Hashable, Sendable {
     /// `rfc2136` providers whose zones' proofs go to their primary by UPDATE (`dns-update=NAME[,NAME]`): the
     /// zone's public DNS is that primary, not Frontdoor.
     public var updateProviders: [String] = []
+    /// Zones whose proofs are delegated by CNAME into `target`, a zone Frontdoor serves
+    /// (`delegate=ZONE:TARGET`).
+    public var delegations: [ACMEDelegation] = []
     public var location: SourceLocation
 
     public static let letsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
@@ -192,5 +195,17 @@ public struct ACMESettings: Hashable, Sendable {
         self.caFile = caFile
         self.perSite = perSite
         self.location = location
+    }
+}
+
+/// `delegate=ZONE:TARGET`: `_acme-challenge.NAME.ZONE` is a CNAME (set once at the zone's DNS host) to
+/// `NAME.TARGET`, where Frontdoor publishes the proof.
+public struct ACMEDelegation: Hashable, Sendable {
+    public var zone: DomainName
+    public var target: DomainName
+
+    public init(zone: DomainName, target: DomainName) {
+        self.zone = zone
+        self.target = target
     }
 }

@@ -131,6 +131,7 @@ enum CheckCommand {
         }
         CheckCommand.backendNames(snapshot)
         for line in CheckCommand.secondaries(snapshot) { printError(line) }
+        for line in ACMEManager.describe(snapshot) { printError(line) }
         let backends = CheckCommand.backendTLS(snapshot.routes.sites)
         let certificates = CheckCommand.certificates(snapshot.settings)
         return backends == .ok ? certificates : backends

@@ -14,8 +14,9 @@ enum StatusCommand {
         usage: frontdoor status [DIR]
 
         Shows the WAN address the DynDNS updater publishes, what each source said at the last poll, the
-        address history, and for each provider the last result and the next attempt. Reads the state file
-        (state-dir/dyndns.json) of the model in DIR (default /etc/frontdoor); a running Frontdoor keeps it.
+        address history, and for each provider the last result and the next attempt; with `acme`, each
+        certificate's names, expiry, renewal time, last attempt and error. Reads the state files (state-dir)
+        of the model in DIR (default /etc/frontdoor); a running Frontdoor keeps them.
         """
 
     static func run(_ words: [String]) throws(UsageError) -> ExitCode {
@@ -33,6 +34,10 @@ enum StatusCommand {
         }
         let secondaries = StatusCommand.secondaries(model.settings, stateDirectory: stateDirectory)
         if !secondaries.isEmpty { print(secondaries) }
+        if model.settings.acme != nil, case (_, let snapshot?) = loadSnapshot(directory: directory, wan: WANAddresses())
+        {
+            print(ACMEManager.render(ACMEManager.report(snapshot), now: Int(Glibc.time(nil))))
+        }
         let path = joinPath(stateDirectory, "dyndns.json")
         guard case .success = DiskFiles().read(path) else {
             print("no DynDNS state yet (\(path)): Frontdoor has not polled the WAN address")

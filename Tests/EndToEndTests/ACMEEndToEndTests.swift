@@ -27,13 +27,14 @@ import Testing
         /// options for its `acme` line.
         init?(
             pebbleEnvironment: [String] = [], pebbleDNS: UInt16? = nil, validity: Int? = nil, http01: Bool = false,
-            extraConfig: String = "", acmeOptions: String = ""
+            extraConfig: String = "", acmeOptions: String = "", extraZones: [(String, String)] = [],
+            dnsPort: UInt16? = nil
         ) throws {
             guard Tool.find("curl") != nil else {
                 Tool.skip("curl", package: "curl")
                 return nil
             }
-            let dnsPort = try freePort()
+            let dnsPort = try dnsPort ?? freePort()
             let httpPort = try freePort()
             guard
                 let pebble = try PebbleServer(
@@ -65,6 +66,10 @@ import Testing
                 $SITE x.deep http://127.0.0.1:\(nginx.port)
                 """
             try zone.write(toFile: self.directory + "/example.com.zone", atomically: true, encoding: .utf8)
+            for (name, text) in extraZones {
+                try text.replacingOccurrences(of: "NGINX", with: "\(nginx.port)").write(
+                    toFile: self.directory + "/\(name).zone", atomically: true, encoding: .utf8)
+            }
         }
 
         deinit {
@@ -139,6 +144,16 @@ import Testing
         #expect(try setup.challengeRecords(source: "127.0.0.1") == [])
         #expect(try setup.challengeRecords(source: "127.0.0.2") == [])
         #expect(setup.pebble.orders == 1)
+        // status, /metrics and the status page show it.
+        let status = try Tool.run(Tool.frontdoor, ["status", setup.directory])
+        #expect(
+            status.stdout.contains("  example.com: example.com, *.example.com, *.deep.example.com"), "\(status.stdout)")
+        #expect(status.stdout.contains("valid until") && status.stdout.contains("orders: 1 valid, 0 failed"))
+        let metrics = try Tool.run(Tool.find("curl") ?? "curl", ["-sS", "http://127.0.0.1:\(setup.adminPort)/metrics"])
+        #expect(metrics.stdout.contains("frontdoor_acme_certificate_expiry_seconds{certificate=\"example.com\"}"))
+        #expect(metrics.stdout.contains("frontdoor_acme_orders_total{certificate=\"example.com\",result=\"valid\"} 1"))
+        let page = try Tool.run(Tool.find("curl") ?? "curl", ["-sS", "http://127.0.0.1:\(setup.adminPort)/"])
+        #expect(page.stdout.contains("<h2>Certificates (ACME)</h2>"), "\(page.stdout)")
         // Keys are the owner's alone.
         var info = stat()
         #expect(stat(setup.state + "/certs/example.com.key", &info) == 0 && info.st_mode & 0o077 == 0)
@@ -181,6 +196,11 @@ import Testing
         #expect(setup.pebble.orders == 1, "the backoff survives a restart: \(setup.log)")
         let progress = Fixtures.textAt(setup.state + "/state/example.com.json")
         #expect(progress.contains("\"failures\": 1") && progress.contains("\"lastError\""), "\(progress)")
+        let status = try Tool.run(Tool.frontdoor, ["status", setup.directory])
+        #expect(
+            status.stdout.contains("not issued yet") && status.stdout.contains("last error: ")
+                && status.stdout.contains("next attempt") && status.stdout.contains("orders: 0 valid, 1 failed"),
+            "\(status.stdout)")
         // Nothing is left published.
         #expect(try setup.challengeRecords(source: "127.0.0.2") == [])
     }
@@ -323,5 +343,86 @@ extension ACMEEndToEndTests {
             left?.output.split(separator: "\n").filter { !$0.hasPrefix(";") }.isEmpty == true, "\(left?.output ?? "")")
         // Frontdoor's own zone never held them.
         #expect(!setup.log.contains("acme challenge"), "\(setup.log)")
+    }
+}
+
+extension ACMEEndToEndTests {
+    /// The acme-dns pattern without a second server: example.org's public DNS is a BIND primary holding, once,
+    /// `_acme-challenge.example.org CNAME acme.example.com.`; the proof is published by Frontdoor in its own
+    /// example.com. Pebble asks Unbound, which follows the CNAME from BIND to Frontdoor.
+    @Test(.bug(id: "16")) func delegatedChallengeFollowsTheCNAME() throws {
+        guard let unboundPath = Tool.find("unbound") else { return Tool.skip("unbound", package: "unbound") }
+        let outside = """
+            $TTL 300
+            @ IN SOA ns.example.org. admin.example.org. 1 3600 600 86400 60
+            @ IN NS ns.example.org.
+            ns IN A 192.0.2.53
+            _acme-challenge IN CNAME acme.example.com.
+            """
+        guard
+            let named = try BINDServer(
+                zone: "example.org", zoneText: outside, keyName: "unused", algorithm: "hmac-sha256",
+                secret: "c2VjcmV0LWZvci10aGUtYWNtZS10ZXN0LW9ubHktMzI=")
+        else { return }
+        let unboundPort = try freePort()
+        let frontdoorDNS = try freePort()
+        let home = """
+            $ORIGIN example.org.
+            $TTL 300
+            $PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1
+            $SITE app http://127.0.0.1:NGINX
+            """
+        // Frontdoor's DNS port is only known once Setup picked it: Unbound is configured after.
+        guard
+            let setup = try Setup(
+                pebbleDNS: unboundPort, extraConfig: "upstream 127.0.0.1:\(unboundPort)",
+                acmeOptions: "delegate=example.org:acme.example.com", extraZones: [("example.org", home)],
+                dnsPort: frontdoorDNS)
+        else { return }
+        let directory = setup.directory + "/unbound"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let config = """
+            server:
+              interface: 127.0.0.1@\(unboundPort)
+              do-daemonize: no
+              username: ""
+              chroot: ""
+              directory: "\(directory)"
+              pidfile: "\(directory)/unbound.pid"
+              use-syslog: no
+              logfile: ""
+              verbosity: 0
+              num-threads: 1
+              access-control: 127.0.0.0/8 allow
+              do-not-query-localhost: no
+              qname-minimisation: no
+              cache-max-ttl: 0
+              cache-max-negative-ttl: 0
+            stub-zone:
+              name: "example.org."
+              stub-addr: 127.0.0.1@\(named.port)
+            stub-zone:
+              name: "example.com."
+              stub-addr: 127.0.0.1@\(frontdoorDNS)
+            """
+        try config.write(toFile: directory + "/unbound.conf", atomically: true, encoding: .utf8)
+        let log = open(directory + "/unbound.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let unbound = try Tool.spawn(unboundPath, ["-d", "-c", directory + "/unbound.conf"], stdout: log, stderr: log)
+        close(log)
+        defer { Tool.stop(unbound) }
+        for _ in 0..<100 where isFree(unboundPort) { usleep(50_000) }
+        // `check` names the CNAME to create.
+        let check = try Tool.run(Tool.frontdoor, ["check", setup.directory])
+        #expect(
+            check.stderr.contains(
+                "acme: create at the DNS host of example.org: _acme-challenge.example.org. CNAME acme.example.com."),
+            "\(check.stderr)")
+        try setup.start()
+        #expect(setup.waitFor("acme: issued example.org (example.org, *.example.org)", seconds: 60), "\(setup.log)")
+        #expect(setup.waitFor("acme: issued example.com", seconds: 60), "\(setup.log)")
+        let site = try setup.curl("app.example.org", root: try setup.pebble.root(), source: "127.0.0.2")
+        #expect(site.status == 0 && site.stdout == "hello from nginx\n", "\(site.stderr)")
+        let left = try Dig.ask(port: frontdoorDNS, ["+short", "acme.example.com", "TXT"], source: "127.0.0.2")
+        #expect(left?.output.split(separator: "\n").filter { !$0.hasPrefix(";") }.isEmpty == true)
     }
 }
