@@ -2,10 +2,11 @@
 # The whole story in a network of namespaces (root; iproute2, nftables, nsd, bind9, python3, dig, curl):
 #
 #   wan client 203.0.113.100 ─┐                         ┌─ Frontdoor  192.0.2.42
-#   upstream   203.0.113.53  ─┼─ brw ─ router ─ brl ────┼─ backend   192.0.2.69
-#   primary    203.0.113.54  ─┘   203.0.113.1  192.0.2.1 ├─ backend   192.0.2.70
+#   upstream   203.0.113.53  ─┤                         │
+#   primary    203.0.113.54  ─┼─ brw ─ router ─ brl ────┼─ backend   192.0.2.69
+#   ACME CA    203.0.113.60  ─┘   203.0.113.1  192.0.2.1 ├─ backend   192.0.2.70
 #   (BIND + address echo,                                └─ lan client 192.0.2.100
-#    BIND also the public secondary of the wan view)
+#    BIND also the public secondary of the wan view; pebble the CA, asking DNS at the router's address)
 #
 # The router forwards WAN :53 (udp+tcp), :80 and :443 to Frontdoor (DNAT) and masquerades the LAN, as a home
 # router with port forwards does. Frontdoor learns its WAN address from an echo service on the WAN side and
@@ -22,7 +23,7 @@ done
 [ -x "$frontdoor" ] || swift build --product frontdoor >/dev/null
 work="$(mktemp -d)"
 prefix="fd$$"
-namespaces=(wan up prim router front b1 b2 lan)
+namespaces=(wan up prim ca router front b1 b2 lan)
 failures=0
 pids=()
 
@@ -74,6 +75,7 @@ attach() { # namespace bridge address gateway
 attach wan brw 203.0.113.100/24 203.0.113.1
 attach up brw 203.0.113.53/24 203.0.113.1
 attach prim brw 203.0.113.54/24 203.0.113.1
+attach ca brw 203.0.113.60/24 203.0.113.1
 ns prim ip route add 192.0.2.0/24 via 203.0.113.1
 attach front brl 192.0.2.42/24 192.0.2.1
 attach b1 brl 192.0.2.69/24 192.0.2.1
@@ -180,6 +182,24 @@ HTTPServer(("203.0.113.54", 8080), Echo).serve_forever()
 PY
 daemon prim python3 "$work/prim/echo.py"
 
+# The ACME CA: pebble, validating DNS-01 by asking the router's public address (its DNAT of port 53 to
+# Frontdoor), its API over TLS with a certificate of our own (Frontdoor trusts it with ca-file=).
+acme=""
+if command -v pebble >/dev/null && command -v openssl >/dev/null; then
+    mkdir -p "$work/ca"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=pebble \
+        -addext subjectAltName=IP:203.0.113.60 -keyout "$work/ca/key.pem" -out "$work/ca/cert.pem" 2>/dev/null
+    cat > "$work/ca/pebble.json" <<CONF
+{"pebble": {"listenAddress": "203.0.113.60:14000", "managementListenAddress": "203.0.113.60:15000",
+ "certificate": "$work/ca/cert.pem", "privateKey": "$work/ca/key.pem", "httpPort": 80, "tlsPort": 443,
+ "ocspResponderURL": "", "externalAccountBindingRequired": false}}
+CONF
+    daemon ca env PEBBLE_VA_NOSLEEP=1 pebble -config "$work/ca/pebble.json" -dnsserver 203.0.113.1:53 >"$work/ca/log" 2>&1
+    acme="acme https://203.0.113.60:14000/dir agree-terms email=admin@example.com ca-file=$work/ca/cert.pem"
+else
+    echo "SKIP: no pebble (apt-get install pebble): the ACME checks are left out"
+fi
+
 # Two small HTTP backends.
 for host in b1:69 b2:70; do
     name="${host%%:*}"
@@ -217,6 +237,7 @@ wan confirm 2s
 wan test-addresses
 provider primary rfc2136 server=203.0.113.54 zone=example.net record=home.example.net key=$work/prim/update.key
 secondary vps 203.0.113.54 view=wan key=$work/front/xfr.key
+$acme
 CONF
 printf 'key "xfr-key" {\n\talgorithm hmac-sha256;\n\tsecret "%s";\n};\n' "$secret" > "$work/front/xfr.key"
 chmod 600 "$work/front/xfr.key"
@@ -224,8 +245,8 @@ cat > "$work/front/example.com.zone" <<'ZONE'
 $ORIGIN example.com.
 $TTL 60
 $PROXY reverseproxy lan=192.0.2.42 wan=auto ttl=5
-$SITE myserver http://192.0.2.69:80 http://192.0.2.70:80 health=/
-$SITE nas      http://192.0.2.69:80 views=lan
+$SITE myserver http://192.0.2.69:80 http://192.0.2.70:80 health=/ https=off
+$SITE nas      http://192.0.2.69:80 views=lan https=off
 $SITE secure   http://192.0.2.69:80 http://192.0.2.70:80
 ZONE
 # A TXT answer of 860 bytes: larger than the 552-byte path MTU a forged ICMP claims below.
@@ -272,6 +293,23 @@ check "LAN client gets the page over HTTPS at $lan_secure directly, certificate 
     "$(ns lan curl -sS --max-time 5 --cacert "$ca_root" --resolve "secure.example.com:443:$lan_secure" https://secure.example.com/ 2>&1)"
 check "plain HTTP to the HTTPS site is redirected to https" "308 https://secure.example.com/x?y" \
     "$(ns wan curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 -H 'Host: secure.example.com' 'http://203.0.113.1/x?y')"
+# A certificate from the ACME CA: the wildcard for example.com, proved by DNS-01 from Frontdoor's own zone;
+# the CA asked the router's public address, as a CA on the internet does.
+if [ -n "$acme" ]; then
+    for _ in $(seq 600); do grep -q "acme: issued example.com" "$work/front/log" && break; sleep 0.1; done
+    check "the ACME CA issued the wildcard certificate, proved by DNS-01 through the router's DNAT of 53" \
+        "acme: issued example.com (example.com, *.example.com)" "$(grep 'acme: ' "$work/front/log")"
+    check "... the CA's DNS questions reached Frontdoor's wan view" "yes" \
+        "$(grep -q 'set VALID by completed challenge' "$work/ca/log" && echo yes)"
+    ns ca curl -sS --max-time 5 --cacert "$work/ca/cert.pem" -o "$work/ca/root.pem" https://203.0.113.60:15000/roots/0
+    wan_site=$(ns wan dig @203.0.113.1 +short +time=2 +tries=1 myserver.example.com A | tail -1)
+    check "WAN client gets myserver over HTTPS at $wan_site with the CA's certificate, verified" "page from backend" \
+        "$(ns wan curl -sS --max-time 5 --cacert "$work/ca/root.pem" --resolve "myserver.example.com:443:$wan_site" https://myserver.example.com/ 2>&1)"
+    check "LAN client gets the LAN-only site over HTTPS with the same wildcard, verified" "page from backend 192.0.2.69" \
+        "$(ns lan curl -sS --max-time 5 --cacert "$work/ca/root.pem" --resolve "nas.example.com:443:192.0.2.42" https://nas.example.com/ 2>&1)"
+    left=$(ns wan dig @203.0.113.1 +short +time=2 +tries=1 _acme-challenge.example.com TXT | tr '\n' ' ')
+    check "the challenge record is gone from the wan view" "records: none" "records: ${left:-none}"
+fi
 # From one source port both times, so SO_REUSEPORT hands both to the same worker (and its cache).
 check "a LAN query for a name outside the zone is forwarded and answered" "198.51.100.80" \
     "$(ns lan dig @192.0.2.42 -b '192.0.2.100#35353' +short +time=3 +tries=1 www.outside.test A)"

@@ -144,6 +144,15 @@ import Testing
         #expect(try setup.challengeRecords(source: "127.0.0.1") == [])
         #expect(try setup.challengeRecords(source: "127.0.0.2") == [])
         #expect(setup.pebble.orders == 1)
+        // A real browser that trusts pebble's root loads the site; one that does not, refuses it.
+        if let chromium = HeadlessChromium() {
+            let url = "https://www.example.com:\(setup.httpsPort)/"
+            try chromium.profile(setup.directory + "/trusting", trusting: [root])
+            let page = try chromium.browse(url, home: setup.directory + "/trusting", host: "www.example.com")
+            #expect(page.stdout.contains("hello from nginx"), "\(page.stdout) \(page.stderr.suffix(2000))")
+            let refused = try chromium.browse(url, home: setup.directory + "/untrusting", host: "www.example.com")
+            #expect(!refused.stdout.contains("hello from nginx"), "without pebble's root the browser refuses the page")
+        }
         // status, /metrics and the status page show it.
         let status = try Tool.run(Tool.frontdoor, ["status", setup.directory])
         #expect(

@@ -723,33 +723,17 @@ import Testing
         #expect(nas.status == 0 && nas.stdout == "hello from nginx\n", "\(nas.stderr)")
         #expect(try fetch("www.example.com").status == 35, "a public name is not the internal CA's to sign")
 
-        guard let chromium = Tool.find("chromium"), let certutil = Tool.find("certutil") else {
-            return Tool.skip("chromium or certutil", package: "chromium libnss3-tools")
-        }
+        guard let chromium = HeadlessChromium() else { return }
         // A browser profile whose NSS database trusts the root, and one that does not.
         let trusting = directory + "/trusting"
-        let database = "sql:" + trusting + "/.pki/nssdb"
-        try FileManager.default.createDirectory(atPath: trusting + "/.pki/nssdb", withIntermediateDirectories: true)
-        #expect(try Tool.run(certutil, ["-N", "-d", database, "--empty-password"]).status == 0)
-        let added = try Tool.run(
-            certutil, ["-A", "-d", database, "-t", "C,,", "-n", "frontdoor", "-i", directory + "/root.pem"])
-        #expect(added.status == 0, "\(added.stderr)")
-        func browse(home: String, screenshot: Bool = false) throws -> Tool.Outcome {
-            try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-            return try Tool.run(
-                "/usr/bin/env",
-                [
-                    "HOME=\(home)", "timeout", "60", chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                    "--user-data-dir=\(home)/profile", "--host-resolver-rules=MAP nas.home.arpa 127.0.0.1",
-                    screenshot ? "--screenshot=\(home)/page.png" : "--dump-dom", "https://nas.home.arpa:\(https)/",
-                ])
-        }
-        let page = try browse(home: trusting)
+        try chromium.profile(trusting, trusting: [directory + "/root.pem"])
+        let url = "https://nas.home.arpa:\(https)/"
+        let page = try chromium.browse(url, home: trusting, host: "nas.home.arpa")
         #expect(page.stdout.contains("hello from nginx"), "\(page.stdout) \(page.stderr.suffix(2000))")
-        let untrusting = try browse(home: directory + "/untrusting")
+        let untrusting = try chromium.browse(url, home: directory + "/untrusting", host: "nas.home.arpa")
         #expect(!untrusting.stdout.contains("hello from nginx"), "without the root the browser refuses the page")
         if let keep = ProcessInfo.processInfo.environment["FRONTDOOR_SCREENSHOT"] {
-            _ = try browse(home: trusting, screenshot: true)
+            _ = try chromium.browse(url, home: trusting, host: "nas.home.arpa", screenshot: trusting + "/page.png")
             try? FileManager.default.copyItem(atPath: trusting + "/page.png", toPath: keep)
         }
     }
