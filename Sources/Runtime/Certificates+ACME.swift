@@ -494,6 +494,33 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
                 }
             }
         }
+        // Public secondaries (a hidden primary) answer the CA too: wait until each serves the proofs, which
+        // NOTIFY and IXFR bring within a second or two (30 s at most, then a warning: the CA may ask it).
+        let viewNames = Set(
+            records.flatMap { record in
+                tables.snapshot.views.filter { $0.zone(containing: record.owner) != nil }.map(\.name)
+            })
+        for secondary in tables.snapshot.settings.secondaries where viewNames.contains(secondary.view) {
+            var missing = records
+            let started = monotonicMilliseconds()
+            for _ in 0..<60 {
+                missing = missing.filter { record in
+                    !((try? DNSUpdate.txt(server: secondary.address, owner: record.owner, timeout: 1_000)) ?? [])
+                        .contains(record.value)
+                }
+                if missing.isEmpty { break }
+                guard self.pause(500) else { throw .local("stopping") }
+            }
+            if missing.isEmpty {
+                Log.info(
+                    "acme: secondary \(secondary.name) serves the proofs (after "
+                        + "\(monotonicMilliseconds() - started) ms)")
+            } else if let first = missing.first {
+                Log.warning(
+                    "acme: secondary \(secondary.name) does not serve \(first.owner.hostDescription) TXT after 30 s; "
+                        + "the CA may ask it and fail")
+            }
+        }
     }
 
     public func withdrawDNS(_ records: [ChallengeRecord]) {

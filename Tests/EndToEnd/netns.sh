@@ -215,7 +215,9 @@ for _ in $(seq 100); do
     ns lan curl -s --max-time 1 -o /dev/null http://192.0.2.69/ && ns lan curl -s --max-time 1 -o /dev/null http://192.0.2.70/ \
         && ns wan curl -s --max-time 1 -o /dev/null http://203.0.113.54:8080/ \
         && [ -n "$(ns wan dig @203.0.113.54 +short +time=1 +tries=1 home.example.net A)" ] \
-        && [ -n "$(ns wan dig @203.0.113.53 +short +time=1 +tries=1 www.outside.test A)" ] && break
+        && [ -n "$(ns wan dig @203.0.113.53 +short +time=1 +tries=1 www.outside.test A)" ] \
+        && { [ -z "$acme" ] || ns wan curl -s --max-time 1 -o /dev/null --cacert "$work/ca/cert.pem" https://203.0.113.60:14000/dir; } \
+        && break
     sleep 0.1
 done
 
@@ -299,6 +301,8 @@ if [ -n "$acme" ]; then
     for _ in $(seq 600); do grep -q "acme: issued example.com" "$work/front/log" && break; sleep 0.1; done
     check "the ACME CA issued the wildcard certificate, proved by DNS-01 through the router's DNAT of 53" \
         "acme: issued example.com (example.com, *.example.com)" "$(grep 'acme: ' "$work/front/log")"
+    check "... once the public secondary served the proof too" "acme: secondary vps serves the proofs" \
+        "$(grep 'acme: secondary' "$work/front/log")"
     check "... the CA's DNS questions reached Frontdoor's wan view" "yes" \
         "$(grep -q 'set VALID by completed challenge' "$work/ca/log" && echo yes)"
     ns ca curl -sS --max-time 5 --cacert "$work/ca/cert.pem" -o "$work/ca/root.pem" https://203.0.113.60:15000/roots/0
