@@ -119,23 +119,48 @@ public enum DNSUpdate {
     public static func cname(server: SocketAddress, owner: DomainName, timeout: UInt64 = 5_000) throws(DynDNSError)
         -> DomainName?
     {
+        try DNSUpdate.names(server: server, owner: owner, type: 5, timeout: timeout).first
+    }
+
+    /// The names in the `type` records (NS, CNAME, ...) of `owner` as `server` (a resolver) answers.
+    public static func names(server: SocketAddress, owner: DomainName, type: UInt16, timeout: UInt64 = 5_000)
+        throws(DynDNSError) -> [DomainName]
+    {
         let id = UInt16(truncatingIfNeeded: randomUInt32())
-        let query = QueryBuilder.query(id: id, name: owner, type: 5, recursionDesired: true, udpSize: 1232)
+        let query = QueryBuilder.query(id: id, name: owner, type: type, recursionDesired: true, udpSize: 1232)
         let reply = try BlockingSocket.dnsExchange(query, server: server, timeout: timeout)
         guard let message = try? DNSMessage.decode(reply), message.id == id else {
             throw .badReply("cannot read the answer for \(owner.hostDescription)")
         }
-        guard let record = message.answers.first(where: { $0.owner == owner && $0.type == 5 }) else { return nil }
-        // Uncompressed (DNSMessage expands names in CNAME data): length-prefixed labels to the root.
-        var labels: [[UInt8]] = []
-        var index = 0
-        while index < record.data.count, record.data[index] != 0 {
-            let end = index + 1 + Int(record.data[index])
-            guard end <= record.data.count else { return nil }
-            labels.append(Array(record.data[(index + 1)..<end]))
-            index = end
+        return message.answers.filter { $0.owner == owner && $0.type == type }.compactMap { record in
+            var labels: [[UInt8]] = []
+            var index = 0
+            while index < record.data.count, record.data[index] != 0 {
+                let end = index + 1 + Int(record.data[index])
+                guard end <= record.data.count else { return nil }
+                labels.append(Array(record.data[(index + 1)..<end]))
+                index = end
+            }
+            return try? DomainName(labels: labels)
         }
-        return try? DomainName(labels: labels)
+    }
+
+    /// The IPv4 and IPv6 addresses of `owner` as `server` (a resolver) answers.
+    public static func addresses(server: SocketAddress, owner: DomainName, timeout: UInt64 = 5_000)
+        throws(DynDNSError) -> [IPAddress]
+    {
+        var found: [IPAddress] = []
+        for type: UInt16 in [1, 28] {
+            let id = UInt16(truncatingIfNeeded: randomUInt32())
+            let query = QueryBuilder.query(id: id, name: owner, type: type, recursionDesired: true, udpSize: 1232)
+            let reply = try BlockingSocket.dnsExchange(query, server: server, timeout: timeout)
+            guard let message = try? DNSMessage.decode(reply), message.id == id else { continue }
+            found += message.answers.compactMap { answer in
+                guard answer.type == type, answer.data.count == (type == 1 ? 4 : 16) else { return nil }
+                return IPAddress(bytes: answer.data)
+            }
+        }
+        return found
     }
 
     /// The addresses `record` has now on `server` (type A or AAAA), asked over TCP: the provider's own view,

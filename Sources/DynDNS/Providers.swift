@@ -165,32 +165,9 @@ public struct ProviderClient: Sendable {
             return .fatal(ProviderClient.secretProblem(tokenFile))
         }
         let type = address.isV4 ? "A" : "AAAA"
-        let headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
         let base = "\(self.cloudflareAPI)/zones/\(ProviderClient.escape(zoneID))/dns_records"
         func call(_ method: String, _ url: String, _ body: JSON?) -> Result<JSON, PushOutcome> {
-            let bytes = body.map { Array($0.text().utf8) } ?? []
-            let response: HTTPClient.Response
-            do {
-                response = try HTTPClient.request(
-                    HTTPClient.Request(method: method, url: url, headers: headers, body: bytes), timeout: self.timeout,
-                    caFile: self.caFile)
-            } catch {
-                return .failure(.failed("\(error)", retryAfter: nil))
-            }
-            let json = JSON.parse(response.body)
-            if response.status == 401 || response.status == 403 {
-                return .failure(.fatal("HTTP \(response.status): the API token is not valid for this zone"))
-            }
-            if response.status == 429 { return .failure(.failed("rate limited (HTTP 429)", retryAfter: 5 * 60 * 1000)) }
-            guard let json else {
-                return .failure(.failed("unreadable reply (HTTP \(response.status))", retryAfter: nil))
-            }
-            guard json["success"]?.bool == true else {
-                let errors = (json["errors"]?.array ?? []).compactMap { $0["message"]?.string }
-                let text = errors.isEmpty ? "HTTP \(response.status)" : errors.joined(separator: "; ")
-                return .failure(response.status >= 500 ? .failed(text, retryAfter: nil) : .fatal(text))
-            }
-            return .success(json)
+            self.cloudflareCall(method, url, body, token: token)
         }
         let listed = call("GET", "\(base)?type=\(type)&name=\(ProviderClient.escape(record))", nil)
         guard case .success(let list) = listed else {
@@ -213,6 +190,66 @@ public struct ProviderClient: Sendable {
             ]))
         if case .failure(let outcome) = created { return outcome }
         return .updated
+    }
+
+    /// One call to Cloudflare's API: the reply's JSON when it says `success`, else what went wrong.
+    func cloudflareCall(_ method: String, _ url: String, _ body: JSON?, token: String) -> Result<JSON, PushOutcome> {
+        let headers = [("Authorization", "Bearer \(token)"), ("Content-Type", "application/json")]
+        let bytes = body.map { Array($0.text().utf8) } ?? []
+        let response: HTTPClient.Response
+        do {
+            response = try HTTPClient.request(
+                HTTPClient.Request(method: method, url: url, headers: headers, body: bytes), timeout: self.timeout,
+                caFile: self.caFile)
+        } catch {
+            return .failure(.failed("\(error)", retryAfter: nil))
+        }
+        let json = JSON.parse(response.body)
+        if response.status == 401 || response.status == 403 {
+            return .failure(.fatal("HTTP \(response.status): the API token is not valid for this zone"))
+        }
+        if response.status == 429 { return .failure(.failed("rate limited (HTTP 429)", retryAfter: 5 * 60 * 1000)) }
+        guard let json else {
+            return .failure(.failed("unreadable reply (HTTP \(response.status))", retryAfter: nil))
+        }
+        guard json["success"]?.bool == true else {
+            let errors = (json["errors"]?.array ?? []).compactMap { $0["message"]?.string }
+            let text = errors.isEmpty ? "HTTP \(response.status)" : errors.joined(separator: "; ")
+            return .failure(response.status >= 500 ? .failed(text, retryAfter: nil) : .fatal(text))
+        }
+        return .success(json)
+    }
+
+    /// Adds a TXT record (an ACME DNS-01 proof, TTL 60) through Cloudflare's API: its record ID.
+    public func cloudflareAddTXT(zoneID: String, name: String, value: String, tokenFile: String)
+        -> Result<String, PushOutcome>
+    {
+        guard case .success(let token) = ProviderClient.secret(tokenFile) else {
+            return .failure(.fatal(ProviderClient.secretProblem(tokenFile)))
+        }
+        let base = "\(self.cloudflareAPI)/zones/\(ProviderClient.escape(zoneID))/dns_records"
+        let body = JSON.object([
+            ("type", .string("TXT")), ("name", .string(name)), ("content", .string(value)), ("ttl", .number(60)),
+        ])
+        switch self.cloudflareCall("POST", base, body, token: token) {
+        case .failure(let outcome): return .failure(outcome)
+        case .success(let json):
+            guard let id = json["result"]?["id"]?.string, !id.isEmpty else {
+                return .failure(.failed("the API returned no record ID", retryAfter: nil))
+            }
+            return .success(id)
+        }
+    }
+
+    /// Deletes the record `id` through Cloudflare's API: nil, or what went wrong.
+    public func cloudflareDelete(zoneID: String, id: String, tokenFile: String) -> PushOutcome? {
+        guard case .success(let token) = ProviderClient.secret(tokenFile) else {
+            return .fatal(ProviderClient.secretProblem(tokenFile))
+        }
+        let url =
+            "\(self.cloudflareAPI)/zones/\(ProviderClient.escape(zoneID))/dns_records/\(ProviderClient.escape(id))"
+        if case .failure(let outcome) = self.cloudflareCall("DELETE", url, nil, token: token) { return outcome }
+        return nil
     }
 
     static func escape(_ text: String) -> String {

@@ -93,6 +93,8 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
     var clientSettings: ACMESettings?
     /// What the DNS holds now (owner → values), published through the appliance.
     var published: [DomainName: [String]] = [:]
+    /// Cloudflare's record IDs of the proofs added through its API, for their removal.
+    var cloudflareIDs: [String: String] = [:]
 
     public init(appliance: Appliance, httpChallenges: ChallengeTokens, issued: @escaping @Sendable (String) -> Void) {
         self.appliance = appliance
@@ -148,9 +150,19 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
         for delegation in acme.delegations {
             zones[delegation.zone] = .delegated(zone: delegation.zone, target: delegation.target)
         }
+        let served = Array(Set(snapshot.views.flatMap { $0.zones.keys }))
         for provider in snapshot.settings.providers where acme.updateProviders.contains(provider.name) {
-            if case .rfc2136(_, let zone, _, _) = provider.kind {
+            switch provider.kind {
+            case .rfc2136(_, let zone, _, _):
                 zones[zone] = .dnsUpdate(provider: provider.name, zone: zone)
+            case .cloudflare(_, let record, _):
+                // The zone the provider's record lies in, as Frontdoor serves it to the LAN.
+                guard let name = try? DomainName(record.hasSuffix(".") ? record : record + "."),
+                    let zone = served.filter({ name.isSubdomain(of: $0) }).max(by: { $0.labelCount < $1.labelCount })
+                else { continue }
+                zones[zone] = .dnsUpdate(provider: provider.name, zone: zone)
+            default:
+                continue
             }
         }
         var operatorNames: [String] = []
@@ -411,6 +423,11 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
         if !own.isEmpty { try self.publishOwn(own) }
         for (route, group) in Dictionary(grouping: elsewhere, by: \.route) {
             guard case .dnsUpdate(let name, let zone) = route else { continue }
+            if let cloudflare = self.cloudflare(name) {
+                try self.publishCloudflare(
+                    group, zone: zone, provider: name, zoneID: cloudflare.zoneID, token: cloudflare.tokenFile)
+                continue
+            }
             let (server, key) = try self.primary(name)
             for (owner, values) in Dictionary(grouping: group, by: \.owner) {
                 do throws(DynDNSError) {
@@ -460,6 +477,76 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
             throw .local("\(challenge) is a CNAME to \(found); it must be: \(wanted)")
         }
     }
+
+    /// The zone ID and token file of `name` when it is a `cloudflare` provider.
+    func cloudflare(_ name: String) -> (zoneID: String, tokenFile: String)? {
+        let settings = self.appliance.compiledSnapshot?.settings ?? Settings()
+        guard let provider = settings.providers.first(where: { $0.name == name }),
+            case .cloudflare(let zoneID, _, let tokenFile) = provider.kind
+        else { return nil }
+        return (zoneID, tokenFile)
+    }
+
+    /// Adds the proofs through Cloudflare's API (their record IDs kept for the withdrawal), then waits until
+    /// the zone's authoritative servers (its NS, found through the upstream resolvers, each asked directly)
+    /// serve them.
+    func publishCloudflare(
+        _ records: [ChallengeRecord], zone: DomainName, provider: String, zoneID: String, token: String
+    )
+        throws(ACMEError)
+    {
+        let client = ProviderClient(caFile: self.appliance.compiledSnapshot?.settings.caFile)
+        for record in records {
+            let name = String(record.owner.hostDescription)
+            switch client.cloudflareAddTXT(zoneID: zoneID, name: name, value: record.value, tokenFile: token) {
+            case .success(let id): self.cloudflareIDs[ACMEManager.key(record)] = id
+            case .failure(let outcome):
+                throw .local("provider \(provider): adding \(name) TXT: \(outcome.summary)")
+            }
+        }
+        let servers = self.authoritativeServers(zone)
+        guard !servers.isEmpty else {
+            Log.warning(
+                "acme: cannot find \(zone.hostDescription)'s name servers through the upstream resolvers; "
+                    + "waiting 20 s for the proof to spread")
+            guard self.pause(20_000) else { throw .local("stopping") }
+            return
+        }
+        for server in servers {
+            var missing = records
+            for _ in 0..<120 where !missing.isEmpty {
+                missing = missing.filter { record in
+                    !((try? DNSUpdate.txt(server: server, owner: record.owner, timeout: 2_000)) ?? []).contains(
+                        record.value)
+                }
+                if !missing.isEmpty { guard self.pause(500) else { throw .local("stopping") } }
+            }
+            if let first = missing.first {
+                throw .local(
+                    "\(server) (a name server of \(zone.hostDescription)) does not serve \(first.owner) TXT after 60 s")
+            }
+        }
+    }
+
+    /// The addresses of `zone`'s name servers, port 53, asked of the upstream resolvers.
+    func authoritativeServers(_ zone: DomainName) -> [SocketAddress] {
+        let upstreams = self.appliance.compiledSnapshot?.settings.upstreams ?? []
+        for upstream in upstreams {
+            guard let names = try? DNSUpdate.names(server: upstream, owner: zone, type: 2), !names.isEmpty else {
+                continue
+            }
+            var servers: [SocketAddress] = []
+            for name in names {
+                for address in (try? DNSUpdate.addresses(server: upstream, owner: name)) ?? [] {
+                    servers.append(SocketAddress(address: address, port: 53))
+                }
+            }
+            if !servers.isEmpty { return servers }
+        }
+        return []
+    }
+
+    static func key(_ record: ChallengeRecord) -> String { "\(record.owner) \(record.value)" }
 
     /// The server and TSIG key of the `rfc2136` provider `name`.
     func primary(_ name: String) throws(ACMEError) -> (SocketAddress, TSIGKey) {
@@ -530,6 +617,17 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
             case .ownZone, .delegated:
                 challenges[record.owner]?.removeAll { $0 == record.value }
                 if challenges[record.owner]?.isEmpty == true { challenges[record.owner] = nil }
+            case .dnsUpdate(let name, _) where self.cloudflare(name) != nil:
+                guard let cloudflare = self.cloudflare(name),
+                    let id = self.cloudflareIDs.removeValue(forKey: ACMEManager.key(record))
+                else { continue }
+                let client = ProviderClient(caFile: self.appliance.compiledSnapshot?.settings.caFile)
+                if let problem = client.cloudflareDelete(
+                    zoneID: cloudflare.zoneID, id: id, tokenFile: cloudflare.tokenFile)
+                {
+                    Log.error(
+                        "acme: withdrawing \(record.owner.hostDescription) at provider \(name): \(problem.summary)")
+                }
             case .dnsUpdate(let name, let zone):
                 do throws(ACMEError) {
                     let (server, key) = try self.primary(name)
@@ -656,7 +754,7 @@ extension ACMEManager {
                 let how: String
                 switch certificate.route(for: name) {
                 case .ownZone(let apex)?: how = "DNS-01 in its own zone \(apex.hostDescription)"
-                case .dnsUpdate(let provider, _)?: how = "DNS-01 by RFC 2136 through provider \(provider)"
+                case .dnsUpdate(let provider, _)?: how = "DNS-01 through provider \(provider) (RFC 2136 or its API)"
                 case .delegated(_, let target)?: how = "DNS-01 delegated into \(target.hostDescription)"
                 case .http?: how = "HTTP-01 through the proxy"
                 case nil: how = "?"

@@ -133,12 +133,14 @@ package struct ConfigParser {
                     )
                     continue
                 }
-                guard case .rfc2136 = provider.kind else {
+                switch provider.kind {
+                case .rfc2136, .cloudflare: continue
+                default:
                     self.diagnostics.append(
                         Diagnostic(
-                            .badSetting, "acme: dns-update=\(name): only an rfc2136 provider can publish the proofs",
+                            .badSetting,
+                            "acme: dns-update=\(name): only an rfc2136 or cloudflare provider can publish the proofs",
                             at: acme.location))
-                    continue
                 }
             }
         }

@@ -91,6 +91,28 @@ import ZoneModel
         #expect(refused == .fatal("HTTP 403: the API token is not valid for this zone"))
     }
 
+    /// ACME DNS-01 through Cloudflare's API: a TXT record added (its ID returned), then deleted by that ID.
+    @Test(.bug(id: "16")) func cloudflareAddsAndDeletesAProof() throws {
+        guard let server = try ProviderServer(tls: true) else { return }
+        let token = try server.secret("token", "cf-token")
+        var client = ProviderClient(caFile: server.caFile)
+        client.cloudflareAPI = server.base + "/client/v4"
+        let added = client.cloudflareAddTXT(
+            zoneID: "zone123", name: "_acme-challenge.example.net", value: "proof-value", tokenFile: token)
+        guard case .success(let id) = added else {
+            Issue.record("\(added)")
+            return
+        }
+        #expect(server.requests.last == "POST /client/v4/zones/zone123/dns_records")
+        #expect(client.cloudflareDelete(zoneID: "zone123", id: id, tokenFile: token) == nil)
+        #expect(server.requests.last == "DELETE /client/v4/zones/zone123/dns_records/\(id)")
+        // Deleting it again: the API's own error, as a permanent failure.
+        #expect(client.cloudflareDelete(zoneID: "zone123", id: id, tokenFile: token) == .fatal("Record not found"))
+        let badToken = try server.secret("bad", "nope")
+        let refused = client.cloudflareAddTXT(zoneID: "zone123", name: "x", value: "y", tokenFile: badToken)
+        #expect(refused == .failure(.fatal("HTTP 403: the API token is not valid for this zone")))
+    }
+
     @Test func httpEchoSource() throws {
         guard let server = try ProviderServer(tls: true) else { return }
         try server.setEcho("198.51.100.99")

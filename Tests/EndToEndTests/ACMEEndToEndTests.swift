@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import TestSupport
 import Testing
+import ZoneModel
 
 /// Certificates from a real ACME CA: Debian's pebble on loopback, validating DNS-01 by asking Frontdoor's own
 /// DNS listener, with `frontdoor run` as a process, nginx behind it and curl as the client.
@@ -28,7 +29,7 @@ import Testing
         init?(
             pebbleEnvironment: [String] = [], pebbleDNS: UInt16? = nil, validity: Int? = nil, http01: Bool = false,
             extraConfig: String = "", acmeOptions: String = "", extraZones: [(String, String)] = [],
-            dnsPort: UInt16? = nil
+            dnsPort: UInt16? = nil, binding: (keyID: String, key: String)? = nil
         ) throws {
             guard Tool.find("curl") != nil else {
                 Tool.skip("curl", package: "curl")
@@ -39,7 +40,7 @@ import Testing
             guard
                 let pebble = try PebbleServer(
                     dnsPort: pebbleDNS ?? dnsPort, httpPort: httpPort, environment: pebbleEnvironment,
-                    validity: validity),
+                    validity: validity, binding: binding),
                 let nginx = try NginxServer()
             else { return nil }
             self.pebble = pebble
@@ -433,5 +434,70 @@ extension ACMEEndToEndTests {
         #expect(site.status == 0 && site.stdout == "hello from nginx\n", "\(site.stderr)")
         let left = try Dig.ask(port: frontdoorDNS, ["+short", "acme.example.com", "TXT"], source: "127.0.0.2")
         #expect(left?.output.split(separator: "\n").filter { !$0.hasPrefix(";") }.isEmpty == true)
+    }
+}
+
+extension ACMEEndToEndTests {
+    /// A CA that requires external account binding (as ZeroSSL does): refused without it, with a clear
+    /// message; registered with `eab=KEY-ID:FILE`.
+    @Test(.bug(id: "16")) func externalAccountBinding() throws {
+        let binding = (keyID: "kid-1", key: "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W")
+        guard let without = try Setup(binding: binding) else { return }
+        try without.start()
+        #expect(without.waitFor("external account binding", seconds: 30), "\(without.log)")
+        #expect(without.pebble.accounts == 0)
+        without.stop()
+        guard let with = try Setup(acmeOptions: "eab=kid-1:eab.key", binding: binding) else { return }
+        try binding.key.write(toFile: with.directory + "/eab.key", atomically: true, encoding: .utf8)
+        chmod(with.directory + "/eab.key", 0o600)
+        try with.start()
+        #expect(with.waitFor("acme: issued example.com", seconds: 60), "\(with.log)")
+        #expect(with.pebble.accounts == 1)
+    }
+}
+
+extension ACMEEndToEndTests {
+    /// `check` tells how each certificate will be proved: its own zone, a Cloudflare zone through the API, and
+    /// refuses a provider kind that cannot publish TXT records.
+    @Test(.bug(id: "16")) func checkExplainsThePlan() throws {
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "cf-token".write(toFile: directory + "/cf.token", atomically: true, encoding: .utf8)
+        chmod(directory + "/cf.token", 0o600)
+        try "pw".write(toFile: directory + "/dyn.pw", atomically: true, encoding: .utf8)
+        chmod(directory + "/dyn.pw", 0o600)
+        let config = """
+            view lan 192.0.2.0/24
+            view wan *
+            state-dir state
+            provider cf cloudflare zone-id=z1 record=home.example.org token-file=cf.token
+            provider dyn dyndns2 url=https://dyn.example/nic/update hostname=h.example.net username=u password-file=dyn.pw
+            acme letsencrypt-staging agree-terms dns-update=cf
+            """
+        try config.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        for zone in ["example.org", "example.com"] {
+            try
+                "$ORIGIN \(zone).\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=203.0.113.1\n$SITE www http://192.0.2.9\n"
+                .write(toFile: directory + "/\(zone).zone", atomically: true, encoding: .utf8)
+        }
+        let check = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(
+            check.stderr.contains(
+                "acme: certificate example.org for example.org, *.example.org from "
+                    + "\(ACMESettings.letsEncryptStaging), proved by DNS-01 through provider cf (RFC 2136 or its API)"),
+            "\(check.stderr)")
+        #expect(
+            check.stderr.contains("acme: certificate example.com for example.com, *.example.com from "),
+            "\(check.stderr)")
+        #expect(check.stderr.contains("proved by DNS-01 in its own zone example.com"), "\(check.stderr)")
+        try config.replacingOccurrences(of: "dns-update=cf", with: "dns-update=dyn").write(
+            toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        let refused = try Tool.run(Tool.frontdoor, ["check", directory])
+        #expect(refused.status != 0)
+        #expect(
+            refused.stderr.contains(
+                "acme: dns-update=dyn: only an rfc2136 or cloudflare provider can publish the proofs"),
+            "\(refused.stderr)")
     }
 }

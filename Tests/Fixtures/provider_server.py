@@ -8,6 +8,7 @@ usage: provider_server.py PORT DIR [CERT KEY]
   GET  /client/v4/zones/Z/dns_records?type=T&name=N   Cloudflare-style API, token "cf-token"
   PATCH /client/v4/zones/Z/dns_records/ID {"content": A}
   POST  /client/v4/zones/Z/dns_records {"type","name","content",...}
+  DELETE /client/v4/zones/Z/dns_records/ID
 Every request is appended to DIR/requests as "METHOD PATH". Standard library only.
 """
 import base64, json, os, ssl, sys, threading
@@ -68,6 +69,11 @@ class Handler(BaseHTTPRequestHandler):
                 rid = f"rec{len(records) + 1}"
                 records[rid] = {"id": rid, "type": body["type"], "name": body["name"], "content": body["content"]}
                 return self.reply(200, json.dumps({"success": True, "result": records[rid]}), "application/json")
+            if self.command == "DELETE":
+                rid = parts[-1]
+                if records.pop(rid, None) is None:
+                    return self.reply(404, json.dumps({"success": False, "errors": [{"message": "Record not found"}]}), "application/json")
+                return self.reply(200, json.dumps({"success": True, "result": {"id": rid}}), "application/json")
         self.reply(405, "no")
 
     def handle_any(self):
@@ -86,7 +92,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.cloudflare()
         self.reply(404, "not found")
 
-    do_GET = do_PATCH = do_POST = do_PUT = handle_any
+    do_GET = do_PATCH = do_POST = do_PUT = do_DELETE = handle_any
 
 
 server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -17,7 +17,11 @@ package final class PebbleServer {
     /// nil when pebble (or openssl) is not installed. `environment`: PEBBLE_* settings, as
     /// "PEBBLE_WFE_NONCEREJECT=50".
     /// `validity`: the lifetime of the certificates it issues, in seconds (its default: five years).
-    package init?(dnsPort: UInt16, httpPort: UInt16 = 5002, environment: [String] = [], validity: Int? = nil) throws {
+    /// `binding`: require external account binding with this key ID and base64url MAC key.
+    package init?(
+        dnsPort: UInt16, httpPort: UInt16 = 5002, environment: [String] = [], validity: Int? = nil,
+        binding: (keyID: String, key: String)? = nil
+    ) throws {
         guard let pebble = Tool.find("pebble") else {
             Tool.skip("pebble", package: "pebble")
             return nil
@@ -35,7 +39,7 @@ package final class PebbleServer {
             let config = """
                 {"pebble": {"listenAddress": "127.0.0.1:\(port)", "managementListenAddress": "127.0.0.1:\(managementPort)",
                 "certificate": "\(certificates.path("certs/pebble.crt"))", "privateKey": "\(certificates.path("certs/pebble.key"))",
-                "httpPort": \(httpPort), "tlsPort": \(tlsPort), "ocspResponderURL": "", "externalAccountBindingRequired": false\(validity.map { ", \"certificateValidityPeriod\": \($0)" } ?? "")}}
+                "httpPort": \(httpPort), "tlsPort": \(tlsPort), "ocspResponderURL": "", "externalAccountBindingRequired": \(binding != nil)\(validity.map { ", \"certificateValidityPeriod\": \($0)" } ?? "")\(binding.map { ", \"externalAccountMACKeys\": {\"\($0.keyID)\": \"\($0.key)\"}" } ?? "")}}
                 """
             try config.write(toFile: self.directory + "/pebble.json", atomically: true, encoding: .utf8)
             let logFD = open(self.directory + "/pebble.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
