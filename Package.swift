@@ -101,7 +101,7 @@ var targets: [Target] = [
     ),
     .executableTarget(
         name: "frontdoor",
-        dependencies: ["ZoneModel", "Files", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy", "DynDNS", "TLS"],
+        dependencies: ["ZoneModel", "Files", "ZoneFile", "DNSServer", "Runtime", "HTTPProxy", "DynDNS", "TLS", "ACME"],
         exclude: ["README.md"]
     ),
     .target(

@@ -57,7 +57,7 @@ public struct PlannedCertificate: Hashable, Sendable {
 /// - One certificate per zone by default: the apex and `*.apex`, so every site of the zone — LAN-only ones
 ///   included — is covered without its name in the public Certificate Transparency logs. A site two or more
 ///   labels below the apex adds its parent's wildcard (`*.w.example.com`), a wildcard covering one label only.
-///   `per-site`: one certificate per site instead, named for it alone.
+///   `per-site` (every zone, or `per-site=ZONE,...`): one certificate per site instead, named for it alone.
 /// - Proved by DNS-01 in the zone Frontdoor serves publicly, or through the zone's primary elsewhere (RFC
 ///   2136); a site in any other zone is proved by HTTP-01 through the proxy, one certificate per site.
 /// - Names no public CA will sign (`.home.arpa`, `.lan`, `.internal`, ...; see `privateSuffixes`) are left out:
@@ -80,7 +80,7 @@ public enum CertificatePlan {
     /// and how (Frontdoor's own zone, or an RFC 2136 primary); `covered` says a name already has a
     /// certificate (the operator's files).
     public static func plan(
-        sites: [DomainName], zones: [DomainName: ChallengeRoute], perSite: Bool,
+        sites: [DomainName], zones: [DomainName: ChallengeRoute], perSite: Bool, perSiteZones: [DomainName] = [],
         covered: (String) -> Bool = { _ in false }
     ) -> [PlannedCertificate] {
         func zone(of name: DomainName) -> DomainName? {
@@ -94,7 +94,7 @@ public enum CertificatePlan {
                 planned.append(PlannedCertificate(name: host, names: [host], routes: [host: .http]))
                 continue
             }
-            if perSite {
+            if perSite || perSiteZones.contains(apex) {
                 planned.append(PlannedCertificate(name: host, names: [host], routes: [host: route]))
                 continue
             }

@@ -177,7 +177,9 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
             }
         }
         let sites = snapshot.routes.sites.filter { !$0.passthrough }.map(\.name)
-        return CertificatePlan.plan(sites: sites, zones: zones, perSite: acme.perSite) { name in
+        return CertificatePlan.plan(sites: sites, zones: zones, perSite: acme.perSite, perSiteZones: acme.perSiteZones)
+        {
+            name in
             operatorNames.contains { covers($0, name) }
         }
     }
@@ -774,6 +776,11 @@ extension ACMEManager {
         }
         return lines
     }
+}
+
+extension ACMEManager {
+    /// Whether certificate name `pattern` (maybe `*.`) covers host `name`.
+    public static func covers(_ pattern: String, _ name: String) -> Bool { Runtime.covers(pattern, name) }
 }
 
 /// Whether certificate name `pattern` (maybe `*.`) covers host `name`.

@@ -232,6 +232,14 @@ package struct ConfigParser {
                 }
             case "dns-update":
                 acme.updateProviders += value.split(separator: ",").map(String.init)
+            case "per-site":
+                for part in value.split(separator: ",") {
+                    guard let zone = try? DomainName(part.hasSuffix(".") ? String(part) : part + ".") else {
+                        self.error(.badOption, "acme: per-site=\(part) is not a zone name", token, file)
+                        continue
+                    }
+                    acme.perSiteZones.append(zone)
+                }
             case "http-01":
                 for part in value.split(separator: ",") {
                     let text = part.hasSuffix(".") ? String(part) : part + "."

@@ -154,7 +154,7 @@ public struct Secondary: Hashable, Sendable {
     }
 }
 
-/// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site]
+/// `acme DIRECTORY-URL [email=ADDRESS] agree-terms [eab=KEY-ID:FILE] [ca-file=FILE] [per-site[=ZONE,...]]
 /// [http-01=ZONE[,ZONE]] [dns-update=PROVIDER[,PROVIDER]]`.
 public struct ACMESettings: Hashable, Sendable {
     /// The CA's directory URL.
@@ -167,8 +167,10 @@ public struct ACMESettings: Hashable, Sendable {
     public var bindingKeyFile: String?
     /// Trusted instead of the system's CAs when talking to the CA (a local test CA).
     public var caFile: String?
-    /// One certificate per site instead of one wildcard certificate per zone.
+    /// One certificate per site instead of one wildcard certificate per zone: for every zone, or for
+    /// `perSiteZones` (`per-site=ZONE[,ZONE]`).
     public var perSite: Bool
+    public var perSiteZones: [DomainName] = []
     /// Zones whose public DNS is not Frontdoor (it serves them to the LAN only): their sites are proved by
     /// HTTP-01 through the proxy, one certificate each (`http-01=ZONE[,ZONE]`).
     public var httpZones: [DomainName] = []

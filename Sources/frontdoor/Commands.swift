@@ -1,3 +1,4 @@
+import ACME
 import DynDNS
 import Files
 import Runtime
@@ -387,7 +388,25 @@ enum ExplainCommand {
                 }
             }
         }
-        if certificate == nil, let site, let suffixes = settings.internalCA,
+        // From the ACME CA: the planned certificate covering the host, how it is proved, and whether it is
+        // issued yet (the state directory's copy).
+        if certificate == nil, let acme = settings.acme {
+            let planned = ACMEManager.plan(snapshot, acme: acme).first { planned in
+                planned.names.contains { pattern in ACMEManager.covers(pattern, host) }
+            }
+            if let planned {
+                let issued = ACMEManager.report(snapshot).first { $0.name == planned.name }?.notAfter
+                let state = issued.map { "valid until \(RFC3339.text($0))" } ?? "not issued yet"
+                var text = "certificate \(planned.name) from \(acme.directory) (\(state))"
+                for line in ACMEManager.describe(snapshot)
+                where line.contains("CNAME") && line.contains(planned.names[0]) {
+                    text += "; " + line.dropFirst("acme: ".count)
+                }
+                certificate = text
+            }
+        }
+        let internalSuffixes = settings.internalCA ?? (settings.acme != nil ? CertificatePlan.privateSuffixes : nil)
+        if certificate == nil, let site, let suffixes = internalSuffixes,
             suffixes.isEmpty || suffixes.contains(where: { site.name.isSubdomain(of: $0) })
         {
             certificate = "a certificate from the internal CA (frontdoor ca export prints its root)"

@@ -257,6 +257,13 @@ import ZoneModel
                 == (try? DomainName("sub.example.com.")).map { ChallengeRoute.ownZone(apex: $0) })
     }
 
+    @Test(.bug(id: "16")) func perSiteForOneZone() {
+        let plan = CertificatePlan.plan(
+            sites: Self.names(["a.example.com", "b.example.com", "c.example.org"]),
+            zones: Self.own(["example.com", "example.org"]), perSite: false, perSiteZones: Self.names(["example.org"]))
+        #expect(plan.map(\.names) == [["example.com", "*.example.com"], ["c.example.org"]])
+    }
+
     @Test(.bug(id: "16")) func challengeOwners() {
         #expect(CertificatePlan.challengeOwner("*.example.com")?.description == "_acme-challenge.example.com.")
         #expect(CertificatePlan.challengeOwner("example.com")?.description == "_acme-challenge.example.com.")

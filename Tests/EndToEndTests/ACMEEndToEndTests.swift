@@ -154,6 +154,13 @@ import ZoneModel
             let refused = try chromium.browse(url, home: setup.directory + "/untrusting", host: "www.example.com")
             #expect(!refused.stdout.contains("hello from nginx"), "without pebble's root the browser refuses the page")
         }
+        // explain says which certificate a name gets.
+        let explained = try Tool.run(
+            Tool.frontdoor, ["explain", "nas.example.com", "--from", "127.0.0.1", setup.directory])
+        #expect(
+            explained.stdout.contains(
+                "https: certificate example.com from \(setup.pebble.directoryURL) (valid until "),
+            "\(explained.stdout)")
         // status, /metrics and the status page show it.
         let status = try Tool.run(Tool.frontdoor, ["status", setup.directory])
         #expect(
@@ -361,7 +368,6 @@ extension ACMEEndToEndTests {
     /// `_acme-challenge.example.org CNAME acme.example.com.`; the proof is published by Frontdoor in its own
     /// example.com. Pebble asks Unbound, which follows the CNAME from BIND to Frontdoor.
     @Test(.bug(id: "16")) func delegatedChallengeFollowsTheCNAME() throws {
-        guard let unboundPath = Tool.find("unbound") else { return Tool.skip("unbound", package: "unbound") }
         let outside = """
             $TTL 300
             @ IN SOA ns.example.org. admin.example.org. 1 3600 600 86400 60
@@ -389,25 +395,7 @@ extension ACMEEndToEndTests {
                 acmeOptions: "delegate=example.org:acme.example.com", extraZones: [("example.org", home)],
                 dnsPort: frontdoorDNS)
         else { return }
-        let directory = setup.directory + "/unbound"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let config = """
-            server:
-              interface: 127.0.0.1@\(unboundPort)
-              do-daemonize: no
-              username: ""
-              chroot: ""
-              directory: "\(directory)"
-              pidfile: "\(directory)/unbound.pid"
-              use-syslog: no
-              logfile: ""
-              verbosity: 0
-              num-threads: 1
-              access-control: 127.0.0.0/8 allow
-              do-not-query-localhost: no
-              qname-minimisation: no
-              cache-max-ttl: 0
-              cache-max-negative-ttl: 0
+        let stubs = """
             stub-zone:
               name: "example.org."
               stub-addr: 127.0.0.1@\(named.port)
@@ -415,18 +403,27 @@ extension ACMEEndToEndTests {
               name: "example.com."
               stub-addr: 127.0.0.1@\(frontdoorDNS)
             """
-        try config.write(toFile: directory + "/unbound.conf", atomically: true, encoding: .utf8)
-        let log = open(directory + "/unbound.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        let unbound = try Tool.spawn(unboundPath, ["-d", "-c", directory + "/unbound.conf"], stdout: log, stderr: log)
-        close(log)
-        defer { Tool.stop(unbound) }
-        for _ in 0..<100 where isFree(unboundPort) { usleep(50_000) }
+        let resolver = """
+              do-not-query-localhost: no
+              qname-minimisation: no
+              cache-max-ttl: 0
+              cache-max-negative-ttl: 0
+            """
+        guard let unbound = try UnboundServer(port: unboundPort, server: resolver, tail: stubs) else { return }
+        defer { withExtendedLifetime(unbound) {} }
         // `check` names the CNAME to create.
         let check = try Tool.run(Tool.frontdoor, ["check", setup.directory])
         #expect(
             check.stderr.contains(
                 "acme: create at the DNS host of example.org: _acme-challenge.example.org. CNAME acme.example.com."),
             "\(check.stderr)")
+        let explained = try Tool.run(
+            Tool.frontdoor, ["explain", "app.example.org", "--from", "127.0.0.1", setup.directory])
+        #expect(
+            explained.stdout.contains(
+                "(not issued yet); create at the DNS host of example.org: _acme-challenge.example.org. CNAME "
+                    + "acme.example.com."),
+            "\(explained.stdout)")
         try setup.start()
         #expect(setup.waitFor("acme: issued example.org (example.org, *.example.org)", seconds: 60), "\(setup.log)")
         #expect(setup.waitFor("acme: issued example.com", seconds: 60), "\(setup.log)")

@@ -189,39 +189,20 @@ import ZoneModel
     /// come through it, twenty questions at once share one connection, and an upstream whose certificate does
     /// not carry the configured name is refused (SERVFAIL, counted against its health).
     @Test(.bug(id: "18")) func aDNSOverTLSUpstreamAnswersOnOneConnectionAndAWrongNameIsRefused() throws {
-        guard let unbound = Tool.find("unbound") else { return Tool.skip("unbound", package: "unbound") }
         guard let certificates = try TestCertificates() else { return }
         let (chain, key) = try certificates.issue("dot", names: ["dot.test"])
-        let directory = try Tool.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let port = try freePort()
-        var config = """
-            server:
-              interface: 127.0.0.1@\(port)
+        var data = """
               tls-port: \(port)
               tls-service-key: "\(key)"
               tls-service-pem: "\(chain)"
-              do-daemonize: no
-              username: ""
-              chroot: ""
-              directory: "\(directory)"
-              pidfile: "\(directory)/unbound.pid"
-              use-syslog: no
-              logfile: ""
-              verbosity: 0
-              num-threads: 1
-              access-control: 127.0.0.0/8 allow
               local-zone: "example.org." static
               local-data: "www.example.org. 60 IN A 198.51.100.80"
 
             """
-        for index in 0..<20 { config += "  local-data: \"n\(index).example.org. 60 IN A 198.51.100.\(index + 1)\"\n" }
-        try config.write(toFile: "\(directory)/unbound.conf", atomically: true, encoding: .utf8)
-        let log = open("\(directory)/unbound.log", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let pid = try Tool.spawn(unbound, ["-d", "-c", "\(directory)/unbound.conf"], stdout: log, stderr: log)
-        close(log)
-        defer { Tool.stop(pid) }
-        for _ in 0..<100 where isFree(port) { usleep(50_000) }
+        for index in 0..<20 { data += "  local-data: \"n\(index).example.org. 60 IN A 198.51.100.\(index + 1)\"\n" }
+        guard let unbound = try UnboundServer(port: port, server: data) else { return }
+        defer { withExtendedLifetime(unbound) {} }
         let upstream = SocketAddress(address: .v4(IPv4Address(0x7F00_0001)), port: port)
         let client = try TLSClient(verify: true, caFile: certificates.authority)
         func frontdoor(name: String) throws -> FrontdoorDNS {
@@ -241,7 +222,7 @@ import ZoneModel
         let answer = try DNSMessage.decode(try #require(Self.exchange(query, port: server.port)))
         #expect(
             answer.rcode == 0 && answer.answers.map(\.data) == [[198, 51, 100, 80]],
-            "\(Fixtures.textAt("\(directory)/unbound.log"))")
+            "\(Fixtures.textAt("\(unbound.directory)/unbound.log"))")
         // Twenty at once: all answered, over the one connection.
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
