@@ -38,10 +38,10 @@ public enum Detectors {
     /// One UDP question to `server`, sent again after `firstWait` ms, then twice as long each time (at most 4 s
     /// apart), until `timeout` passes. `reply` reads each datagram: nil to ignore it and keep waiting, else the
     /// outcome. Nil when nothing usable came in time.
-    static func ask(
+    static func ask<Answer>(
         _ server: SocketAddress, _ request: [UInt8], timeout: UInt64, firstWait: UInt64, maximum: Int,
-        reply: ([UInt8]) -> Result<IPAddress, DetectError>?
-    ) -> Result<IPAddress, DetectError>? {
+        reply: ([UInt8]) -> Result<Answer, DetectError>?
+    ) -> Result<Answer, DetectError>? {
         let socket: BlockingSocket
         do {
             socket = try BlockingSocket(udp: server, timeout: timeout)
@@ -68,7 +68,9 @@ public enum Detectors {
     /// NAT-PMP external address request (RFC 6886 §3.2) to the gateway, retried at 250 ms, 500 ms, ... within
     /// `timeout` milliseconds.
     public static func natPMP(_ gateway: SocketAddress, timeout: UInt64 = 2_000) -> Result<IPAddress, DetectError> {
-        let outcome = Detectors.ask(gateway, [0, 0], timeout: timeout, firstWait: 250, maximum: 64) { reply in
+        let outcome: Result<IPAddress, DetectError>? = Detectors.ask(
+            gateway, [0, 0], timeout: timeout, firstWait: 250, maximum: 64
+        ) { reply in
             // version 0, opcode 128 (answer to 0), result, epoch, address.
             guard reply.count >= 12, reply[0] == 0, reply[1] == 128 else { return nil }
             let result = UInt16(reply[2]) << 8 | UInt16(reply[3])
@@ -93,7 +95,9 @@ public enum Detectors {
     ) -> Result<IPAddress, DetectError> {
         let id = UInt16(truncatingIfNeeded: randomUInt32())
         let query = QueryBuilder.query(id: id, name: name, type: type.rawValue, qclass: chaos ? 3 : 1)
-        let outcome = Detectors.ask(server, query, timeout: timeout, firstWait: 500, maximum: 4096) { reply in
+        let outcome: Result<IPAddress, DetectError>? = Detectors.ask(
+            server, query, timeout: timeout, firstWait: 500, maximum: 4096
+        ) { reply in
             guard let message = try? DNSMessage.decode(reply), message.id == id,
                 message.question?.name == name, message.question?.type == type.rawValue
             else { return nil }

@@ -434,7 +434,8 @@ package struct ConfigParser {
     mutating func wan(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
         guard let kind = arguments.first else {
             return self.error(
-                .missingField, "'wan' needs a source (interface, natpmp, dns, http) or policy/interval", head, file)
+                .missingField, "'wan' needs a source (interface, natpmp, upnp, dns, http) or policy/interval", head,
+                file)
         }
         let rest = Array(arguments.dropFirst())
         let location = kind.location(in: file)
@@ -465,6 +466,12 @@ package struct ConfigParser {
                 return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
             }
             settings.wanSources.append(WANSource(kind: .natPMP(gateway: address), location: location))
+        case "upnp":
+            guard let gateway = self.single(kind, rest, file: file, what: "the router's address") else { return }
+            guard let address = IPAddress(gateway.string) else {
+                return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
+            }
+            settings.wanSources.append(WANSource(kind: .upnp(gateway: address), location: location))
         case "dns":
             guard rest.count == 3 else {
                 return self.error(
@@ -519,7 +526,7 @@ package struct ConfigParser {
         default:
             self.error(
                 .badSetting,
-                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, natpmp, dns, http, policy, interval, confirm, test-addresses)",
+                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, natpmp, upnp, dns, http, policy, interval, confirm, test-addresses)",
                 kind,
                 file)
         }

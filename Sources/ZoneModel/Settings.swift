@@ -63,6 +63,8 @@ public struct WANSource: Hashable, Sendable {
         case interface6(name: String, interfaceID: IPv6Address?)
         /// The router's NAT-PMP external address (RFC 6886).
         case natPMP(gateway: IPAddress)
+        /// The router's UPnP IGD `GetExternalIPAddress` (SSDP, its description, SOAP).
+        case upnp(gateway: IPAddress)
         /// A DNS question whose answer is the asker's address, asked of `server`.
         case dns(name: DomainName, type: RecordType, server: SocketAddress)
         /// A URL that returns the address as text.
