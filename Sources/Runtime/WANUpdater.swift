@@ -229,6 +229,7 @@ public final class WANUpdater: @unchecked Sendable {
         case .interface6(let name, let suffix): "interface6 \(name)\(suffix.map { " \($0)" } ?? "")"
         case .natPMP(let gateway): "natpmp \(gateway)"
         case .upnp(let gateway): "upnp \(gateway)"
+        case .pcp(let gateway): "pcp \(gateway)"
         case .dns(let name, let type, let server): "dns \(name.hostDescription) \(type) @\(server)"
         case .http(let url): "http \(url)"
         }
@@ -252,6 +253,7 @@ public final class WANUpdater: @unchecked Sendable {
             }
         case .natPMP(let gateway): Detectors.natPMP(SocketAddress(address: gateway, port: 5351))
         case .upnp(let gateway): UPnP.externalAddress(gateway: gateway)
+        case .pcp(let gateway): PCP.externalAddress(gateway: gateway)
         case .dns(let name, let type, let server):
             Detectors.dns(name: name, type: type, server: server, chaos: name.hostDescription == "whoami.cloudflare")
         case .http(let url): Detectors.http(url, caFile: caFile)

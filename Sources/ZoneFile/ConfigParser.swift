@@ -434,7 +434,8 @@ package struct ConfigParser {
     mutating func wan(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
         guard let kind = arguments.first else {
             return self.error(
-                .missingField, "'wan' needs a source (interface, natpmp, upnp, dns, http) or policy/interval", head,
+                .missingField, "'wan' needs a source (interface, natpmp, pcp, upnp, dns, http) or policy/interval",
+                head,
                 file)
         }
         let rest = Array(arguments.dropFirst())
@@ -466,12 +467,13 @@ package struct ConfigParser {
                 return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
             }
             settings.wanSources.append(WANSource(kind: .natPMP(gateway: address), location: location))
-        case "upnp":
+        case "upnp", "pcp":
             guard let gateway = self.single(kind, rest, file: file, what: "the router's address") else { return }
             guard let address = IPAddress(gateway.string) else {
                 return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
             }
-            settings.wanSources.append(WANSource(kind: .upnp(gateway: address), location: location))
+            let source: WANSource.Kind = kind.string == "upnp" ? .upnp(gateway: address) : .pcp(gateway: address)
+            settings.wanSources.append(WANSource(kind: source, location: location))
         case "dns":
             guard rest.count == 3 else {
                 return self.error(
@@ -526,7 +528,7 @@ package struct ConfigParser {
         default:
             self.error(
                 .badSetting,
-                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, natpmp, upnp, dns, http, policy, interval, confirm, test-addresses)",
+                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, natpmp, pcp, upnp, dns, http, policy, interval, confirm, test-addresses)",
                 kind,
                 file)
         }

@@ -65,6 +65,8 @@ public struct WANSource: Hashable, Sendable {
         case natPMP(gateway: IPAddress)
         /// The router's UPnP IGD `GetExternalIPAddress` (SSDP, its description, SOAP).
         case upnp(gateway: IPAddress)
+        /// The external address of a PCP MAP response from the router (RFC 6887).
+        case pcp(gateway: IPAddress)
         /// A DNS question whose answer is the asker's address, asked of `server`.
         case dns(name: DomainName, type: RecordType, server: SocketAddress)
         /// A URL that returns the address as text.

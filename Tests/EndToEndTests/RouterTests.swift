@@ -57,4 +57,16 @@ import Testing
         let (address, log) = try self.wanAddress(router, source: "natpmp 192.0.2.1")
         #expect(address == "11.22.33.44", "\(log)\n\(router.log)")
     }
+
+    @Test(.bug(id: "19")) func theAddressOverPCP() throws {
+        guard Tool.find("dig") != nil, let router = try MiniUPnPRouter(natpmp: true, upnp: false) else { return }
+        let (address, log) = try self.wanAddress(router, source: "pcp 192.0.2.1")
+        #expect(address == "11.22.33.44", "\(log)\n\(router.log)")
+        // The mapping that told the address was made, then deleted at once: none is left in the router's table.
+        #expect(router.log.contains("PCP MAP: added mapping UDP"), "\(router.log)")
+        for _ in 0..<20 where !router.log.contains("mapping removed") { usleep(50_000) }
+        #expect(router.log.contains("mapping removed"), "\(router.log)")
+        let rules = try router.rules()
+        #expect(!rules.contains("dnat"), "\(rules)")
+    }
 }

@@ -57,7 +57,24 @@ package final class MiniUPnPRouter {
                 throw FixtureError(message: "ip \(command.joined(separator: " ")): \(outcome.stderr)")
             }
         }
-        _ = try Tool.run(ip, ["netns", "exec", router, "sh", "/etc/miniupnpd/nft_init.sh"])
+        // The tables and chains miniupnpd's nftables backend fills (its defaults: table inet filter, chains
+        // miniupnpd, prerouting_miniupnpd, postrouting_miniupnpd), as Debian's nft_init.sh would make them.
+        let tables = """
+            table inet filter {
+                chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+                chain miniupnpd { }
+                chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+                chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
+                chain prerouting_miniupnpd { }
+                chain postrouting_miniupnpd { }
+            }
+            """
+        try tables.write(toFile: self.directory + "/tables.nft", atomically: true, encoding: .utf8)
+        let made = try Tool.run(ip, ["netns", "exec", router, "nft", "-f", self.directory + "/tables.nft"])
+        guard made.status == 0 else {
+            self.removeNamespaces()
+            throw FixtureError(message: "nft: \(made.stderr)")
+        }
         let config = """
             ext_ifname=wan0
             listening_ip=lan0
@@ -98,6 +115,14 @@ package final class MiniUPnPRouter {
     }
 
     package var log: String { Fixtures.textAt(self.directory + "/miniupnpd.log") }
+
+    /// The router's NAT rules as nftables lists them (the mappings miniupnpd made).
+    package func rules() throws -> String {
+        try Tool.run(
+            self.ip, ["netns", "exec", self.router, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd"]
+        )
+        .stdout
+    }
 
     /// Runs a program inside the home namespace and waits for it.
     package func inHome(_ program: String, _ arguments: [String]) throws -> Tool.Outcome {
