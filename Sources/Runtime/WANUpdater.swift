@@ -27,6 +27,11 @@ public final class WANUpdater: @unchecked Sendable {
     /// A reload asked for stopped providers to be tried again (the operator fixed the cause).
     let retryRequested = Atomic<Bool>(false)
     let wake: Poller?
+    /// The socket the routers' announcements arrive on (port 5350), when a router protocol is a source.
+    var announcements: Int32?
+    var lastAnnouncement: UInt64 = 0
+    /// When an announcement held back by the once-a-second limit is acted on.
+    var heldAnnouncement: UInt64?
     /// What `status` shows; updated after each poll.
     public let published = Mutex<UpdaterState>(UpdaterState())
 
@@ -48,6 +53,102 @@ public final class WANUpdater: @unchecked Sendable {
         self.client.caFile = settings.caFile
         self.wake = try? Poller(capacity: 4)
         self.published.withLock { $0 = self.state }
+        // The router's announcements of a new address (NAT-PMP RFC 6886 §3.2.1, PCP ANNOUNCE RFC 6887 §14.1.3,
+        // both multicast to 224.0.0.1:5350) end the wait at once, when a router protocol is a source.
+        if !WANUpdater.gateways(settings).isEmpty, let wake = self.wake {
+            switch WANUpdater.announcementSocket() {
+            case .success(let fd):
+                self.announcements = fd
+                try? wake.add(fd, events: Poller.readable, token: WANUpdater.announcementToken)
+            case .failure(let problem):
+                Log.warning("wan: not listening for the router's announcements: \(problem)")
+            }
+        }
+    }
+
+    deinit {
+        if let fd = self.announcements { Sockets.close(fd) }
+    }
+
+    /// The routers the sources ask (NAT-PMP, PCP, UPnP): the only senders whose announcements count.
+    static func gateways(_ settings: Settings) -> [IPAddress] {
+        settings.wanSources.compactMap { source in
+            switch source.kind {
+            case .natPMP(let gateway), .pcp(let gateway), .upnp(let gateway): gateway
+            default: nil
+            }
+        }
+    }
+
+    static let announcementToken: UInt64 = 1
+
+    /// A UDP socket on port 5350 that receives the all-hosts multicast the routers announce on.
+    static func announcementSocket() -> Result<Int32, DetectError> {
+        let fd = socket(
+            AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return .failure(DetectError("socket: \(String(cString: strerror(errno)))")) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(5350).bigEndian
+        address.sin_addr.s_addr = INADDR_ANY
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            return .failure(DetectError("cannot bind port 5350: \(reason)"))
+        }
+        var membership = ip_mreq()
+        membership.imr_multiaddr.s_addr = UInt32(0xE000_0001).bigEndian
+        membership.imr_interface.s_addr = INADDR_ANY
+        setsockopt(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, &membership, socklen_t(MemoryLayout<ip_mreq>.size))
+        return .success(fd)
+    }
+
+    /// Reads what arrived on the announcement socket: whether a configured router announced a change. At most
+    /// one poll a second follows announcements (a router sends several for one change, and a host on the LAN
+    /// could send many): one inside that second is held until it is over, not dropped.
+    func readAnnouncements() -> Bool {
+        guard let fd = self.announcements else { return false }
+        let gateways = WANUpdater.gateways(self.settings)
+        var announced: IPAddress?
+        var buffer = [UInt8](repeating: 0, count: 1100)
+        while true {
+            var peer = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let count = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutablePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length)
+                    }
+                }
+            }
+            guard count > 0 else { break }
+            guard let sender = IPAddress(peer: &peer), gateways.contains(sender) else { continue }
+            if WANUpdater.isAnnouncement(Array(buffer.prefix(count))) { announced = sender }
+        }
+        guard let announced else { return false }
+        Log.info("wan: the router at \(announced) announced a change; asking the sources now")
+        let now = monotonicMilliseconds()
+        guard now >= self.lastAnnouncement + 1000 else {
+            self.heldAnnouncement = self.lastAnnouncement + 1000
+            return false
+        }
+        self.lastAnnouncement = now
+        return true
+    }
+
+    /// A NAT-PMP public address announcement (version 0, opcode 128, result 0, 12 bytes) or a PCP ANNOUNCE
+    /// (version 2, opcode 0 answered: 0x80).
+    static func isAnnouncement(_ bytes: [UInt8]) -> Bool {
+        (bytes.count == 12 && bytes[0] == 0 && bytes[1] == 128 && bytes[2] == 0 && bytes[3] == 0)
+            || (bytes.count >= 24 && bytes[0] == 2 && bytes[1] == 0x80)
     }
 
     var settings: Settings { self.appliance.store?.tables().snapshot.settings ?? Settings() }
@@ -71,8 +172,27 @@ public final class WANUpdater: @unchecked Sendable {
         if let known = self.judge.published { self.publish(known, announce: false) }
         if let known = self.judge6.published { self.publish(known, announce: false) }
         while !self.stopped.load(ordering: .acquiring) {
-            let wait = self.poll()
-            self.wake?.wait(timeout: Int32(clamping: wait)) { _, _ in }
+            let deadline = monotonicMilliseconds() + self.poll()
+            // Until the next poll is due, a wake-up (stop, reload) or a router's announcement.
+            var due = false
+            while !due && !self.stopped.load(ordering: .acquiring) {
+                let now = monotonicMilliseconds()
+                guard now < deadline else { break }
+                // An announcement that came too soon after the last one is acted on when the second is up.
+                if let held = self.heldAnnouncement, now >= held {
+                    self.heldAnnouncement = nil
+                    self.lastAnnouncement = now
+                    break
+                }
+                let until = min(deadline, self.heldAnnouncement ?? deadline)
+                self.wake?.wait(timeout: Int32(clamping: until - now)) { token, _ in
+                    if token == WANUpdater.announcementToken {
+                        if self.readAnnouncements() { due = true }
+                    } else {
+                        due = true
+                    }
+                }
+            }
         }
     }
 

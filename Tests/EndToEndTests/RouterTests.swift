@@ -1,3 +1,4 @@
+import EventLoop
 import Foundation
 import Glibc
 import TestSupport
@@ -6,20 +7,16 @@ import Testing
 /// The WAN address from a real router daemon: miniupnpd in network namespaces (see MiniUPnPRouter), with
 /// `frontdoor run` on the home side and dig asking its wan view.
 @Suite(.serialized) struct RouterTests {
-    /// Runs Frontdoor in the home namespace with `source` as its only WAN source; the wan view's address.
-    func wanAddress(_ router: MiniUPnPRouter, source: String) throws -> (address: String, log: String) {
+    /// Frontdoor in the home namespace with `sources` as its WAN lines; stopped with `Tool.stop(pid)`, its
+    /// directory removed by the caller.
+    func start(_ router: MiniUPnPRouter, _ lines: [String]) throws -> (pid: pid_t, directory: String) {
         let directory = try Tool.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try """
-        view lan 192.0.2.0/24
-        view wan *
-        wan \(source)
-        wan interval 2s
-        wan confirm 2s
-        """.write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        try (["view lan 192.0.2.0/24", "view wan *"] + lines).joined(separator: "\n").write(
+            toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
         try "$ORIGIN example.com.\n$TTL 60\n$PROXY reverseproxy lan=192.0.2.42 wan=auto\n".write(
             toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
         let logFD = open(directory + "/log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        defer { close(logFD) }
         let pid = try router.spawnInHome(
             Tool.frontdoor,
             [
@@ -27,22 +24,64 @@ import Testing
                 "1",
             ],
             stderr: logFD)
-        close(logFD)
-        defer { Tool.stop(pid) }
+        return (pid, directory)
+    }
+
+    /// The wan view's proxy address as dig in the home namespace gets it.
+    func wanView(_ router: MiniUPnPRouter) throws -> String {
+        try router.inHome(
+            "dig", ["@127.0.0.1", "-p", "5300", "+short", "+time=1", "+tries=1", "reverseproxy.example.com", "A"]
+        )
+        .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs Frontdoor in the home namespace with `source` as its only WAN source; the wan view's address.
+    func wanAddress(_ router: MiniUPnPRouter, source: String) throws -> (address: String, log: String) {
+        let (pid, directory) = try self.start(router, ["wan \(source)", "wan interval 2s", "wan confirm 2s"])
+        defer {
+            Tool.stop(pid)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
         var address = ""
         for _ in 0..<100 {
             if Fixtures.textAt(directory + "/log").contains("wan: address is now") {
-                address =
-                    try router.inHome(
-                        "dig",
-                        ["@127.0.0.1", "-p", "5300", "+short", "+time=1", "+tries=1", "reverseproxy.example.com", "A"]
-                    )
-                    .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                address = try self.wanView(router)
                 break
             }
             usleep(50_000)
         }
         return (address, Fixtures.textAt(directory + "/log"))
+    }
+
+    /// With the poll interval at an hour, the router's announcement of its new address moves the wan view
+    /// within `wan confirm` (2 s here) and a poll or two.
+    @Test(.bug(id: "19")) func anAnnouncementMovesTheWANViewAtOnce() throws {
+        guard Tool.find("dig") != nil, let router = try MiniUPnPRouter(natpmp: true, upnp: false) else { return }
+        let (pid, directory) = try self.start(router, ["wan natpmp 192.0.2.1", "wan interval 1h", "wan confirm 2s"])
+        defer {
+            Tool.stop(pid)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        for _ in 0..<100 where !Fixtures.textAt(directory + "/log").contains("wan: address is now") { usleep(50_000) }
+        #expect(try self.wanView(router) == "11.22.33.44", "\(Fixtures.textAt(directory + "/log"))")
+        let moved = monotonicMilliseconds()
+        // As a DHCP lease change does: the old address goes, the new one comes, and the client's hook tells
+        // miniupnpd, which announces the new address to the LAN.
+        try router.inRouter("ip", ["addr", "del", "11.22.33.44/24", "dev", "wan0"])
+        try router.inRouter("ip", ["addr", "add", "11.22.33.55/24", "dev", "wan0"])
+        router.addressChanged()
+        var address = ""
+        // An hour without the announcement; 30 s is only the test's patience.
+        for _ in 0..<300 {
+            address = try self.wanView(router)
+            if address == "11.22.33.55" { break }
+            usleep(100_000)
+        }
+        let took = monotonicMilliseconds() - moved
+        let log = Fixtures.textAt(directory + "/log")
+        #expect(address == "11.22.33.55", "\(log)\n\(router.log)")
+        #expect(log.contains("wan: the router at 192.0.2.1 announced a change; asking the sources now"), "\(log)")
+        print("the wan view followed the router's new address in \(took) ms (wan confirm 2 s)")
     }
 
     @Test(.bug(id: "19")) func theAddressOverUPnPIGDWithNATPMPSwitchedOff() throws {

@@ -129,6 +129,20 @@ package final class MiniUPnPRouter {
         try Tool.run(self.ip, ["netns", "exec", self.home, program] + arguments)
     }
 
+    /// Tells miniupnpd its WAN address changed (SIGUSR1), as a router's DHCP client hook does: Debian's build
+    /// does not watch the interface itself. It then announces the address to the LAN.
+    package func addressChanged() {
+        if let pid { kill(pid, SIGUSR1) }
+    }
+
+    /// Runs a program inside the router namespace; throws when it fails.
+    package func inRouter(_ program: String, _ arguments: [String]) throws {
+        let outcome = try Tool.run(self.ip, ["netns", "exec", self.router, program] + arguments)
+        guard outcome.status == 0 else {
+            throw FixtureError(message: "\(program) \(arguments.joined(separator: " ")): \(outcome.stderr)")
+        }
+    }
+
     /// Starts a program inside the home namespace (stop it with Tool.stop).
     package func spawnInHome(_ program: String, _ arguments: [String], stderr: Int32) throws -> pid_t {
         try Tool.spawn(self.ip, ["netns", "exec", self.home, program] + arguments, stderr: stderr)
