@@ -185,6 +185,13 @@ if ProcessInfo.processInfo.environment["FRONTDOOR_FUZZ"] != nil {
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
         ),
         .executableTarget(
+            name: "RouterFuzzer",
+            dependencies: ["DynDNS", "ZoneModel", "FuzzDriver"],
+            path: "Tests/Fuzz/RouterFuzzer",
+            swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]
+        ),
+        .executableTarget(
             name: "DNSFuzzer",
             dependencies: ["Files", "ZoneFile", "DNSWire", "DNSServer", "FuzzDriver"],
             path: "Tests/Fuzz/DNSFuzzer",

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds a libFuzzer target and runs it.
-#   Tests/Fuzz/run.sh [SECONDS] [lexer|dns|tls]     (default 60 seconds, lexer)
+#   Tests/Fuzz/run.sh [SECONDS] [lexer|dns|tls|router]     (default 60 seconds, lexer)
 #   lexer: zone and config text through the lexer, parsers, validator, compiler and exporter
 #   dns:   any bytes as a DNS query to the responder (both views, UDP and TCP), to the message decoder, and
 #          as a script of upstream behaviour for the forwarder's UpstreamExchange (its budget, its scrubbing)
 #   tls:   any bytes as a client's bytes to the HTTPS listener's TLS server (OpenSSL's record layer and
 #          handshake through Frontdoor's socket BIO, SNI and ALPN callbacks and ticket keys), before or after a
 #          real handshake, and to the ClientHello reader of SNI passthrough
+#   router: any bytes as what a router sends: XML (device descriptions, SOAP replies), SSDP replies, PCP answers
 # The corpus in Tests/Fuzz/corpus/<target> grows as it runs. Crashers land in Tests/Fuzz/crashes/; turn
 # each into a fixture (Tests/Fixtures/zones/bad or a responder test) once fixed.
 set -euo pipefail
@@ -17,14 +18,22 @@ case "$target" in
     lexer) product=LexerFuzzer; max_len=4096 ;;
     dns) product=DNSFuzzer; max_len=1500 ;;
     tls) product=TLSFuzzer; max_len=4096 ;;
-    *) echo "usage: $0 [SECONDS] [lexer|dns|tls]" >&2; exit 64 ;;
+    router) product=RouterFuzzer; max_len=8192 ;;
+    *) echo "usage: $0 [SECONDS] [lexer|dns|tls|router]" >&2; exit 64 ;;
 esac
 export FRONTDOOR_FUZZ=1
 # -sanitize=fuzzer on every module, so libFuzzer sees coverage in the libraries, not only the harness.
 swift build -c debug --scratch-path .build-fuzz --product "$product" -Xswiftc -sanitize=fuzzer,address >/dev/null
 corpus="Tests/Fuzz/corpus/$target"
 mkdir -p Tests/Fuzz/crashes "$corpus"
-if [ "$target" = lexer ]; then
+if [ "$target" = router ]; then
+    # Seed with miniupnpd's own device description and a SOAP answer.
+    cp -n Tests/Fixtures/upnp/miniupnpd-rootDesc.xml "$corpus/seed-rootDesc.xml" 2>/dev/null || true
+    printf '<s:Envelope><s:Body><u:R><NewExternalIPAddress>11.22.33.44</NewExternalIPAddress></u:R></s:Body></s:Envelope>' \
+        >"$corpus/seed-soap.xml"
+    printf 'HTTP/1.1 200 OK\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\nLOCATION: http://192.0.2.1:5000/rootDesc.xml\r\n\r\n' \
+        >"$corpus/seed-ssdp"
+elif [ "$target" = lexer ]; then
     # Seed with every zone and config the project ships or tests.
     for f in zones/*.zone zones/*.conf Tests/Fixtures/zones/ok/* Tests/Fixtures/zones/bad/* Tests/Fixtures/conf/*; do
         cp -n "$f" "$corpus/seed-$(basename "$f")" 2>/dev/null || true
