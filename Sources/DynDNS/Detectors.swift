@@ -77,7 +77,9 @@ public enum Detectors {
             guard result == 0 else {
                 let reasons = [
                     1: "unsupported version", 2: "not authorized (NAT-PMP is switched off on the router)",
-                    3: "network failure (the router has no WAN address yet)", 4: "out of resources",
+                    3: "network failure (the router has no public WAN address: none yet, or its own is private or "
+                        + "carrier-grade NAT; 'wan router' also asks it over UPnP, which names the address)",
+                    4: "out of resources",
                     5: "unsupported opcode",
                 ]
                 return .failure(DetectError("router says: \(reasons[Int(result)] ?? "result code \(result)")"))

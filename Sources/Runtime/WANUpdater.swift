@@ -74,13 +74,54 @@ public final class WANUpdater: @unchecked Sendable {
     static func gateways(_ settings: Settings) -> [IPAddress] {
         settings.wanSources.compactMap { source in
             switch source.kind {
-            case .natPMP(let gateway), .pcp(let gateway), .upnp(let gateway): gateway
+            case .natPMP(let gateway), .pcp(let gateway), .upnp(let gateway), .router(let gateway): gateway
             default: nil
             }
         }
     }
 
     static let announcementToken: UInt64 = 1
+
+    /// The protocol each router answered last (`wan router`), asked first the next time.
+    static let routerProtocols = Mutex<[IPAddress: String]>([:])
+
+    /// The router's WAN address over PCP, NAT-PMP or UPnP IGD: the one that answered last first, then the
+    /// others in that order. A router that answers none: every protocol's reason.
+    static func askRouter(_ gateway: IPAddress) -> Result<IPAddress, DetectError> {
+        let protocols: [(String, (IPAddress) -> Result<IPAddress, DetectError>)] = [
+            ("pcp", { PCP.externalAddress(gateway: $0) }),
+            ("natpmp", { Detectors.natPMP(SocketAddress(address: $0, port: 5351)) }),
+            ("upnp", { UPnP.externalAddress(gateway: $0) }),
+        ]
+        let remembered = WANUpdater.routerProtocols.withLock { $0[gateway] }
+        let ordered = protocols.filter { $0.0 == remembered } + protocols.filter { $0.0 != remembered }
+        var reasons: [String] = []
+        for (name, ask) in ordered {
+            switch ask(gateway) {
+            case .success(let address):
+                if remembered != name {
+                    WANUpdater.routerProtocols.withLock { $0[gateway] = name }
+                    Log.info("wan: the router at \(gateway) answers over \(name)")
+                }
+                return .success(address)
+            case .failure(let error):
+                reasons.append("\(name): \(error)")
+            }
+        }
+        // Answers without a public address (NAT-PMP's network failure, UPnP's empty address — miniupnpd and
+        // others hide a private or CGNAT address of their own): the router has no public address to share.
+        let hidden = reasons.contains { $0.contains("network failure") || $0.contains("(an empty answer)") }
+        if hidden {
+            return .failure(
+                DetectError(
+                    "the router at \(gateway) answers but has no public WAN address: its own WAN address is private "
+                        + "(a second router in front of it: double NAT) or carrier-grade NAT (the ISP shares one public "
+                        + "address among customers), so port forwards on it cannot reach the internet; ask the ISP for "
+                        + "a public address (or use IPv6, or a tunnel), or put the front router in bridge mode ("
+                        + reasons.joined(separator: "; ") + ")"))
+        }
+        return .failure(DetectError(reasons.joined(separator: "; ")))
+    }
 
     /// A UDP socket on port 5350 that receives the all-hosts multicast the routers announce on.
     static func announcementSocket() -> Result<Int32, DetectError> {
@@ -350,6 +391,7 @@ public final class WANUpdater: @unchecked Sendable {
         case .natPMP(let gateway): "natpmp \(gateway)"
         case .upnp(let gateway): "upnp \(gateway)"
         case .pcp(let gateway): "pcp \(gateway)"
+        case .router(let gateway): "router \(gateway)"
         case .dns(let name, let type, let server): "dns \(name.hostDescription) \(type) @\(server)"
         case .http(let url): "http \(url)"
         }
@@ -374,6 +416,7 @@ public final class WANUpdater: @unchecked Sendable {
         case .natPMP(let gateway): Detectors.natPMP(SocketAddress(address: gateway, port: 5351))
         case .upnp(let gateway): UPnP.externalAddress(gateway: gateway)
         case .pcp(let gateway): PCP.externalAddress(gateway: gateway)
+        case .router(let gateway): WANUpdater.askRouter(gateway)
         case .dns(let name, let type, let server):
             Detectors.dns(name: name, type: type, server: server, chaos: name.hostDescription == "whoami.cloudflare")
         case .http(let url): Detectors.http(url, caFile: caFile)

@@ -434,7 +434,8 @@ package struct ConfigParser {
     mutating func wan(_ head: Token, _ arguments: [Token], file: String, into settings: inout Settings) {
         guard let kind = arguments.first else {
             return self.error(
-                .missingField, "'wan' needs a source (interface, natpmp, pcp, upnp, dns, http) or policy/interval",
+                .missingField,
+                "'wan' needs a source (interface, router, natpmp, pcp, upnp, dns, http) or policy/interval",
                 head,
                 file)
         }
@@ -467,12 +468,17 @@ package struct ConfigParser {
                 return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
             }
             settings.wanSources.append(WANSource(kind: .natPMP(gateway: address), location: location))
-        case "upnp", "pcp":
+        case "upnp", "pcp", "router":
             guard let gateway = self.single(kind, rest, file: file, what: "the router's address") else { return }
             guard let address = IPAddress(gateway.string) else {
                 return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
             }
-            let source: WANSource.Kind = kind.string == "upnp" ? .upnp(gateway: address) : .pcp(gateway: address)
+            let source: WANSource.Kind =
+                switch kind.string {
+                case "upnp": .upnp(gateway: address)
+                case "pcp": .pcp(gateway: address)
+                default: .router(gateway: address)
+                }
             settings.wanSources.append(WANSource(kind: source, location: location))
         case "dns":
             guard rest.count == 3 else {
@@ -528,7 +534,7 @@ package struct ConfigParser {
         default:
             self.error(
                 .badSetting,
-                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, natpmp, pcp, upnp, dns, http, policy, interval, confirm, test-addresses)",
+                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, router, natpmp, pcp, upnp, dns, http, policy, interval, confirm, test-addresses)",
                 kind,
                 file)
         }

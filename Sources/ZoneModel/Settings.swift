@@ -67,6 +67,9 @@ public struct WANSource: Hashable, Sendable {
         case upnp(gateway: IPAddress)
         /// The external address of a PCP MAP response from the router (RFC 6887).
         case pcp(gateway: IPAddress)
+        /// The router asked over PCP, then NAT-PMP, then UPnP IGD — the one that answered is asked first the
+        /// next time.
+        case router(gateway: IPAddress)
         /// A DNS question whose answer is the asker's address, asked of `server`.
         case dns(name: DomainName, type: RecordType, server: SocketAddress)
         /// A URL that returns the address as text.

@@ -108,4 +108,35 @@ import Testing
         let rules = try router.rules()
         #expect(!rules.contains("dnat"), "\(rules)")
     }
+
+    /// `wan router` finds the protocol the router speaks (here only UPnP IGD) and says which.
+    @Test(.bug(id: "19")) func wanRouterFindsTheProtocol() throws {
+        guard Tool.find("dig") != nil, let router = try MiniUPnPRouter(natpmp: false, upnp: true) else { return }
+        let (address, log) = try self.wanAddress(router, source: "router 192.0.2.1")
+        #expect(address == "11.22.33.44", "\(log)\n\(router.log)")
+        #expect(log.contains("wan: the router at 192.0.2.1 answers over upnp"), "\(log)")
+    }
+
+    /// A router whose own WAN address is carrier-grade NAT (100.64/10) or private (double NAT): NAT-PMP says
+    /// "network failure", PCP has no resources, UPnP answers an empty address (miniupnpd hides such an address
+    /// of its own) — together they say what is going on, and no address is published.
+    @Test(.bug(id: "19"), arguments: ["100.64.7.8", "10.20.30.40"])
+    func aRouterBehindAnotherNATIsExplained(wanAddress: String) throws {
+        let explanation =
+            "the router at 192.0.2.1 answers but has no public WAN address: its own WAN address is private (a "
+            + "second router in front of it: double NAT) or carrier-grade NAT"
+        guard Tool.find("dig") != nil, let router = try MiniUPnPRouter(natpmp: true, upnp: true, wanAddress: wanAddress)
+        else { return }
+        let (pid, directory) = try self.start(router, ["wan router 192.0.2.1", "wan interval 2s", "wan confirm 2s"])
+        defer {
+            Tool.stop(pid)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        for _ in 0..<200 where !Fixtures.textAt(directory + "/log").contains("no usable IPv4 address") {
+            usleep(50_000)
+        }
+        let log = Fixtures.textAt(directory + "/log")
+        #expect(log.contains(explanation), "\(log)\n\(router.log)")
+        #expect(try self.wanView(router) == "", "no address is published")
+    }
 }
