@@ -31,6 +31,9 @@ public struct WANJudge: Sendable {
         case pending(IPAddress)
         /// No usable address: why, in words for the log and `frontdoor status`.
         case noAddress(String)
+        /// No usable address for longer than the grace period: the published one is withdrawn (the wan view
+        /// answers without it, providers are left alone) — the address withdrawn and why.
+        case withdraw(IPAddress, String)
     }
 
     public var policy: WANPolicy
@@ -40,6 +43,10 @@ public struct WANJudge: Sendable {
     public var acceptDocumentation: Bool
     public private(set) var published: IPAddress?
     public private(set) var candidate: (address: IPAddress, since: UInt64)?
+    /// Milliseconds the published address is kept while no source gives a usable one (nil: for ever).
+    public var grace: UInt64?
+    /// Since when no source has given a usable address while one is published.
+    public private(set) var lostSince: UInt64?
     /// Warnings from the last judgement (CGNAT, private answers), for the log.
     public private(set) var warnings: [String] = []
 
@@ -84,19 +91,20 @@ public struct WANJudge: Sendable {
         switch self.policy {
         case .firstAnswer:
             guard let first = usable.first else {
-                return .noAddress(self.reason(failures: failures))
+                return self.lost(self.reason(failures: failures), now: now)
             }
             chosen = first.address
         case .agreement(let needed):
             var counts: [IPAddress: Int] = [:]
             for entry in usable { counts[entry.address, default: 0] += 1 }
             guard let best = counts.filter({ $0.value >= needed }).max(by: { $0.value < $1.value }) else {
-                if usable.isEmpty { return .noAddress(self.reason(failures: failures)) }
+                if usable.isEmpty { return self.lost(self.reason(failures: failures), now: now) }
                 let said = usable.map { "\($0.source) says \($0.address)" }.joined(separator: ", ")
-                return .noAddress("sources disagree (\(needed) must agree): \(said)")
+                return self.lost("sources disagree (\(needed) must agree): \(said)", now: now)
             }
             chosen = best.key
         }
+        self.lostSince = nil
         guard let published = self.published else {
             // Nothing to flap from: the first address is published at once.
             self.published = chosen
@@ -122,6 +130,20 @@ public struct WANJudge: Sendable {
             return .publish(chosen)
         }
         return .pending(chosen)
+    }
+
+    /// No usable address now: keep the published one through the grace period, then withdraw it.
+    mutating func lost(_ reason: String, now: UInt64) -> Decision {
+        guard let published = self.published else { return .noAddress(reason) }
+        let since = self.lostSince ?? now
+        self.lostSince = since
+        if let grace = self.grace, now &- since >= grace {
+            self.published = nil
+            self.candidate = nil
+            self.lostSince = nil
+            return .withdraw(published, reason)
+        }
+        return .noAddress(reason)
     }
 
     func reason(failures: [String]) -> String {

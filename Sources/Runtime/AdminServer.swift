@@ -341,6 +341,16 @@ public final class AdminServer: @unchecked Sendable {
                 "frontdoor_wan_changes_total", "counter", "WAN address changes published (history kept: 20).",
                 [("", Double(state.history.count))])
             metric(
+                "frontdoor_wan_address_published", "gauge",
+                "1 while the wan view answers a WAN address of the family; 0 before one is known or once the "
+                    + "grace period withdrew it.",
+                [("family=\"ipv4\"", state.address == nil ? 0 : 1), ("family=\"ipv6\"", state.address6 == nil ? 0 : 1)])
+            metric(
+                "frontdoor_wan_source_up", "gauge", "1 when the WAN source gave an address at the last poll.",
+                state.sources.map {
+                    ("source=\"\(AdminServer.label($0.source))\"", $0.said.hasPrefix("no answer") ? 0 : 1)
+                })
+            metric(
                 "frontdoor_provider_pushes_total", "counter", "Pushes attempted per provider (kept across restarts).",
                 state.providers.sorted { $0.key < $1.key }.map {
                     ("provider=\"\(AdminServer.label($0.key))\"", Double($0.value.pushes))

@@ -275,6 +275,7 @@ public final class WANUpdater: @unchecked Sendable {
             judge.policy = settings.wanPolicy
             judge.confirmation = UInt64(settings.wanConfirmation) * 1000
             judge.acceptDocumentation = settings.wanAcceptDocumentation
+            judge.grace = settings.wanGrace.map { UInt64($0) * 1000 }
             let decision = judge.judge(family, now: now)
             if v6 { self.judge6 = judge } else { self.judge = judge }
             if case .noAddress = decision {
@@ -294,8 +295,25 @@ public final class WANUpdater: @unchecked Sendable {
                 next = min(next, max(1000, judge.confirmation / 2))
             case .unchanged:
                 break
+            case .withdraw(let address, let reason):
+                let note =
+                    "no usable \(v6 ? "IPv6" : "IPv4") address for \(settings.wanGrace ?? 0)s (wan grace): \(address) is "
+                    + "withdrawn — the wan view answers without it and the providers keep what they have until a "
+                    + "source answers again (\(reason))"
+                notes.append(note)
+                Log.error("wan: \(note)")
+                self.lastWarning[v6 ? 1 : 0] = reason
+                self.withdraw(v6: v6)
+                continue
             case .noAddress(let reason):
-                notes.append(reason)
+                if let since = judge.lostSince, judge.published != nil {
+                    let kept = (now &- since) / 1000
+                    notes.append(
+                        "\(reason); keeping \(judge.published.map { "\($0)" } ?? "") for now (\(kept)s of the grace period)"
+                    )
+                } else {
+                    notes.append(reason)
+                }
                 // Said once per new reason, not at every poll.
                 if self.lastWarning[v6 ? 1 : 0] != reason {
                     Log.warning("wan: no usable \(v6 ? "IPv6" : "IPv4") address: \(reason)")
@@ -311,6 +329,17 @@ public final class WANUpdater: @unchecked Sendable {
         }
         self.save()
         return WANJudge.nextPoll(after: 0, interval: max(1000, next), random: randomUInt32())
+    }
+
+    /// Takes the address of one family out of the wan view (the grace period ran out).
+    func withdraw(v6: Bool) {
+        var wan = self.appliance.wan
+        if v6 { wan.v6 = nil } else { wan.v4 = nil }
+        if let diagnostics = self.appliance.setWAN(wan, dateSerial: todaySerial()) {
+            for diagnostic in diagnostics.errors { Log.error(diagnostic.description) }
+        }
+        if v6 { self.state.address6 = nil } else { self.state.address = nil }
+        self.published.withLock { $0 = self.state }
     }
 
     func publish(_ address: IPAddress, announce: Bool) {

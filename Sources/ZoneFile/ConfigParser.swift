@@ -526,6 +526,16 @@ package struct ConfigParser {
                 return self.error(.badSetting, "bad WAN confirmation time \(value.quotedForMessage)", value, file)
             }
             settings.wanConfirmation = seconds
+        case "grace":
+            guard let value = self.single(kind, rest, file: file, what: "a duration or 'forever'") else { return }
+            if value.string == "forever" {
+                settings.wanGrace = nil
+            } else if let seconds = TTLText.parse(value) {
+                settings.wanGrace = seconds
+            } else {
+                return self.error(
+                    .badSetting, "bad WAN grace period \(value.quotedForMessage) (like 1d or 'forever')", value, file)
+            }
         case "test-addresses":
             guard rest.isEmpty else {
                 return self.error(.badSetting, "'wan test-addresses' takes no value", rest[0], file)
@@ -534,7 +544,7 @@ package struct ConfigParser {
         default:
             self.error(
                 .badSetting,
-                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, router, natpmp, pcp, upnp, dns, http, policy, interval, confirm, test-addresses)",
+                "unknown WAN setting \(kind.quotedForMessage) (interface, interface6, router, natpmp, pcp, upnp, dns, http, policy, interval, confirm, grace, test-addresses)",
                 kind,
                 file)
         }

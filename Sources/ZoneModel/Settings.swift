@@ -40,6 +40,9 @@ public struct Settings: Sendable {
     public var wanInterval: UInt32 = 300
     /// Seconds a new WAN address must hold before it is published (no flapping).
     public var wanConfirmation: UInt32 = 60
+    /// Seconds the published WAN address is kept while no source gives a usable one (`wan grace DURATION|forever`):
+    /// then the wan view answers without it and providers are left alone. nil: for ever.
+    public var wanGrace: UInt32? = 86_400
     /// Accept documentation addresses (192.0.2.0/24, 2001:db8::/32...) as WAN addresses: test networks only.
     public var wanAcceptDocumentation = false
     public var providers: [Provider] = []

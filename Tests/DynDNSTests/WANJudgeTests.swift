@@ -23,6 +23,37 @@ import ZoneModel
         #expect(judge.published == IPAddress("9.9.9.9")!)
     }
 
+    /// A lost address is kept through the grace period, then withdrawn once; a source answering again starts
+    /// over (published at once); an answer inside the grace period resets it.
+    @Test(.bug(id: "19")) func aLostAddressIsKeptForTheGracePeriodThenWithdrawn() {
+        var judge = WANJudge(policy: .firstAnswer, confirmation: 60_000)
+        judge.grace = 600_000
+        let address = IPAddress("8.8.4.4")!
+        #expect(judge.judge(Self.seen(("natpmp", "8.8.4.4")), now: 0) == .publish(address))
+        #expect(judge.judge(Self.seen(("natpmp", nil)), now: 100_000) == .noAddress("natpmp: timed out after 2 s"))
+        #expect(judge.lostSince == 100_000 && judge.published == address)
+        // Back inside the grace period: the clock starts again.
+        #expect(judge.judge(Self.seen(("natpmp", "8.8.4.4")), now: 500_000) == .unchanged)
+        #expect(judge.lostSince == nil)
+        #expect(judge.judge(Self.seen(("natpmp", "100.64.1.2")), now: 600_000) != .unchanged)
+        #expect(judge.judge(Self.seen(("natpmp", nil)), now: 1_000_000) == .noAddress("natpmp: timed out after 2 s"))
+        #expect(
+            judge.judge(Self.seen(("natpmp", nil)), now: 1_200_000)
+                == .withdraw(address, "natpmp: timed out after 2 s"))
+        #expect(judge.published == nil)
+        // Withdrawn once; then nothing to keep.
+        #expect(judge.judge(Self.seen(("natpmp", nil)), now: 1_300_000) == .noAddress("natpmp: timed out after 2 s"))
+        // A source answers again: published at once, as a first address.
+        #expect(judge.judge(Self.seen(("natpmp", "8.8.4.4")), now: 1_400_000) == .publish(address))
+        // Without a grace period (wan grace forever): kept for ever.
+        var forever = WANJudge(policy: .firstAnswer, confirmation: 60_000, published: address)
+        #expect(forever.judge(Self.seen(("natpmp", nil)), now: 0) == .noAddress("natpmp: timed out after 2 s"))
+        #expect(
+            forever.judge(Self.seen(("natpmp", nil)), now: 100 * 86_400_000)
+                == .noAddress("natpmp: timed out after 2 s"))
+        #expect(forever.published == address)
+    }
+
     @Test func flappingNeverPublishes() {
         var judge = WANJudge(policy: .firstAnswer, confirmation: 30_000, published: IPAddress("8.8.4.4")!)
         var now: UInt64 = 0

@@ -57,6 +57,8 @@ import Testing
         #expect(text.contains("frontdoor_dns_responses_total{view=\"wan\",rcode=\"NOERROR\"} 1"), "\(text)")
         #expect(text.contains("frontdoor_dns_cache_hits_total 0"), "\(text)")
         #expect(text.contains("frontdoor_sites 1"), "\(text)")
+        // No WAN address known (the echo source at port 9 answers nothing): none published, the source down.
+        #expect(text.contains("frontdoor_wan_address_published{family=\"ipv4\"} 0"), "\(text)")
         let proxied = try TestSocket(port: httpPort)
         proxied.send("GET / HTTP/1.1\r\nHost: nope.example.com\r\n\r\n")
         #expect(try #require(proxied.readResponse()).status == 421)

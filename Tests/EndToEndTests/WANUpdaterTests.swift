@@ -116,6 +116,57 @@ import ZoneModel
         #expect(status.stdout.contains("primary (IPv6): updated; has 2001:db8::10"), "\(status.stdout)")
     }
 
+    /// Issue 19, point 4: every source says CGNAT or nothing — the published address is kept through `wan
+    /// grace`, then withdrawn (the wan view answers NODATA, the state forgets it, status says why); a source
+    /// answering again publishes at once.
+    @Test(.bug(id: "19")) func aLostAddressIsWithdrawnAfterTheGracePeriod() throws {
+        guard let echo = try ProviderServer(tls: false) else { return }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try """
+        view lan 127.0.0.1/32
+        view wan *
+        state-dir \(directory)/state
+        wan http \(echo.base)/ip
+        wan interval 2s
+        wan confirm 0
+        wan grace 2s
+        wan test-addresses
+        """.write(toFile: "\(directory)/frontdoor.conf", atomically: true, encoding: .utf8)
+        try "$ORIGIN example.com.\n$TTL 300\n$PROXY reverseproxy lan=192.0.2.42 wan=auto\n".write(
+            toFile: "\(directory)/example.com.zone", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(directory)/state", withIntermediateDirectories: true)
+        let appliance = Appliance(directory: directory, wan: WANAddresses())
+        #expect(appliance.load(dateSerial: 2_026_120_500) == nil)
+        let store = try #require(appliance.store)
+        let proxyName = try DomainName("reverseproxy.example.com.")
+        func wanAnswer() -> [String] {
+            guard let view = store.tables().snapshot.view(named: "wan") else { return [] }
+            return Fixtures.answerLines(view.lookup(proxyName, .a))
+        }
+        try echo.setEcho("203.0.113.10")
+        let updater = WANUpdater(appliance: appliance)
+        updater.poll()
+        #expect(wanAnswer() == ["NOERROR", "reverseproxy.example.com. 300 IN A 203.0.113.10"])
+        // The ISP moves the line behind CGNAT: kept for now, and said so.
+        try echo.setEcho("100.64.1.2")
+        updater.poll()
+        #expect(wanAnswer() == ["NOERROR", "reverseproxy.example.com. 300 IN A 203.0.113.10"])
+        let keeping = UpdaterState.load(path: "\(directory)/state/dyndns.json")
+        #expect(keeping.note?.contains("keeping 203.0.113.10 for now") == true, "\(keeping.note ?? "")")
+        usleep(2_100_000)
+        updater.poll()
+        #expect(wanAnswer().first == "NODATA", "withdrawn after the grace period")
+        let withdrawn = UpdaterState.load(path: "\(directory)/state/dyndns.json")
+        #expect(withdrawn.address == nil)
+        #expect(withdrawn.note?.contains("203.0.113.10 is withdrawn") == true, "\(withdrawn.note ?? "")")
+        #expect(withdrawn.note?.contains("carrier-grade NAT") == true, "\(withdrawn.note ?? "")")
+        // A public address again: published at once.
+        try echo.setEcho("203.0.113.12")
+        updater.poll()
+        #expect(wanAnswer() == ["NOERROR", "reverseproxy.example.com. 300 IN A 203.0.113.12"])
+    }
+
     /// Issue 17, point 1, against a real BIND primary: a provider stopped by a wrong key is pushed to once the
     /// key file is fixed (no edit of its line), and at once on a reload; a changed record= under the same
     /// provider gets the address although the address did not change; a record changed behind Frontdoor's
