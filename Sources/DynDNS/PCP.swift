@@ -63,7 +63,8 @@ public enum PCP {
 
     /// A MAP request (60 bytes): `client` is the request's own source address, `nonce` 12 random bytes.
     public static func mapRequest(
-        client: IPAddress, nonce: [UInt8], protocol number: UInt8, internalPort: UInt16, lifetime: UInt32
+        client: IPAddress, nonce: [UInt8], protocol number: UInt8, internalPort: UInt16, lifetime: UInt32,
+        externalPort: UInt16 = 0
     ) -> [UInt8] {
         var out: [UInt8] = [2, 1, 0, 0]
         out += [
@@ -71,7 +72,8 @@ public enum PCP {
         ]
         out += PCP.wire(client)
         out += nonce.prefix(12) + [UInt8](repeating: 0, count: max(0, 12 - nonce.count))
-        out += [number, 0, 0, 0, UInt8(internalPort >> 8), UInt8(internalPort & 0xFF), 0, 0]
+        out += [number, 0, 0, 0, UInt8(internalPort >> 8), UInt8(internalPort & 0xFF)]
+        out += [UInt8(externalPort >> 8), UInt8(externalPort & 0xFF)]
         out += [UInt8](repeating: 0, count: 16)
         return out
     }

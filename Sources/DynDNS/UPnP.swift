@@ -81,12 +81,45 @@ public enum UPnP {
         return "http://\(authority)\(directory)\(reference)"
     }
 
-    /// The SOAP request body for `action` of `service`.
-    public static func soapBody(action: String, service: String) -> [UInt8] {
-        Array(
+    /// The SOAP request body for `action` of `service` with its `arguments` (values escaped).
+    public static func soapBody(action: String, service: String, arguments: [(String, String)] = []) -> [UInt8] {
+        func escaped(_ text: String) -> String {
+            text.replacingAll("&", "&amp;").replacingAll("<", "&lt;").replacingAll(">", "&gt;")
+        }
+        let values = arguments.map { "<\($0.0)>\(escaped($0.1))</\($0.0)>" }.joined()
+        return Array(
             ("<?xml version=\"1.0\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\" "
                 + "s:encodingStyle=\"http://schemas.xmlsoap.org/soap/encoding/\"><s:Body><u:\(action) xmlns:u=\""
-                + "\(service)\"></u:\(action)></s:Body></s:Envelope>\r\n").utf8)
+                + "\(service)\">\(values)</u:\(action)></s:Body></s:Envelope>\r\n").utf8)
+    }
+
+    /// The control URL and service type of the gateway's WAN connection service (search, description).
+    public static func control(gateway: IPAddress, timeout: UInt64) -> Result<
+        (url: String, service: String), DetectError
+    > {
+        let search = Detectors.ask(
+            SocketAddress(address: gateway, port: 1900), UPnP.searchRequest, timeout: timeout, firstWait: 500,
+            maximum: 8192
+        ) { UPnP.location(ofSearchResponse: $0) }
+        guard let search else {
+            return .failure(DetectError("no UPnP IGD answer from \(gateway) within \(timeout) ms"))
+        }
+        let location: String
+        switch search.flatMap({ UPnP.checked($0, gateway: gateway) }) {
+        case .success(let url): location = url
+        case .failure(let error): return .failure(error)
+        }
+        let description: HTTPClient.Response
+        do {
+            description = try HTTPClient.request(
+                HTTPClient.Request(method: "GET", url: location, headers: [], body: []), timeout: timeout)
+        } catch {
+            return .failure(DetectError("the device description \(location): \(error)"))
+        }
+        guard description.status == 200 else {
+            return .failure(DetectError("the device description \(location): HTTP \(description.status)"))
+        }
+        return UPnP.controlURL(description: description.body, location: location, gateway: gateway)
     }
 
     /// The address in a `GetExternalIPAddress` response, or the SOAP fault's reason.
@@ -116,30 +149,8 @@ public enum UPnP {
 
     /// The whole exchange with the gateway, within `timeout` milliseconds per step.
     public static func externalAddress(gateway: IPAddress, timeout: UInt64 = 3_000) -> Result<IPAddress, DetectError> {
-        let search = Detectors.ask(
-            SocketAddress(address: gateway, port: 1900), UPnP.searchRequest, timeout: timeout, firstWait: 500,
-            maximum: 8192
-        ) { UPnP.location(ofSearchResponse: $0) }
-        guard let search else {
-            return .failure(DetectError("no UPnP IGD answer from \(gateway) within \(timeout) ms"))
-        }
-        let location: String
-        switch search.flatMap({ UPnP.checked($0, gateway: gateway) }) {
-        case .success(let url): location = url
-        case .failure(let error): return .failure(error)
-        }
-        let description: HTTPClient.Response
-        do {
-            description = try HTTPClient.request(
-                HTTPClient.Request(method: "GET", url: location, headers: [], body: []), timeout: timeout)
-        } catch {
-            return .failure(DetectError("the device description \(location): \(error)"))
-        }
-        guard description.status == 200 else {
-            return .failure(DetectError("the device description \(location): HTTP \(description.status)"))
-        }
         let control: (url: String, service: String)
-        switch UPnP.controlURL(description: description.body, location: location, gateway: gateway) {
+        switch UPnP.control(gateway: gateway, timeout: timeout) {
         case .success(let found): control = found
         case .failure(let error): return .failure(error)
         }
@@ -166,5 +177,11 @@ extension Substring {
         while text.first == set { text = text.dropFirst() }
         while text.last == set { text = text.dropLast() }
         return text
+    }
+}
+
+extension String {
+    fileprivate func replacingAll(_ target: String, _ replacement: String) -> String {
+        self.split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }

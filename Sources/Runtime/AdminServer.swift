@@ -17,15 +17,21 @@ public struct AdminContext: Sendable {
     public var dns: DNSService?
     public var http: HTTPService?
     public var updater: WANUpdater?
+    /// The router's port forwards, when asked for.
+    public var forwarder: PortForwarder?
     /// Wall-clock seconds at start.
     public var started: Double
 
-    public init(store: SnapshotStore, dns: DNSService?, http: HTTPService?, updater: WANUpdater?, started: Double) {
+    public init(
+        store: SnapshotStore, dns: DNSService?, http: HTTPService?, updater: WANUpdater?, started: Double,
+        forwarder: PortForwarder? = nil
+    ) {
         self.store = store
         self.dns = dns
         self.http = http
         self.updater = updater
         self.started = started
+        self.forwarder = forwarder
     }
 }
 
@@ -262,6 +268,15 @@ public final class AdminServer: @unchecked Sendable {
                 "Transfers and signed queries refused (not a secondary, wrong key, wrong zone).",
                 [("", Double(dns.secondaries.refusals.load(ordering: .relaxed)))])
         }
+        if let forwarder = self.context.forwarder {
+            let forwards = forwarder.report.withLock { $0 }.sorted { $0.key < $1.key }
+            metric(
+                "frontdoor_router_forward_up", "gauge", "1 while the router holds the port forward to this host.",
+                forwards.map { ("forward=\"\($0.key)\"", $0.value.up ? 1 : 0) })
+            metric(
+                "frontdoor_router_forward_renewals_total", "counter", "Port forwards renewed at half their lifetime.",
+                forwards.map { ("forward=\"\($0.key)\"", Double($0.value.renewals)) })
+        }
         let certificates = ACMEManager.report(snapshot)
         if !certificates.isEmpty {
             let now = Int(time(nil))
@@ -467,6 +482,21 @@ public final class AdminServer: @unchecked Sendable {
             members.append(("http_open_connections", .number(Double(http.openConnections))))
         }
         if let updater = self.context.updater { members.append(("wan", updater.published.withLock { $0 }.json)) }
+        if let forwarder = self.context.forwarder {
+            let forwards = forwarder.report.withLock { $0 }.sorted { $0.key < $1.key }
+            members.append(
+                (
+                    "forwards",
+                    .array(
+                        forwards.map {
+                            .object([
+                                ("forward", .string($0.key)), ("up", .bool($0.value.up)),
+                                ("state", .string($0.value.text)),
+                                ("renewals", .number(Double($0.value.renewals))),
+                            ])
+                        })
+                ))
+        }
         let certificates = ACMEManager.report(snapshot)
         if !certificates.isEmpty {
             members.append(
@@ -571,6 +601,17 @@ public final class AdminServer: @unchecked Sendable {
                     AdminServer.escape(secondary[key]?.string ?? "—")
                 }
                 html += "<tr>" + cells.map { "<td>\($0)</td>" }.joined() + "</tr>"
+            }
+            html += "</table>"
+        }
+        if let forwards = status["forwards"]?.array, !forwards.isEmpty {
+            html +=
+                "<h2>Port forwards on the router</h2><table><tr><th>forward</th><th>state</th><th>renewals</th></tr>"
+            for forward in forwards {
+                let up = forward["up"]?.bool == true
+                html += "<tr><td>\(AdminServer.escape(forward["forward"]?.string ?? ""))</td>"
+                html += "<td class=\"\(up ? "up" : "down")\">\(AdminServer.escape(forward["state"]?.string ?? ""))</td>"
+                html += "<td>\(Int(forward["renewals"]?.number ?? 0))</td></tr>"
             }
             html += "</table>"
         }

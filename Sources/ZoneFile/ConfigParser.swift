@@ -105,10 +105,43 @@ package struct ConfigParser {
                 self.secondary(head, arguments, file: file, into: &settings)
             case "acme":
                 self.acme(head, arguments, file: file, into: &settings)
+            case "router":
+                guard arguments.first?.string == "forward", arguments.count >= 2 else {
+                    self.error(
+                        .missingField,
+                        "'router' takes 'forward PROTO/PORT... [lifetime=DURATION]' (router forward tcp/80 tcp/443)",
+                        head,
+                        file)
+                    continue
+                }
+                for token in arguments.dropFirst() {
+                    if token.string.hasPrefix("lifetime=") {
+                        guard let seconds = TTLText.parse(Array(token.text.dropFirst(9))), seconds >= 2 else {
+                            self.error(
+                                .badOption, "router forward: \(token.quotedForMessage) is not a duration of 2s or more",
+                                token, file)
+                            continue
+                        }
+                        settings.routerForwardLifetime = seconds
+                        continue
+                    }
+                    let parts = token.string.split(separator: "/")
+                    guard parts.count == 2, parts[0] == "tcp" || parts[0] == "udp", let port = UInt16(parts[1]),
+                        port > 0
+                    else {
+                        self.error(
+                            .badOption, "router forward: \(token.quotedForMessage) is not tcp/PORT or udp/PORT", token,
+                            file)
+                        continue
+                    }
+                    let forward = RouterForward(transport: String(parts[0]), port: port)
+                    if !settings.routerForwards.contains(forward) { settings.routerForwards.append(forward) }
+                }
+                settings.routerForwardLocation = head.location(in: file)
             default:
                 self.error(
                     .unknownSetting,
-                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, acme, wan, provider, secondary, serve-stale)",
+                    "unknown setting \(head.quotedForMessage) (view, listen, upstream, trusted-proxy, user, state-dir, ca-file, tls, internal-ca, acme, wan, router, provider, secondary, serve-stale)",
                     head, file)
             }
         }
@@ -117,6 +150,13 @@ package struct ConfigParser {
             self.error(
                 .missingField, "'internal-ca' keeps its root key in the state directory: add 'state-dir DIR'", head,
                 file)
+        }
+        if let location = settings.routerForwardLocation, settings.routerGateway == nil {
+            self.diagnostics.append(
+                Diagnostic(
+                    .missingField,
+                    "'router forward' asks the router named by a 'wan router GATEWAY' line (or wan pcp, natpmp, upnp): add one",
+                    at: location))
         }
         if let acme = settings.acme, settings.stateDirectory == nil {
             self.diagnostics.append(

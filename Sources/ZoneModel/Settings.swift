@@ -40,6 +40,13 @@ public struct Settings: Sendable {
     public var wanInterval: UInt32 = 300
     /// Seconds a new WAN address must hold before it is published (no flapping).
     public var wanConfirmation: UInt32 = 60
+    /// Ports the router is asked to forward to this host (`router forward tcp/80 tcp/443`), over the protocol
+    /// of the first router source (`wan router|pcp|natpmp|upnp GATEWAY`).
+    public var routerForwards: [RouterForward] = []
+    public var routerForwardLocation: SourceLocation?
+    /// The lifetime asked for each forward, in seconds (`lifetime=DURATION` on the line; default an hour);
+    /// renewed at half.
+    public var routerForwardLifetime: UInt32 = 3600
     /// Seconds the published WAN address is kept while no source gives a usable one (`wan grace DURATION|forever`):
     /// then the wan view answers without it and providers are left alone. nil: for ever.
     public var wanGrace: UInt32? = 86_400
@@ -219,5 +226,32 @@ public struct ACMEDelegation: Hashable, Sendable {
     public init(zone: DomainName, target: DomainName) {
         self.zone = zone
         self.target = target
+    }
+}
+
+/// One port forward asked of the router: the same port outside and in.
+public struct RouterForward: Hashable, Sendable, CustomStringConvertible {
+    /// "tcp" or "udp".
+    public var transport: String
+    public var port: UInt16
+
+    public init(transport: String, port: UInt16) {
+        self.transport = transport
+        self.port = port
+    }
+
+    public var description: String { "\(self.transport)/\(self.port)" }
+}
+
+extension Settings {
+    /// The router the sources ask (the first NAT-PMP, PCP, UPnP or router source).
+    public var routerGateway: IPAddress? {
+        for source in self.wanSources {
+            switch source.kind {
+            case .natPMP(let gateway), .pcp(let gateway), .upnp(let gateway), .router(let gateway): return gateway
+            default: continue
+            }
+        }
+        return nil
     }
 }

@@ -147,6 +147,7 @@ enum RunCommand {
         let http: HTTPService?
         let updater = configuration.dynDNS ? WANUpdater(appliance: appliance) : nil
         let admin: AdminServer?
+        let forwarder = settings.routerForwards.isEmpty ? nil : PortForwarder(appliance: appliance)
         do {
             service = options.listeners.isEmpty ? nil : try DNSService(options: options, store: store)
             if let path = arguments.value("--access-log") {
@@ -166,7 +167,8 @@ enum RunCommand {
                 : try AdminServer(
                     listeners: configuration.adminListeners,
                     context: AdminContext(
-                        store: store, dns: service, http: http, updater: updater, started: Double(time(nil))))
+                        store: store, dns: service, http: http, updater: updater, started: Double(time(nil)),
+                        forwarder: forwarder))
         } catch {
             Log.error("\(error.description) (the admin listener; --admin ADDRESS:PORT or --admin off)")
             return .failure
@@ -232,6 +234,11 @@ enum RunCommand {
             Log.info(
                 "dyndns: watching the WAN address with \(settings.wanSources.count) source(s), "
                     + "\(settings.providers.count) provider(s)")
+        }
+        if let forwarder {
+            guard supervisor.startThread("router-forwards", { forwarder.run() }, stop: forwarder.stop) else {
+                return failedToStart("router-forwards")
+            }
         }
         if let acme {
             guard supervisor.startThread("acme", { acme.run() }, stop: acme.stop) else {

@@ -32,6 +32,16 @@ enum StatusCommand {
             print("no state-dir in \(directory)/frontdoor.conf: the updater keeps no state to show")
             return .ok
         }
+        if !model.settings.routerForwards.isEmpty,
+            case .success(let bytes) = DiskFiles().read(joinPath(stateDirectory, "forwards"))
+        {
+            print("port forwards on the router:")
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+                let fields = line.split(separator: "\t", maxSplits: 3).map(String.init)
+                guard fields.count == 4 else { continue }
+                print("  \(fields[0]): \(fields[1]), \(fields[3]); renewed \(fields[2]) time(s)")
+            }
+        }
         let secondaries = StatusCommand.secondaries(model.settings, stateDirectory: stateDirectory)
         if !secondaries.isEmpty { print(secondaries) }
         if model.settings.acme != nil, case (_, let snapshot?) = loadSnapshot(directory: directory, wan: WANAddresses())

@@ -49,6 +49,7 @@ package final class MiniUPnPRouter {
             ["-n", home, "addr", "add", "192.0.2.42/24", "dev", "eth0"], ["-n", home, "link", "set", "eth0", "up"],
             ["-n", home, "route", "add", "default", "via", "192.0.2.1"],
             ["-n", wan, "addr", "add", "11.22.33.1/24", "dev", "eth0"], ["-n", wan, "link", "set", "eth0", "up"],
+            ["netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"],
         ]
         for command in commands {
             let outcome = try Tool.run(ip, command)
@@ -122,6 +123,11 @@ package final class MiniUPnPRouter {
             self.ip, ["netns", "exec", self.router, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd"]
         )
         .stdout
+    }
+
+    /// Runs a program inside the wan namespace (11.22.33.1, beside the router's WAN side) and waits for it.
+    package func inWAN(_ program: String, _ arguments: [String]) throws -> Tool.Outcome {
+        try Tool.run(self.ip, ["netns", "exec", self.prefix + "-wan", program] + arguments)
     }
 
     /// Runs a program inside the home namespace and waits for it.

@@ -1,0 +1,134 @@
+import CSys
+import EventLoop
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Port forwards asked of the router (`router forward tcp/80 tcp/443`): the same port outside and inside, to
+/// this host, over PCP (RFC 6887 MAP), NAT-PMP (RFC 6886) or UPnP IGD (`AddPortMapping`). A lifetime of 0
+/// removes the mapping. Each call is one bounded exchange; a refusal says why, a port another device holds
+/// says so.
+public enum PortMapping {
+    public enum Transport: String, Sendable, Hashable {
+        case tcp, udp
+        var number: UInt8 { self == .tcp ? 6 : 17 }
+    }
+
+    /// This host's address towards `gateway` (the source address the kernel picks).
+    public static func localAddress(toward gateway: IPAddress) -> IPAddress? {
+        guard let socket = try? BlockingSocket(udp: SocketAddress(address: gateway, port: PCP.port), timeout: 100)
+        else {
+            return nil
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fd, $0, &length) }
+        }
+        return named == 0 ? IPAddress(peer: &storage) : nil
+    }
+
+    /// PCP MAP of `port` (same port outside) to `client`; the lifetime the router granted.
+    public static func pcp(
+        gateway: IPAddress, client: IPAddress, nonce: [UInt8], transport: Transport, port: UInt16, lifetime: UInt32,
+        timeout: UInt64 = 2_000
+    ) -> Result<UInt32, DetectError> {
+        let request = PCP.mapRequest(
+            client: client, nonce: nonce, protocol: transport.number, internalPort: port, lifetime: lifetime,
+            externalPort: port)
+        let answer: Result<PCP.MapResponse, DetectError>? = Detectors.ask(
+            SocketAddress(address: gateway, port: PCP.port), request, timeout: timeout, firstWait: 250, maximum: 1100
+        ) { PCP.mapResponse($0, nonce: nonce) }
+        guard let answer else { return .failure(DetectError("no PCP answer from \(gateway)")) }
+        return answer.flatMap { response in
+            if lifetime > 0 && response.externalPort != port {
+                return .failure(
+                    DetectError(
+                        "the router gave port \(response.externalPort) instead of \(port): another device holds "
+                            + "\(transport.rawValue)/\(port) on the router (free it in the router's settings)"))
+            }
+            return .success(response.lifetime)
+        }
+    }
+
+    /// NAT-PMP mapping (RFC 6886 §3.3) of `port` to this host; the lifetime granted.
+    public static func natPMP(
+        gateway: IPAddress, transport: Transport, port: UInt16, lifetime: UInt32, timeout: UInt64 = 2_000
+    ) -> Result<UInt32, DetectError> {
+        let opcode: UInt8 = transport == .udp ? 1 : 2
+        let request: [UInt8] =
+            [0, opcode, 0, 0, UInt8(port >> 8), UInt8(port & 0xFF), UInt8(port >> 8), UInt8(port & 0xFF)]
+            + [
+                UInt8(lifetime >> 24), UInt8(lifetime >> 16 & 0xFF), UInt8(lifetime >> 8 & 0xFF),
+                UInt8(lifetime & 0xFF),
+            ]
+        let answer: Result<UInt32, DetectError>? = Detectors.ask(
+            SocketAddress(address: gateway, port: 5351), request, timeout: timeout, firstWait: 250, maximum: 64
+        ) { reply in
+            guard reply.count >= 16, reply[0] == 0, reply[1] == 128 + opcode,
+                UInt16(reply[8]) << 8 | UInt16(reply[9]) == port
+            else { return nil }
+            let result = UInt16(reply[2]) << 8 | UInt16(reply[3])
+            guard result == 0 else {
+                return .failure(DetectError("the router refused the NAT-PMP mapping (result code \(result))"))
+            }
+            let external = UInt16(reply[10]) << 8 | UInt16(reply[11])
+            if lifetime > 0 && external != port {
+                return .failure(
+                    DetectError(
+                        "the router gave port \(external) instead of \(port): another device holds "
+                            + "\(transport.rawValue)/\(port) on the router (free it in the router's settings)"))
+            }
+            return .success(
+                UInt32(reply[12]) << 24 | UInt32(reply[13]) << 16 | UInt32(reply[14]) << 8 | UInt32(reply[15]))
+        }
+        return answer ?? .failure(DetectError("no NAT-PMP answer from \(gateway)"))
+    }
+
+    /// UPnP IGD `AddPortMapping` (or `DeletePortMapping` with lifetime 0) of `port` to `client`.
+    public static func upnp(
+        gateway: IPAddress, client: IPAddress, transport: Transport, port: UInt16, lifetime: UInt32,
+        timeout: UInt64 = 3_000
+    ) -> Result<UInt32, DetectError> {
+        let control: (url: String, service: String)
+        switch UPnP.control(gateway: gateway, timeout: timeout) {
+        case .success(let found): control = found
+        case .failure(let error): return .failure(error)
+        }
+        let proto = transport.rawValue.uppercased()
+        let action = lifetime == 0 ? "DeletePortMapping" : "AddPortMapping"
+        var arguments = [("NewRemoteHost", ""), ("NewExternalPort", "\(port)"), ("NewProtocol", proto)]
+        if lifetime > 0 {
+            arguments += [
+                ("NewInternalPort", "\(port)"), ("NewInternalClient", client.description), ("NewEnabled", "1"),
+                ("NewPortMappingDescription", "frontdoor \(transport.rawValue)/\(port)"),
+                ("NewLeaseDuration", "\(lifetime)"),
+            ]
+        }
+        let reply: HTTPClient.Response
+        do {
+            reply = try HTTPClient.request(
+                HTTPClient.Request(
+                    method: "POST", url: control.url,
+                    headers: [
+                        ("Content-Type", "text/xml; charset=\"utf-8\""),
+                        ("SOAPAction", "\"\(control.service)#\(action)\""),
+                    ], body: UPnP.soapBody(action: action, service: control.service, arguments: arguments)),
+                timeout: timeout)
+        } catch {
+            return .failure(DetectError("\(action) at \(control.url): \(error)"))
+        }
+        if reply.status == 200 { return .success(lifetime) }
+        let fault = UPnP.externalAddress(status: reply.status, body: reply.body)
+        if case .failure(let error) = fault, error.message.contains(" 718 ") || error.message.hasSuffix("718") {
+            return .failure(
+                DetectError(
+                    "another device holds \(transport.rawValue)/\(port) on the router (UPnP 718, "
+                        + "ConflictInMappingEntry): free it in the router's settings"))
+        }
+        if case .failure(let error) = fault { return .failure(error) }
+        return .failure(DetectError("\(action): HTTP \(reply.status)"))
+    }
+}

@@ -1,0 +1,184 @@
+import CSys
+import DynDNS
+import EventLoop
+import Files
+import Synchronization
+import ZoneModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Keeps the router's port forwards to this host (`router forward tcp/80 tcp/443`): asks for each over PCP,
+/// NAT-PMP or UPnP IGD — the first that works, remembered — for an hour, renews at half the lifetime granted,
+/// retries a failure after a minute, and removes them all when Frontdoor stops. Never maps anything not
+/// configured. Control plane: its own thread.
+public final class PortForwarder: @unchecked Sendable {
+    let appliance: Appliance
+    let stopped = Atomic<Bool>(false)
+    let wake: Poller?
+    /// The protocol the router answered (pcp, natpmp, upnp).
+    var method: String?
+    /// PCP wants the same nonce to renew and to delete a mapping.
+    var nonces: [RouterForward: [UInt8]] = [:]
+    /// What is mapped now: the lifetime granted (s), and until when (monotonic ms).
+    var mapped: [RouterForward: (UInt32, UInt64)] = [:]
+    /// The last problem per forward, logged once each.
+    var problems: [RouterForward: String] = [:]
+    /// Per forward: what the router last said, and how many times it was renewed — for /metrics, /status
+    /// and `frontdoor status` (the file `state-dir/forwards`).
+    public let report = Mutex<[String: ForwardReport]>([:])
+
+    public struct ForwardReport: Sendable, Equatable {
+        public var up: Bool
+        public var text: String
+        public var renewals: Int
+    }
+
+    public init(appliance: Appliance) {
+        self.appliance = appliance
+        self.wake = try? Poller(capacity: 2)
+    }
+
+    public func stop() {
+        self.stopped.store(true, ordering: .releasing)
+        self.wake?.wake()
+    }
+
+    var settings: Settings { self.appliance.store?.tables().snapshot.settings ?? Settings() }
+
+    public func run() {
+        while !self.stopped.load(ordering: .acquiring) {
+            let wait = self.round(now: monotonicMilliseconds())
+            self.wake?.wait(timeout: Int32(clamping: wait)) { _, _ in }
+        }
+        self.removeAll()
+    }
+
+    /// Maps what is due; milliseconds until the next round.
+    func round(now: UInt64) -> UInt64 {
+        let settings = self.settings
+        guard let gateway = settings.routerGateway else { return 3_600_000 }
+        var next: UInt64 = 3_600_000
+        let lifetime = settings.routerForwardLifetime
+        for forward in settings.routerForwards {
+            // Renewed once half of the lifetime granted is over.
+            if let (granted, until) = self.mapped[forward], now + UInt64(granted) * 500 < until {
+                next = min(next, until - now - UInt64(granted) * 500)
+                continue
+            }
+            switch self.map(forward, gateway: gateway, lifetime: lifetime) {
+            case .success(let granted):
+                let renewing = self.mapped[forward] != nil
+                self.mapped[forward] = (granted, now + UInt64(granted) * 1000)
+                self.problems[forward] = nil
+                self.report.withLock {
+                    let renewals = ($0[forward.description]?.renewals ?? 0) + (renewing ? 1 : 0)
+                    $0[forward.description] = ForwardReport(
+                        up: true, text: "mapped over \(self.method ?? "?") for \(granted) s", renewals: renewals)
+                }
+                if !renewing {
+                    Log.info(
+                        "router: forwarding \(forward) on \(gateway) to this host over \(self.method ?? "?") "
+                            + "(\(granted) s, renewed at half)")
+                }
+                next = min(next, UInt64(granted) * 500)
+            case .failure(let error):
+                if self.problems[forward] != error.message {
+                    Log.error("router: cannot forward \(forward) on \(gateway): \(error.message)")
+                }
+                self.problems[forward] = error.message
+                self.report.withLock {
+                    $0[forward.description] = ForwardReport(
+                        up: false, text: "failed: \(error.message)", renewals: $0[forward.description]?.renewals ?? 0)
+                }
+                next = min(next, 60_000)
+            }
+        }
+        self.save(settings)
+        return max(next, 1000)
+    }
+
+    /// Asks for (or with lifetime 0 removes) one forward, over the remembered protocol or each in turn.
+    func map(_ forward: RouterForward, gateway: IPAddress, lifetime: UInt32) -> Result<UInt32, DetectError> {
+        guard let client = PortMapping.localAddress(toward: gateway) else {
+            return .failure(DetectError("no local address towards \(gateway)"))
+        }
+        let transport: PortMapping.Transport = forward.transport == "udp" ? .udp : .tcp
+        let nonce =
+            self.nonces[forward]
+            ?? {
+                var bytes = [UInt8](repeating: 0, count: 12)
+                _ = bytes.withUnsafeMutableBytes { csys_random_fill($0.baseAddress, 12) }
+                return bytes
+            }()
+        self.nonces[forward] = nonce
+        let methods: [(String, () -> Result<UInt32, DetectError>)] = [
+            (
+                "pcp",
+                {
+                    PortMapping.pcp(
+                        gateway: gateway, client: client, nonce: nonce, transport: transport, port: forward.port,
+                        lifetime: lifetime)
+                }
+            ),
+            (
+                "natpmp",
+                {
+                    PortMapping.natPMP(gateway: gateway, transport: transport, port: forward.port, lifetime: lifetime)
+                }
+            ),
+            (
+                "upnp",
+                {
+                    PortMapping.upnp(
+                        gateway: gateway, client: client, transport: transport, port: forward.port, lifetime: lifetime)
+                }
+            ),
+        ]
+        let ordered = methods.filter { $0.0 == self.method } + methods.filter { $0.0 != self.method }
+        var reasons: [String] = []
+        for (name, ask) in ordered {
+            switch ask() {
+            case .success(let granted):
+                self.method = name
+                return .success(granted)
+            case .failure(let error):
+                // A port held by another device is the answer, whatever another protocol would say.
+                if error.message.contains("another device holds") { return .failure(error) }
+                reasons.append("\(name): \(error.message)")
+            }
+        }
+        return .failure(DetectError(reasons.joined(separator: "; ")))
+    }
+
+    /// Writes `state-dir/forwards` ("FORWARD<TAB>up|down<TAB>renewals<TAB>what the router said" lines).
+    func save(_ settings: Settings) {
+        guard let directory = settings.stateDirectory else { return }
+        let lines = self.report.withLock { report in
+            report.sorted { $0.key < $1.key }.map { key, entry in
+                "\(key)\t\(entry.up ? "up" : "down")\t\(entry.renewals)\t\(entry.text)\n"
+            }.joined()
+        }
+        _ = DiskFiles().writeAtomically(Array(lines.utf8), to: joinPath(directory, "forwards"), mode: 0o644)
+    }
+
+    /// Removes every forward made (at stop).
+    func removeAll() {
+        let settings = self.settings
+        guard let gateway = settings.routerGateway else { return }
+        for forward in self.mapped.keys.sorted(by: { $0.port < $1.port }) {
+            switch self.map(forward, gateway: gateway, lifetime: 0) {
+            case .success: Log.info("router: removed the forward of \(forward) on \(gateway)")
+            case .failure(let error):
+                Log.warning("router: could not remove the forward of \(forward): \(error.message)")
+            }
+            self.report.withLock {
+                $0[forward.description] = ForwardReport(
+                    up: false, text: "removed at stop", renewals: $0[forward.description]?.renewals ?? 0)
+            }
+        }
+        self.mapped = [:]
+        self.save(settings)
+    }
+}
