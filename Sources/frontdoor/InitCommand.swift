@@ -156,9 +156,10 @@ enum InitCommand {
             # Where names outside your zones go for the LAN: \(router == nil ? "set your router or ISP resolver" : "the router").
             \(router.map { "upstream \($0)" } ?? "# upstream 192.0.2.1")
 
-            # The WAN address, for the wan view and DynDNS: asked from the router over NAT-PMP. Routers that
-            # speak only UPnP: use an echo service instead, e.g. 'wan http https://ifconfig.co/ip'.
-            \(router.map { "wan natpmp \($0)" } ?? "# wan natpmp 192.0.2.1")
+            # The WAN address, for the wan view and DynDNS: asked from the router over PCP, NAT-PMP or UPnP IGD
+            # (whichever it speaks; its announcements of a new address are heard at once). A router that speaks
+            # none of them (UPnP switched off): use an echo service, e.g. 'wan http https://ifconfig.co/ip'.
+            \(router.map { "wan router \($0)" } ?? "# wan router 192.0.2.1")
             wan interval 5m
             wan confirm 1m
 

@@ -445,8 +445,8 @@ check "frontdoor status shows the WAN history and the push" "primary: updated; h
 init_out=$(ns front "$frontdoor" init "$work/init" --domain example.org --site www=http://192.0.2.70:80 2>&1)
 check "frontdoor init writes a model from the namespace's network" "view lan 192.0.2.0/24 127.0.0.1/32 recursion" \
     "$(cat "$work/init/frontdoor.conf" 2>/dev/null) $init_out"
-check "... with the router as upstream and NAT-PMP source" "wan natpmp 192.0.2.1" \
-    "$(grep -E '^(upstream|wan natpmp) ' "$work/init/frontdoor.conf" 2>/dev/null | tr '\n' ' ')"
+check "... with the router as upstream and WAN source" "wan router 192.0.2.1" \
+    "$(grep -E '^(upstream|wan router) ' "$work/init/frontdoor.conf" 2>/dev/null | tr '\n' ' ')"
 check "... that check accepts" "0 error(s), 0 warning(s)" "$("$frontdoor" check "$work/init" 2>&1)"
 check "a second init into the same directory refuses" "init never overwrites" \
     "$(ns front "$frontdoor" init "$work/init" --domain example.org 2>&1; echo "exit $?")"
