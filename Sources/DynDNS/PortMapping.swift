@@ -108,17 +108,9 @@ public enum PortMapping {
             ]
         }
         let reply: HTTPClient.Response
-        do {
-            reply = try HTTPClient.request(
-                HTTPClient.Request(
-                    method: "POST", url: control.url,
-                    headers: [
-                        ("Content-Type", "text/xml; charset=\"utf-8\""),
-                        ("SOAPAction", "\"\(control.service)#\(action)\""),
-                    ], body: UPnP.soapBody(action: action, service: control.service, arguments: arguments)),
-                timeout: timeout)
-        } catch {
-            return .failure(DetectError("\(action) at \(control.url): \(error)"))
+        switch UPnP.call(control, action: action, arguments: arguments, timeout: timeout) {
+        case .success(let response): reply = response
+        case .failure(let error): return .failure(error)
         }
         if reply.status == 200 { return .success(lifetime) }
         let fault = UPnP.externalAddress(status: reply.status, body: reply.body)

@@ -154,20 +154,29 @@ public enum UPnP {
         case .success(let found): control = found
         case .failure(let error): return .failure(error)
         }
-        let reply: HTTPClient.Response
-        do {
-            reply = try HTTPClient.request(
-                HTTPClient.Request(
-                    method: "POST", url: control.url,
-                    headers: [
-                        ("Content-Type", "text/xml; charset=\"utf-8\""),
-                        ("SOAPAction", "\"\(control.service)#GetExternalIPAddress\""),
-                    ], body: UPnP.soapBody(action: "GetExternalIPAddress", service: control.service)),
-                timeout: timeout)
-        } catch {
-            return .failure(DetectError("GetExternalIPAddress at \(control.url): \(error)"))
+        return UPnP.call(control, action: "GetExternalIPAddress", timeout: timeout).flatMap { reply in
+            UPnP.externalAddress(status: reply.status, body: reply.body)
         }
-        return UPnP.externalAddress(status: reply.status, body: reply.body)
+    }
+
+    /// One SOAP action of the WAN connection service.
+    static func call(
+        _ control: (url: String, service: String), action: String, arguments: [(String, String)] = [],
+        timeout: UInt64
+    ) -> Result<HTTPClient.Response, DetectError> {
+        do {
+            return .success(
+                try HTTPClient.request(
+                    HTTPClient.Request(
+                        method: "POST", url: control.url,
+                        headers: [
+                            ("Content-Type", "text/xml; charset=\"utf-8\""),
+                            ("SOAPAction", "\"\(control.service)#\(action)\""),
+                        ], body: UPnP.soapBody(action: action, service: control.service, arguments: arguments)),
+                    timeout: timeout))
+        } catch {
+            return .failure(DetectError("\(action) at \(control.url): \(error)"))
+        }
     }
 }
 
