@@ -16,6 +16,7 @@ import ZoneModel
 public final class PortForwarder: @unchecked Sendable {
     let appliance: Appliance
     let stopped = Atomic<Bool>(false)
+    let remap = Atomic<Bool>(false)
     let wake: Poller?
     /// The protocol the router answered (pcp, natpmp, upnp).
     var method: String?
@@ -40,6 +41,12 @@ public final class PortForwarder: @unchecked Sendable {
         self.wake = try? Poller(capacity: 2)
     }
 
+    /// The router announced a change or a restart (its mappings may be gone): ask for every forward again now.
+    public func remapNow() {
+        self.remap.store(true, ordering: .releasing)
+        self.wake?.wake()
+    }
+
     public func stop() {
         self.stopped.store(true, ordering: .releasing)
         self.wake?.wake()
@@ -61,6 +68,10 @@ public final class PortForwarder: @unchecked Sendable {
         guard let gateway = settings.routerGateway else { return 3_600_000 }
         var next: UInt64 = 3_600_000
         let lifetime = settings.routerForwardLifetime
+        if self.remap.exchange(false, ordering: .acquiring) && !self.mapped.isEmpty {
+            Log.info("router: the router announced a change; asking for the port forwards again")
+            self.mapped = [:]
+        }
         for forward in settings.routerForwards {
             // Renewed once half of the lifetime granted is over.
             if let (granted, until) = self.mapped[forward], now + UInt64(granted) * 500 < until {

@@ -32,6 +32,9 @@ public final class WANUpdater: @unchecked Sendable {
     var lastAnnouncement: UInt64 = 0
     /// When an announcement held back by the once-a-second limit is acted on.
     var heldAnnouncement: UInt64?
+    /// Called when the router announced something (a new address, or a restart: PCP's ANNOUNCE at start, RFC
+    /// 6887 §14.1.3): the port forwards are asked for again at once.
+    public var announced: (@Sendable () -> Void)?
     /// What `status` shows; updated after each poll.
     public let published = Mutex<UpdaterState>(UpdaterState())
 
@@ -176,6 +179,7 @@ public final class WANUpdater: @unchecked Sendable {
         }
         guard let announced else { return false }
         Log.info("wan: the router at \(announced) announced a change; asking the sources now")
+        self.announced?()
         let now = monotonicMilliseconds()
         guard now >= self.lastAnnouncement + 1000 else {
             self.heldAnnouncement = self.lastAnnouncement + 1000

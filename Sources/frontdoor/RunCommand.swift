@@ -148,6 +148,8 @@ enum RunCommand {
         let updater = configuration.dynDNS ? WANUpdater(appliance: appliance) : nil
         let admin: AdminServer?
         let forwarder = settings.routerForwards.isEmpty ? nil : PortForwarder(appliance: appliance)
+        // Set before any thread runs: the router's announcements (a restart, too) renew the forwards at once.
+        if let forwarder { updater?.announced = { forwarder.remapNow() } }
         do {
             service = options.listeners.isEmpty ? nil : try DNSService(options: options, store: store)
             if let path = arguments.value("--access-log") {

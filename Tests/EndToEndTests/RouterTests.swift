@@ -183,6 +183,20 @@ import Testing
         if method == "upnp" {
             #expect(!status.contains("renewed 0 time(s)"), "\(status)\n\(Fixtures.textAt(directory + "/log"))")
         }
+        // The router restarts (its mappings gone) and announces itself: the forward is asked for again at once.
+        if method == "pcp" {
+            try router.restart()
+            let announced = "router: the router announced a change; asking for the port forwards again"
+            for _ in 0..<100 where !Fixtures.textAt(directory + "/log").contains(announced) { usleep(50_000) }
+            #expect(Fixtures.textAt(directory + "/log").contains(announced), "\(router.log)")
+            var again = ""
+            for _ in 0..<100 {
+                again = try router.rules()
+                if again.contains("dport 8080") { break }
+                usleep(50_000)
+            }
+            #expect(again.contains("dport 8080"), "\(again)\n\(Fixtures.textAt(directory + "/log"))")
+        }
         Tool.stop(pid)
         let after = try router.rules()
         #expect(!after.contains("dport 8080"), "removed at SIGTERM: \(after)")

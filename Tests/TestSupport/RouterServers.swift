@@ -13,6 +13,7 @@ import Foundation
 package final class MiniUPnPRouter {
     package let prefix: String
     let ip: String
+    let miniupnpd: String
     var pid: pid_t?
     package let directory: String
 
@@ -31,6 +32,7 @@ package final class MiniUPnPRouter {
             return nil
         }
         self.ip = ip
+        self.miniupnpd = miniupnpd
         self.prefix = "fdr\(getpid() % 10000)x\(UInt16.random(in: 0...9999))"
         self.directory = try Tool.temporaryDirectory()
         let (home, router, wan) = (self.prefix + "-home", self.prefix + "-router", self.prefix + "-wan")
@@ -133,6 +135,17 @@ package final class MiniUPnPRouter {
     /// Runs a program inside the home namespace and waits for it.
     package func inHome(_ program: String, _ arguments: [String]) throws -> Tool.Outcome {
         try Tool.run(self.ip, ["netns", "exec", self.home, program] + arguments)
+    }
+
+    /// Stops miniupnpd (it removes its mappings) and starts it again, as a router reboot does; it then
+    /// announces itself to the LAN (PCP ANNOUNCE, RFC 6887 §14.1.3).
+    package func restart() throws {
+        if let pid { Tool.stop(pid) }
+        let log = open(self.directory + "/miniupnpd.log", O_WRONLY | O_APPEND | O_CLOEXEC)
+        defer { close(log) }
+        self.pid = try Tool.spawn(
+            self.ip, ["netns", "exec", self.router, self.miniupnpd, "-d", "-f", self.directory + "/miniupnpd.conf"],
+            stdout: log, stderr: log)
     }
 
     /// Tells miniupnpd its WAN address changed (SIGUSR1), as a router's DHCP client hook does: Debian's build
