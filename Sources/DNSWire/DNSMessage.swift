@@ -130,3 +130,26 @@ public struct DNSMessage: Equatable, Sendable {
         return WireRecord(owner: owner, type: type, rrClass: rrClass, ttl: ttl, data: data)
     }
 }
+
+extension WireRecord {
+    /// The character-strings of TXT data (RFC 1035 §3.3.14), in order; one cut short by the end of the data
+    /// keeps what is there.
+    public var characterStrings: [ArraySlice<UInt8>] {
+        var strings: [ArraySlice<UInt8>] = []
+        var index = 0
+        while index < self.data.count {
+            let end = min(self.data.count, index + 1 + Int(self.data[index]))
+            strings.append(self.data[(index + 1)..<end])
+            index = end
+        }
+        return strings
+    }
+
+    /// The name at the start of the data (CNAME, NS, PTR: expanded by `decode`); nil when it is not one.
+    public var nameData: DomainName? {
+        self.data.withUnsafeBytes { raw -> DomainName? in
+            var reader = WireReader(raw)
+            return try? reader.readName()
+        }
+    }
+}

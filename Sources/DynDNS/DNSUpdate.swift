@@ -103,14 +103,7 @@ public enum DNSUpdate {
             throw .badReply("cannot read the answer for \(owner.hostDescription)")
         }
         return message.answers.filter { $0.owner == owner && $0.type == 16 }.map { answer in
-            var text: [UInt8] = []
-            var index = 0
-            while index < answer.data.count {
-                let length = Int(answer.data[index])
-                text += answer.data[min(index + 1, answer.data.count)..<min(index + 1 + length, answer.data.count)]
-                index += 1 + length
-            }
-            return String(decoding: text, as: UTF8.self)
+            String(decoding: answer.characterStrings.joined(), as: UTF8.self)
         }
     }
 
@@ -132,17 +125,7 @@ public enum DNSUpdate {
         guard let message = try? DNSMessage.decode(reply), message.id == id else {
             throw .badReply("cannot read the answer for \(owner.hostDescription)")
         }
-        return message.answers.filter { $0.owner == owner && $0.type == type }.compactMap { record in
-            var labels: [[UInt8]] = []
-            var index = 0
-            while index < record.data.count, record.data[index] != 0 {
-                let end = index + 1 + Int(record.data[index])
-                guard end <= record.data.count else { return nil }
-                labels.append(Array(record.data[(index + 1)..<end]))
-                index = end
-            }
-            return try? DomainName(labels: labels)
-        }
+        return message.answers.filter { $0.owner == owner && $0.type == type }.compactMap(\.nameData)
     }
 
     /// The IPv4 and IPv6 addresses of `owner` as `server` (a resolver) answers.

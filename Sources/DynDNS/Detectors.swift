@@ -108,14 +108,10 @@ public enum Detectors {
             }
             for answer in message.answers where answer.type == type.rawValue {
                 if type == .txt {
-                    // character-strings: length-prefixed; the address is the first one that parses.
-                    var index = 0
-                    while index < answer.data.count {
-                        let length = Int(answer.data[index])
-                        let end = min(answer.data.count, index + 1 + length)
-                        let text = String(decoding: answer.data[(index + 1)..<end], as: UTF8.self)
+                    // The address is the first character-string that parses.
+                    for string in answer.characterStrings {
+                        let text = String(decoding: string, as: UTF8.self)
                         if let address = IPAddress(text.trimmingSpaces) { return .success(address) }
-                        index = end
                     }
                 } else if let address = IPAddress(bytes: answer.data) {
                     return .success(address)

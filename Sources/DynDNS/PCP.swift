@@ -119,22 +119,10 @@ public enum PCP {
         } catch {
             return .failure(DetectError("\(error)"))
         }
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fd, $0, &length) }
-        }
-        guard named == 0, let client = IPAddress(peer: &storage) else {
+        guard let local = Sockets.address(of: socket.fd, peer: false) else {
             return .failure(DetectError("cannot read the local address towards \(gateway)"))
         }
-        let port =
-            storage.ss_family == sa_family_t(AF_INET)
-            ? withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
-            }
-            : withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
-            }
+        let (client, port) = (local.address, local.port)
         var nonce = [UInt8](repeating: 0, count: 12)
         _ = nonce.withUnsafeMutableBytes { csys_random_fill($0.baseAddress, 12) }
         let request = PCP.mapRequest(client: client, nonce: nonce, protocol: 17, internalPort: port, lifetime: 120)

@@ -22,12 +22,7 @@ public enum PortMapping {
         else {
             return nil
         }
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fd, $0, &length) }
-        }
-        return named == 0 ? IPAddress(peer: &storage) : nil
+        return Sockets.address(of: socket.fd, peer: false)?.address
     }
 
     /// PCP MAP of `port` (same port outside) to `client`; the lifetime the router granted.

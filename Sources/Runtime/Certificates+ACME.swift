@@ -420,9 +420,9 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
         let own = records.filter { if case .ownZone = $0.route { true } else { false } }
         let delegated = records.filter { if case .delegated = $0.route { true } else { false } }
         for record in delegated { try self.checkDelegation(record) }
-        if !delegated.isEmpty { try self.publishOwn(delegated) }
+        // Both live in Frontdoor's own zones: one compile and publication for all of them.
+        if !own.isEmpty || !delegated.isEmpty { try self.publishOwn(own + delegated) }
         let elsewhere = records.filter { if case .dnsUpdate = $0.route { true } else { false } }
-        if !own.isEmpty { try self.publishOwn(own) }
         for (route, group) in Dictionary(grouping: elsewhere, by: \.route) {
             guard case .dnsUpdate(let name, let zone) = route else { continue }
             if let cloudflare = self.cloudflare(name) {
@@ -439,13 +439,7 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
                     throw .local("the UPDATE of \(owner.hostDescription) at \(server) (provider \(name)): \(error)")
                 }
                 // Asked directly, not through a cache, until it answers them (30 s at most).
-                var served: [String] = []
-                for _ in 0..<60 {
-                    served = (try? DNSUpdate.txt(server: server, owner: owner)) ?? []
-                    if values.allSatisfy({ served.contains($0.value) }) { break }
-                    guard self.pause(500) else { throw .local("stopping") }
-                }
-                guard values.allSatisfy({ served.contains($0.value) }) else {
+                guard try self.unserved(values, at: server, tries: 60, timeout: 5_000).isEmpty else {
                     throw .local("\(server) does not serve the TXT record \(owner.hostDescription) after the UPDATE")
                 }
             }
@@ -478,6 +472,23 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
         guard found == record.owner else {
             throw .local("\(challenge) is a CNAME to \(found); it must be: \(wanted)")
         }
+    }
+
+    /// The records `server`, asked directly (no cache), still does not serve after `tries` rounds half a second
+    /// apart (each question bounded by `timeout` ms); empty as soon as it serves them all.
+    func unserved(_ records: [ChallengeRecord], at server: SocketAddress, tries: Int, timeout: UInt64)
+        throws(ACMEError) -> [ChallengeRecord]
+    {
+        var missing = records
+        for attempt in 0..<tries {
+            missing = missing.filter { record in
+                !((try? DNSUpdate.txt(server: server, owner: record.owner, timeout: timeout)) ?? []).contains(
+                    record.value)
+            }
+            if missing.isEmpty || attempt == tries - 1 { break }
+            guard self.pause(500) else { throw .local("stopping") }
+        }
+        return missing
     }
 
     /// The zone ID and token file of `name` when it is a `cloudflare` provider.
@@ -515,15 +526,7 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
             return
         }
         for server in servers {
-            var missing = records
-            for _ in 0..<120 where !missing.isEmpty {
-                missing = missing.filter { record in
-                    !((try? DNSUpdate.txt(server: server, owner: record.owner, timeout: 2_000)) ?? []).contains(
-                        record.value)
-                }
-                if !missing.isEmpty { guard self.pause(500) else { throw .local("stopping") } }
-            }
-            if let first = missing.first {
+            if let first = try self.unserved(records, at: server, tries: 120, timeout: 2_000).first {
                 throw .local(
                     "\(server) (a name server of \(zone.hostDescription)) does not serve \(first.owner) TXT after 60 s")
             }
@@ -590,16 +593,8 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
                 tables.snapshot.views.filter { $0.zone(containing: record.owner) != nil }.map(\.name)
             })
         for secondary in tables.snapshot.settings.secondaries where viewNames.contains(secondary.view) {
-            var missing = records
             let started = monotonicMilliseconds()
-            for _ in 0..<60 {
-                missing = missing.filter { record in
-                    !((try? DNSUpdate.txt(server: secondary.address, owner: record.owner, timeout: 1_000)) ?? [])
-                        .contains(record.value)
-                }
-                if missing.isEmpty { break }
-                guard self.pause(500) else { throw .local("stopping") }
-            }
+            let missing = try self.unserved(records, at: secondary.address, tries: 60, timeout: 1_000)
             if missing.isEmpty {
                 Log.info(
                     "acme: secondary \(secondary.name) serves the proofs (after "
@@ -685,8 +680,8 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
             let message = try? DNSMessage.decode(UnsafeRawBufferPointer(rebasing: out[0..<length]))
         else { return [] }
         return message.answers.filter { $0.type == RecordType.txt.rawValue && $0.owner == owner }.compactMap { record in
-            guard let length = record.data.first, record.data.count == Int(length) + 1 else { return nil }
-            return String(decoding: record.data.dropFirst(), as: UTF8.self)
+            let strings = record.characterStrings
+            return strings.count == 1 ? String(decoding: strings[0], as: UTF8.self) : nil
         }
     }
 

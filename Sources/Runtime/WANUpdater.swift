@@ -58,7 +58,7 @@ public final class WANUpdater: @unchecked Sendable {
         self.published.withLock { $0 = self.state }
         // The router's announcements of a new address (NAT-PMP RFC 6886 §3.2.1, PCP ANNOUNCE RFC 6887 §14.1.3,
         // both multicast to 224.0.0.1:5350) end the wait at once, when a router protocol is a source.
-        if !WANUpdater.gateways(settings).isEmpty, let wake = self.wake {
+        if !settings.routerGateways.isEmpty, let wake = self.wake {
             switch WANUpdater.announcementSocket() {
             case .success(let fd):
                 self.announcements = fd
@@ -71,16 +71,6 @@ public final class WANUpdater: @unchecked Sendable {
 
     deinit {
         if let fd = self.announcements { Sockets.close(fd) }
-    }
-
-    /// The routers the sources ask (NAT-PMP, PCP, UPnP): the only senders whose announcements count.
-    static func gateways(_ settings: Settings) -> [IPAddress] {
-        settings.wanSources.compactMap { source in
-            switch source.kind {
-            case .natPMP(let gateway), .pcp(let gateway), .upnp(let gateway), .router(let gateway): gateway
-            default: nil
-            }
-        }
     }
 
     static let announcementToken: UInt64 = 1
@@ -160,7 +150,7 @@ public final class WANUpdater: @unchecked Sendable {
     /// could send many): one inside that second is held until it is over, not dropped.
     func readAnnouncements() -> Bool {
         guard let fd = self.announcements else { return false }
-        let gateways = WANUpdater.gateways(self.settings)
+        let gateways = self.settings.routerGateways
         var announced: IPAddress?
         var buffer = [UInt8](repeating: 0, count: 1100)
         while true {

@@ -244,14 +244,16 @@ public struct RouterForward: Hashable, Sendable, CustomStringConvertible {
 }
 
 extension Settings {
-    /// The router the sources ask (the first NAT-PMP, PCP, UPnP or router source).
-    public var routerGateway: IPAddress? {
-        for source in self.wanSources {
+    /// The routers the sources ask (NAT-PMP, PCP, UPnP and router sources), in order.
+    public var routerGateways: [IPAddress] {
+        self.wanSources.compactMap { source in
             switch source.kind {
-            case .natPMP(let gateway), .pcp(let gateway), .upnp(let gateway), .router(let gateway): return gateway
-            default: continue
+            case .natPMP(let gateway), .pcp(let gateway), .upnp(let gateway), .router(let gateway): gateway
+            default: nil
             }
         }
-        return nil
     }
+
+    /// The router the port forwards are asked of: the first the sources ask.
+    public var routerGateway: IPAddress? { self.routerGateways.first }
 }
