@@ -10,7 +10,8 @@ import ZoneModel
 #endif
 
 /// Keeps the router's port forwards to this host (`router forward tcp/80 tcp/443`): asks for each over PCP,
-/// NAT-PMP or UPnP IGD — the first that works, remembered — for an hour, renews at half the lifetime granted,
+/// NAT-PMP or UPnP IGD — the one the operator named for the router (`wan natpmp GATEWAY`), or with `wan router`
+/// the first that works, remembered — for an hour, renews at half the lifetime granted,
 /// retries a failure after a minute, and removes them all when Frontdoor stops. Never maps anything not
 /// configured. Control plane: its own thread.
 public final class PortForwarder: @unchecked Sendable {
@@ -24,6 +25,8 @@ public final class PortForwarder: @unchecked Sendable {
     var nonces: [RouterForward: [UInt8]] = [:]
     /// What is mapped now: the lifetime granted (s), and until when (monotonic ms).
     var mapped: [RouterForward: (UInt32, UInt64)] = [:]
+    /// The router's epoch (PCP, NAT-PMP): one that went back means it restarted and lost the forwards.
+    var epoch = RouterEpoch()
     /// The last problem per forward, logged once each.
     var problems: [RouterForward: String] = [:]
     /// Per forward: what the router last said, and how many times it was renewed — for /metrics, /status
@@ -79,7 +82,16 @@ public final class PortForwarder: @unchecked Sendable {
                 continue
             }
             switch self.map(forward, gateway: gateway, lifetime: lifetime) {
-            case .success(let granted):
+            case .success(let grant):
+                let granted = grant.lifetime
+                if let epoch = grant.epoch, self.epoch.observe(epoch, now: now) {
+                    // The other forwards are gone too: asked for again in a second.
+                    Log.warning(
+                        "router: the router at \(gateway) restarted (its epoch went back to \(epoch) s): asking for "
+                            + "the port forwards again")
+                    self.mapped = self.mapped.filter { $0.key == forward }
+                    next = 0
+                }
                 let renewing = self.mapped[forward] != nil
                 self.mapped[forward] = (granted, now + UInt64(granted) * 1000)
                 self.problems[forward] = nil
@@ -111,7 +123,7 @@ public final class PortForwarder: @unchecked Sendable {
     }
 
     /// Asks for (or with lifetime 0 removes) one forward, over the remembered protocol or each in turn.
-    func map(_ forward: RouterForward, gateway: IPAddress, lifetime: UInt32) -> Result<UInt32, DetectError> {
+    func map(_ forward: RouterForward, gateway: IPAddress, lifetime: UInt32) -> Result<PortMapping.Grant, DetectError> {
         guard let client = PortMapping.localAddress(toward: gateway) else {
             return .failure(DetectError("no local address towards \(gateway)"))
         }
@@ -124,7 +136,7 @@ public final class PortForwarder: @unchecked Sendable {
                 return bytes
             }()
         self.nonces[forward] = nonce
-        let methods: [(String, () -> Result<UInt32, DetectError>)] = [
+        let methods: [(String, () -> Result<PortMapping.Grant, DetectError>)] = [
             (
                 "pcp",
                 {
@@ -147,7 +159,12 @@ public final class PortForwarder: @unchecked Sendable {
                 }
             ),
         ]
-        let ordered = methods.filter { $0.0 == self.method } + methods.filter { $0.0 != self.method }
+        // The protocol the operator named (`wan natpmp GATEWAY`) is the only one asked; else the one that
+        // answered last first, then the others.
+        let pinned = self.settings.routerProtocol
+        let ordered =
+            pinned.map { name in methods.filter { $0.0 == name } }
+            ?? (methods.filter { $0.0 == self.method } + methods.filter { $0.0 != self.method })
         var reasons: [String] = []
         for (name, ask) in ordered {
             switch ask() {

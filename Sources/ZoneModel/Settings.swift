@@ -256,4 +256,19 @@ extension Settings {
 
     /// The router the port forwards are asked of: the first the sources ask.
     public var routerGateway: IPAddress? { self.routerGateways.first }
+
+    /// The protocol the operator named for that router (`wan natpmp|pcp|upnp GATEWAY`): the forwards use it
+    /// too. Nil for `wan router GATEWAY`: whichever the router answers.
+    public var routerProtocol: String? {
+        for source in self.wanSources {
+            switch source.kind {
+            case .natPMP: return "natpmp"
+            case .pcp: return "pcp"
+            case .upnp: return "upnp"
+            case .router: return nil
+            default: continue
+            }
+        }
+        return nil
+    }
 }

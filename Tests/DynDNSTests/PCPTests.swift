@@ -72,4 +72,24 @@ import ZoneModel
         let whole = Self.response(result: 0)
         for cut in 0..<whole.count { _ = PCP.mapResponse(Array(whole.prefix(cut)), nonce: Self.nonce) }
     }
+
+    /// RFC 6887 §8.5: a router's epoch that goes back, or moves at another pace than the client's clock,
+    /// means it restarted and lost its mappings. (previous epoch, client ms then, new epoch, client ms now).
+    @Test(.bug(id: "19")) func epochs() {
+        let table: [(previous: UInt32, then: UInt64, server: UInt32, now: UInt64, lost: Bool, why: String)] = [
+            (1000, 0, 1060, 60_000, false, "a minute on both clocks"),
+            (1000, 0, 1059, 61_000, false, "two seconds of slack"),
+            (1000, 0, 999, 0, false, "one second back is rounding"),
+            (1000, 0, 5, 60_000, true, "back to 5 s: restarted"),
+            (1000, 0, 1030, 60_000, true, "half a minute in a minute: restarted, then up for a while"),
+            (1000, 0, 1600, 60_000, true, "ten minutes in one: not the same server"),
+            (3_600, 0, 3_600 + 7_000, 7_200_000, false, "two hours, its clock 1/36 slow: inside 1/16"),
+            (0, 0, UInt32.max, 1_000, true, "a wild jump"),
+        ]
+        for row in table {
+            var epoch = RouterEpoch()
+            #expect(epoch.observe(row.previous, now: row.then) == false, "the first answer is only remembered")
+            #expect(epoch.observe(row.server, now: row.now) == row.lost, "\(row.why)")
+        }
+    }
 }

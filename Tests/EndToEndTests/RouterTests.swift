@@ -143,15 +143,17 @@ import Testing
     }
 
     /// `router forward tcp/8080`: the mapping appears in miniupnpd's nftables chain, a client on the WAN side
-    /// reaches Frontdoor's HTTP listener through it, and it is gone after SIGTERM — over PCP, and over UPnP IGD
-    /// when the router speaks only that.
-    @Test(.bug(id: "19"), arguments: [(true, false, "pcp"), (false, true, "upnp")])
+    /// reaches Frontdoor's HTTP listener through it, and it is gone after SIGTERM — over PCP (`wan router`
+    /// finds it first), over NAT-PMP (named by `wan natpmp`: the forwards use it too), and over UPnP IGD when the
+    /// router speaks only that.
+    @Test(.bug(id: "19"), arguments: [(true, false, "pcp"), (true, false, "natpmp"), (false, true, "upnp")])
     func portForwardsAreOpenedAndRemoved(natpmp: Bool, upnp: Bool, method: String) throws {
         guard Tool.find("curl") != nil, let router = try MiniUPnPRouter(natpmp: natpmp, upnp: upnp) else { return }
         let (pid, directory) = try self.start(
             router,
             [
-                "wan router 192.0.2.1", "wan interval 2s", "wan confirm 2s", "router forward tcp/8080 lifetime=4s",
+                method == "natpmp" ? "wan natpmp 192.0.2.1" : "wan router 192.0.2.1", "wan interval 2s",
+                "wan confirm 2s", "router forward tcp/8080 lifetime=4s",
                 "state-dir state",
             ], http: "192.0.2.42:8080")
         defer {
@@ -180,7 +182,7 @@ import Testing
             usleep(100_000)
         }
         #expect(status.contains("tcp/8080: up, mapped over \(method) for \(method == "pcp" ? 120 : 4) s"), "\(status)")
-        if method == "upnp" {
+        if method != "pcp" {
             #expect(!status.contains("renewed 0 time(s)"), "\(status)\n\(Fixtures.textAt(directory + "/log"))")
         }
         // The router restarts (its mappings gone) and announces itself: the forward is asked for again at once.
@@ -201,5 +203,43 @@ import Testing
         let after = try router.rules()
         #expect(!after.contains("dport 8080"), "removed at SIGTERM: \(after)")
         #expect(Fixtures.textAt(directory + "/log").contains("router: removed the forward of tcp/8080"))
+    }
+
+    /// Another device on the LAN holds tcp/8080 on the router (mapped before by upnpc for 192.0.2.43): Frontdoor
+    /// says so with the fix, maps nothing else — over UPnP (ConflictInMappingEntry) and over PCP (the router
+    /// offers another port, which is taken back) — and the other device's mapping is left alone.
+    @Test(.bug(id: "19"), arguments: [(false, true, "upnp"), (true, true, "pcp")])
+    func aPortHeldByAnotherDeviceIsReported(natpmp: Bool, upnp: Bool, method: String) throws {
+        guard Tool.find("upnpc") != nil else {
+            Tool.skip("upnpc", package: "miniupnpc")
+            return
+        }
+        guard let router = try MiniUPnPRouter(natpmp: natpmp, upnp: upnp, secure: false) else { return }
+        let other = try router.inHome(
+            "upnpc", ["-u", "http://192.0.2.1:5000/rootDesc.xml", "-a", "192.0.2.43", "8080", "8080", "TCP"])
+        let before = try router.rules()
+        #expect(before.contains("192.0.2.43"), "\(other.stdout) \(other.stderr) \(before)")
+        let (pid, directory) = try self.start(
+            router, ["wan \(method) 192.0.2.1", "wan interval 2s", "wan confirm 2s", "router forward tcp/8080"])
+        defer {
+            Tool.stop(pid)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        for _ in 0..<100 where !Fixtures.textAt(directory + "/log").contains("router: cannot forward") {
+            usleep(50_000)
+        }
+        let log = Fixtures.textAt(directory + "/log")
+        #expect(
+            log.contains("router: cannot forward tcp/8080 on 192.0.2.1: ")
+                && log.contains("another device holds tcp/8080 on the router")
+                && log.contains("free it in the router's settings"), "\(log)\n\(router.log)")
+        // Only the other device's mapping: nothing of Frontdoor's (no rule to 192.0.2.42), on any port.
+        var rules = ""
+        for _ in 0..<20 {
+            rules = try router.rules()
+            if !rules.contains("192.0.2.42") { break }
+            usleep(50_000)
+        }
+        #expect(rules.contains("192.0.2.43") && !rules.contains("192.0.2.42"), "\(rules)\n\(router.log)")
     }
 }

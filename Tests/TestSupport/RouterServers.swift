@@ -21,8 +21,9 @@ package final class MiniUPnPRouter {
     package var router: String { self.prefix + "-router" }
 
     /// nil (with the reason printed) unless root with ip, nft and miniupnpd. `natpmp`/`upnp`: which protocols
-    /// miniupnpd speaks (NAT-PMP includes PCP in Debian's build).
-    package init?(natpmp: Bool, upnp: Bool, wanAddress: String = "11.22.33.44") throws {
+    /// miniupnpd speaks (NAT-PMP includes PCP in Debian's build). `secure`: a LAN host may map ports only to
+    /// itself (off, one host can map for another — as the second device of a conflict test).
+    package init?(natpmp: Bool, upnp: Bool, wanAddress: String = "11.22.33.44", secure: Bool = true) throws {
         guard getuid() == 0 else {
             print("SKIP: the router tests need root (ip netns)")
             return nil
@@ -84,7 +85,7 @@ package final class MiniUPnPRouter {
             enable_natpmp=\(natpmp ? "yes" : "no")
             enable_upnp=\(upnp ? "yes" : "no")
             http_port=5000
-            secure_mode=yes
+            secure_mode=\(secure ? "yes" : "no")
             uuid=8a2b2a4c-1f0e-4d8e-9c55-1234567890ab
             lease_file=\(self.directory)/leases
             allow 1024-65535 192.0.2.0/24 1024-65535
