@@ -12,6 +12,8 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/un.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <sys/inotify.h>
 #include <poll.h>
 #include <sched.h>
@@ -568,6 +570,19 @@ int csys_pipe(int fds[2]) {
 int csys_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
 
 int csys_unshare_network(void) { return unshare(CLONE_NEWNET) == 0 ? 0 : -errno; }
+
+int csys_netlink_interface_events(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+    if (fd < 0) return -errno;
+    struct sockaddr_nl address = {.nl_family = AF_NETLINK,
+                                  .nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR};
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
 
 long csys_splice(int from, int to, size_t length) {
     ssize_t moved = splice(from, NULL, to, NULL, length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

@@ -10,18 +10,21 @@ import ZoneModel
 /// The ways of learning the WAN address (issue 5 §1). Each is one bounded exchange; failures say why.
 public enum Detectors {
     /// A local interface's address: the first IPv4 (or, with `v6`, global IPv6) address of `name`. An interface
-    /// that holds the public address directly (PPPoE on this machine, or a bridged modem).
+    /// that holds the public address directly (PPPoE on this machine, or a bridged modem). An interface that is
+    /// down or has lost its link has no usable address, whatever it still holds.
     public static func interface(_ name: String, v6: Bool = false) -> Result<IPAddress, DetectError> {
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0, let first = list else { return .failure(DetectError("getifaddrs failed")) }
         defer { freeifaddrs(list) }
         var found: [IPAddress] = []
         var sawInterface = false
+        var flags: UInt32 = 0
         var entry: UnsafeMutablePointer<ifaddrs>? = first
         while let current = entry {
             defer { entry = current.pointee.ifa_next }
             guard String(cString: current.pointee.ifa_name) == name else { continue }
             sawInterface = true
+            flags = current.pointee.ifa_flags
             guard let address = current.pointee.ifa_addr else { continue }
             let family = Int32(address.pointee.sa_family)
             guard family == (v6 ? AF_INET6 : AF_INET) else { continue }
@@ -29,6 +32,9 @@ public enum Detectors {
             if let parsed { found.append(parsed) }
         }
         guard sawInterface else { return .failure(DetectError("no interface named \(name)")) }
+        // An address stays on an interface whose link went down; it is no use there (IFF_UP, IFF_RUNNING).
+        guard flags & 0x1 != 0 else { return .failure(DetectError("\(name) is down")) }
+        guard flags & 0x40 != 0 else { return .failure(DetectError("\(name) has no link (no carrier)")) }
         // Prefer a global address; else report what there is (the judge explains why it is not usable).
         if let global = found.first(where: { $0.scope == .global }) { return .success(global) }
         if let any = found.first { return .success(any) }

@@ -1,3 +1,4 @@
+import CSys
 import DynDNS
 import EventLoop
 import Files
@@ -29,6 +30,8 @@ public final class WANUpdater: @unchecked Sendable {
     let wake: Poller?
     /// The socket the routers' announcements arrive on (port 5350), when a router protocol is a source.
     var announcements: Int32?
+    /// The kernel's link and address notices (netlink), when an interface is a source.
+    var interfaceEvents: Int32?
     var lastAnnouncement: UInt64 = 0
     /// When an announcement held back by the once-a-second limit is acted on.
     var heldAnnouncement: UInt64?
@@ -67,13 +70,59 @@ public final class WANUpdater: @unchecked Sendable {
                 Log.warning("wan: not listening for the router's announcements: \(problem)")
             }
         }
+        // The kernel's notices of a link going down or up and of addresses coming and going end the wait
+        // too, when an interface is a source.
+        if !WANUpdater.interfaceNames(settings).isEmpty, let wake = self.wake {
+            let fd = csys_netlink_interface_events()
+            if fd >= 0 {
+                self.interfaceEvents = fd
+                try? wake.add(fd, events: Poller.readable, token: WANUpdater.interfaceToken)
+            } else {
+                Log.warning("wan: not following the interfaces' changes (netlink: \(String(cString: strerror(-fd))))")
+            }
+        }
     }
 
     deinit {
         if let fd = self.announcements { Sockets.close(fd) }
+        if let fd = self.interfaceEvents { Sockets.close(fd) }
     }
 
     static let announcementToken: UInt64 = 1
+    static let interfaceToken: UInt64 = 2
+
+    /// The interfaces the sources read.
+    static func interfaceNames(_ settings: Settings) -> [String] {
+        settings.wanSources.compactMap { source in
+            switch source.kind {
+            case .interface(let name), .interface6(let name, _): name
+            default: nil
+            }
+        }
+    }
+
+    /// Reads the kernel's notices: whether one concerns an interface a source reads (by its name, or by its
+    /// index when the notice has no name).
+    func readInterfaceEvents() -> Bool {
+        guard let fd = self.interfaceEvents else { return false }
+        let names = WANUpdater.interfaceNames(self.settings)
+        let indexes = Dictionary(names.map { (if_nametoindex($0), $0) }, uniquingKeysWith: { first, _ in first })
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        var changed: [String] = []
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            for event in InterfaceEvents.decode(Array(buffer.prefix(count))) {
+                guard let name = event.name.flatMap({ names.contains($0) ? $0 : nil }) ?? indexes[event.index]
+                else { continue }
+                let text = "\(name): \(event)"
+                if !changed.contains(text) { changed.append(text) }
+            }
+        }
+        guard !changed.isEmpty else { return false }
+        Log.info("wan: \(changed.joined(separator: ", ")); asking the sources now")
+        return self.pollSoon()
+    }
 
     /// The protocol each router answered last (`wan router`), asked first the next time.
     static let routerProtocols = Mutex<[IPAddress: String]>([:])
@@ -170,6 +219,11 @@ public final class WANUpdater: @unchecked Sendable {
         guard let announced else { return false }
         Log.info("wan: the router at \(announced) announced a change; asking the sources now")
         self.announced?()
+        return self.pollSoon()
+    }
+
+    /// A poll now, unless one was triggered less than a second ago: then when that second is over.
+    func pollSoon() -> Bool {
         let now = monotonicMilliseconds()
         guard now >= self.lastAnnouncement + 1000 else {
             self.heldAnnouncement = self.lastAnnouncement + 1000
@@ -223,6 +277,8 @@ public final class WANUpdater: @unchecked Sendable {
                 self.wake?.wait(timeout: Int32(clamping: until - now)) { token, _ in
                     if token == WANUpdater.announcementToken {
                         if self.readAnnouncements() { due = true }
+                    } else if token == WANUpdater.interfaceToken {
+                        if self.readInterfaceEvents() { due = true }
                     } else {
                         due = true
                     }
@@ -302,6 +358,8 @@ public final class WANUpdater: @unchecked Sendable {
             case .noAddress(let reason):
                 if let since = judge.lostSince, judge.published != nil {
                     let kept = (now &- since) / 1000
+                    // Asked again when the grace period ends, not only at the next interval.
+                    if let grace = judge.grace { next = min(next, max(1000, grace &- (now &- since) + 500)) }
                     notes.append(
                         "\(reason); keeping \(judge.published.map { "\($0)" } ?? "") for now (\(kept)s of the grace period)"
                     )

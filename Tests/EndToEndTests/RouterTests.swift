@@ -242,4 +242,81 @@ import Testing
         }
         #expect(rules.contains("192.0.2.43") && !rules.contains("192.0.2.42"), "\(rules)\n\(router.log)")
     }
+
+    /// `wan interface` follows the kernel's notices (netlink), not only the poll: with `wan interval 1h`, a new
+    /// address on the interface reaches the wan view after `wan confirm`; the link going down makes its address
+    /// unusable, withdrawn once `wan grace` is over; the link back up publishes it again. The interface is one
+    /// end of a veth pair whose both ends are in a namespace of the test's own.
+    @Test(.bug(id: "19")) func anInterfaceSourceFollowsTheKernelsNotices() throws {
+        guard getuid() == 0, let ip = Tool.find("ip"), Tool.find("dig") != nil else {
+            print("SKIP: needs root, ip and dig")
+            return
+        }
+        let namespace = "fdi\(getpid() % 10000)x\(UInt16.random(in: 0...9999))"
+        func inside(_ arguments: [String]) throws -> Tool.Outcome {
+            try Tool.run(ip, ["netns", "exec", namespace] + arguments)
+        }
+        defer { _ = try? Tool.run(ip, ["netns", "del", namespace]) }
+        for command in [
+            ["netns", "add", namespace], ["-n", namespace, "link", "set", "lo", "up"],
+            ["-n", namespace, "link", "add", "wan0", "type", "veth", "peer", "name", "modem0"],
+            ["-n", namespace, "addr", "add", "198.51.100.7/24", "dev", "wan0"],
+            ["-n", namespace, "link", "set", "wan0", "up"], ["-n", namespace, "link", "set", "modem0", "up"],
+        ] {
+            let outcome = try Tool.run(ip, command)
+            #expect(outcome.status == 0, "ip \(command): \(outcome.stderr)")
+        }
+        let directory = try Tool.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try [
+            "view wan *", "wan interface wan0", "wan test-addresses", "wan interval 1h", "wan confirm 2s",
+            "wan grace 3s",
+        ].joined(separator: "\n").write(toFile: directory + "/frontdoor.conf", atomically: true, encoding: .utf8)
+        try "$ORIGIN example.com.\n$TTL 60\n$PROXY reverseproxy wan=auto\n".write(
+            toFile: directory + "/example.com.zone", atomically: true, encoding: .utf8)
+        let logFD = open(directory + "/log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let pid = try Tool.spawn(
+            ip,
+            [
+                "netns", "exec", namespace, Tool.frontdoor, "run", "--config", directory, "--dns", "127.0.0.1:5300",
+                "--http", "off", "--admin", "off", "--workers", "1",
+            ], stderr: logFD)
+        close(logFD)
+        defer { Tool.stop(pid) }
+        func wanView() throws -> String {
+            try inside(["dig", "@127.0.0.1", "-p", "5300", "+short", "+time=1", "+tries=1", "reverseproxy.example.com"])
+                .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func waitFor(_ expected: String) throws -> (String, UInt64) {
+            let start = monotonicMilliseconds()
+            var seen = ""
+            for _ in 0..<150 {
+                seen = try wanView()
+                if seen == expected { break }
+                usleep(100_000)
+            }
+            return (seen, monotonicMilliseconds() - start)
+        }
+        var (seen, took) = try waitFor("198.51.100.7")
+        #expect(seen == "198.51.100.7", "\(Fixtures.textAt(directory + "/log"))")
+        // A new address (as a DHCP or PPP client sets it): the notice asks at once, `wan confirm` later published.
+        _ = try inside(["ip", "addr", "add", "203.0.113.8/24", "dev", "wan0"])
+        _ = try inside(["ip", "addr", "del", "198.51.100.7/24", "dev", "wan0"])
+        (seen, took) = try waitFor("203.0.113.8")
+        var log = Fixtures.textAt(directory + "/log")
+        #expect(seen == "203.0.113.8", "\(log)")
+        #expect(log.contains("wan: wan0: address added"), "\(log)")
+        print("the wan view followed the interface's new address in \(took) ms (wan confirm 2 s, interval 1 h)")
+        // The link goes down (the modem's end): the address is kept through the grace period, then withdrawn.
+        _ = try inside(["ip", "link", "set", "modem0", "down"])
+        (seen, took) = try waitFor("")
+        log = Fixtures.textAt(directory + "/log")
+        #expect(seen == "", "\(log)")
+        #expect(log.contains("wan0 has no link (no carrier)") && log.contains("203.0.113.8 is withdrawn"), "\(log)")
+        print("withdrawn \(took) ms after the link went down (wan grace 3 s)")
+        // And back.
+        _ = try inside(["ip", "link", "set", "modem0", "up"])
+        (seen, took) = try waitFor("203.0.113.8")
+        #expect(seen == "203.0.113.8", "\(Fixtures.textAt(directory + "/log"))")
+    }
 }

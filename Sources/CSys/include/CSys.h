@@ -140,6 +140,10 @@ int csys_pipe(int fds[2]);
 int csys_pipe_cloexec(int fds[2]);
 /// unshare(CLONE_NEWNET): the calling thread alone moves to a new network namespace (tests). -errno on failure.
 int csys_unshare_network(void);
+
+/// A netlink route socket (non-blocking, close-on-exec) subscribed to link and IPv4/IPv6 address changes;
+/// -errno on failure.
+int csys_netlink_interface_events(void);
 long csys_splice(int from, int to, size_t length);
 
 // Counters: one writer thread adds without a locked instruction; any thread may read (relaxed).
