@@ -27,6 +27,8 @@ public final class PortForwarder: @unchecked Sendable {
     var mapped: [RouterForward: (UInt32, UInt64)] = [:]
     /// The router's epoch (PCP, NAT-PMP): one that went back means it restarted and lost the forwards.
     var epoch = RouterEpoch()
+    /// Why `auto` found no router, logged once.
+    var unresolved: String?
     /// The last problem per forward, logged once each.
     var problems: [RouterForward: String] = [:]
     /// Per forward: what the router last said, and how many times it was renewed — for /metrics, /status
@@ -68,7 +70,16 @@ public final class PortForwarder: @unchecked Sendable {
     /// Maps what is due; milliseconds until the next round.
     func round(now: UInt64) -> UInt64 {
         let settings = self.settings
-        guard let gateway = settings.routerGateway else { return 3_600_000 }
+        guard let configured = settings.routerGateway else { return 3_600_000 }
+        let gateway: IPAddress
+        switch RouterDiscovery.resolve(configured, upnp: settings.routerProtocol == "upnp") {
+        case .success(let found): gateway = found
+        case .failure(let error):
+            if self.unresolved != error.message { Log.error("router: cannot forward the ports: \(error.message)") }
+            self.unresolved = error.message
+            return 60_000
+        }
+        self.unresolved = nil
         var next: UInt64 = 3_600_000
         let lifetime = settings.routerForwardLifetime
         if self.remap.exchange(false, ordering: .acquiring) && !self.mapped.isEmpty {
@@ -194,7 +205,9 @@ public final class PortForwarder: @unchecked Sendable {
     /// Removes every forward made (at stop).
     func removeAll() {
         let settings = self.settings
-        guard let gateway = settings.routerGateway else { return }
+        guard let configured = settings.routerGateway,
+            let gateway = try? RouterDiscovery.resolve(configured, upnp: settings.routerProtocol == "upnp").get()
+        else { return }
         for forward in self.mapped.keys.sorted(by: { $0.port < $1.port }) {
             switch self.map(forward, gateway: gateway, lifetime: 0) {
             case .success: Log.info("router: removed the forward of \(forward) on \(gateway)")

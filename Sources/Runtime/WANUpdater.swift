@@ -199,7 +199,10 @@ public final class WANUpdater: @unchecked Sendable {
     /// could send many): one inside that second is held until it is over, not dropped.
     func readAnnouncements() -> Bool {
         guard let fd = self.announcements else { return false }
-        let gateways = self.settings.routerGateways
+        // `auto`: the default route's gateway, which announces as a router does.
+        let gateways = self.settings.routerGateways.compactMap {
+            try? RouterDiscovery.resolve($0, upnp: false).get()
+        }
         var announced: IPAddress?
         var buffer = [UInt8](repeating: 0, count: 1100)
         while true {
@@ -469,10 +472,10 @@ public final class WANUpdater: @unchecked Sendable {
         switch source.kind {
         case .interface(let name): "interface \(name)"
         case .interface6(let name, let suffix): "interface6 \(name)\(suffix.map { " \($0)" } ?? "")"
-        case .natPMP(let gateway): "natpmp \(gateway)"
-        case .upnp(let gateway): "upnp \(gateway)"
-        case .pcp(let gateway): "pcp \(gateway)"
-        case .router(let gateway): "router \(gateway)"
+        case .natPMP(let gateway): "natpmp \(WANSource.describe(gateway: gateway))"
+        case .upnp(let gateway): "upnp \(WANSource.describe(gateway: gateway))"
+        case .pcp(let gateway): "pcp \(WANSource.describe(gateway: gateway))"
+        case .router(let gateway): "router \(WANSource.describe(gateway: gateway))"
         case .dns(let name, let type, let server): "dns \(name.hostDescription) \(type) @\(server)"
         case .http(let url): "http \(url)"
         }
@@ -494,10 +497,20 @@ public final class WANUpdater: @unchecked Sendable {
                 guard let suffix, case .v6(let global) = address else { return address }
                 return .v6(IPv6Address(high: global.high, low: suffix.low))
             }
-        case .natPMP(let gateway): Detectors.natPMP(SocketAddress(address: gateway, port: 5351))
-        case .upnp(let gateway): UPnP.externalAddress(gateway: gateway)
-        case .pcp(let gateway): PCP.externalAddress(gateway: gateway)
-        case .router(let gateway): WANUpdater.askRouter(gateway)
+        case .natPMP(let gateway):
+            RouterDiscovery.resolve(gateway, upnp: false).flatMap {
+                Detectors.natPMP(SocketAddress(address: $0, port: 5351))
+            }
+        case .upnp(let gateway):
+            RouterDiscovery.resolve(gateway, upnp: true).flatMap { device in
+                let answer = UPnP.externalAddress(gateway: device)
+                // A device found by searching that stopped answering is searched for again next time.
+                if case .failure = answer { RouterDiscovery.forget(device) }
+                return answer
+            }
+        case .pcp(let gateway):
+            RouterDiscovery.resolve(gateway, upnp: false).flatMap { PCP.externalAddress(gateway: $0) }
+        case .router(let gateway): RouterDiscovery.resolve(gateway, upnp: false).flatMap { WANUpdater.askRouter($0) }
         case .dns(let name, let type, let server):
             Detectors.dns(name: name, type: type, server: server, chaos: name.hostDescription == "whoami.cloudflare")
         case .http(let url): Detectors.http(url, caFile: caFile)

@@ -502,19 +502,21 @@ package struct ConfigParser {
             }
             settings.wanSources.append(
                 WANSource(kind: .interface6(name: name.string, interfaceID: suffix), location: location))
-        case "natpmp":
-            guard let gateway = self.single(kind, rest, file: file, what: "the router's address") else { return }
-            guard let address = IPAddress(gateway.string) else {
-                return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
+        case "natpmp", "upnp", "pcp", "router":
+            guard let gateway = self.single(kind, rest, file: file, what: "the router's address (or auto)") else {
+                return
             }
-            settings.wanSources.append(WANSource(kind: .natPMP(gateway: address), location: location))
-        case "upnp", "pcp", "router":
-            guard let gateway = self.single(kind, rest, file: file, what: "the router's address") else { return }
-            guard let address = IPAddress(gateway.string) else {
-                return self.error(.badAddress, "bad gateway address \(gateway.quotedForMessage)", gateway, file)
+            // `auto`: the default route's gateway (UPnP: the device a search on the LAN finds), kept as the
+            // unspecified address, which no router has.
+            guard let address = gateway.string == "auto" ? WANSource.auto : IPAddress(gateway.string),
+                gateway.string == "auto" || !address.isUnspecified
+            else {
+                return self.error(
+                    .badAddress, "bad gateway address \(gateway.quotedForMessage) (an address, or auto)", gateway, file)
             }
             let source: WANSource.Kind =
                 switch kind.string {
+                case "natpmp": .natPMP(gateway: address)
                 case "upnp": .upnp(gateway: address)
                 case "pcp": .pcp(gateway: address)
                 default: .router(gateway: address)

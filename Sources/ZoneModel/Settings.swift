@@ -65,6 +65,12 @@ public struct Settings: Sendable {
 
 /// One way of learning the WAN address.
 public struct WANSource: Hashable, Sendable {
+    /// A router's address written `auto` (found at run time): the unspecified address, which no router has.
+    public static let auto = IPAddress.v4(IPv4Address(0))
+
+    /// A router's address as the operator wrote it.
+    public static func describe(gateway: IPAddress) -> String { gateway == WANSource.auto ? "auto" : "\(gateway)" }
+
     /// Where the address comes from.
     public enum Kind: Hashable, Sendable {
         /// A local interface's global address (`interface eth0`).

@@ -1,3 +1,4 @@
+import DynDNS
 import Files
 import ZoneFile
 import ZoneModel
@@ -109,18 +110,7 @@ enum InitCommand {
     /// The LAN from the default route: its interface's IPv4 address and prefix, and its gateway.
     static func detect() -> Network? {
         guard case .success(let bytes) = DiskFiles().read("/proc/net/route") else { return nil }
-        var interface: String?
-        var gateway: IPv4Address?
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n").dropFirst() {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard fields.count > 2, fields[1] == "00000000", let raw = UInt32(fields[2], radix: 16) else { continue }
-            interface = String(fields[0])
-            // The file holds the address as the kernel stores it (network order) printed as a little-endian
-            // number: 192.168.1.1 reads 0101A8C0.
-            gateway = raw == 0 ? nil : IPv4Address(raw.byteSwapped)
-            break
-        }
-        guard let interface else { return nil }
+        guard let (interface, gateway) = RouterDiscovery.defaultRoute(table: bytes) else { return nil }
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0 else { return nil }
         defer { freeifaddrs(list) }

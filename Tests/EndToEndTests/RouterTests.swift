@@ -119,6 +119,21 @@ import Testing
         #expect(log.contains("wan: the router at 192.0.2.1 answers over upnp"), "\(log)")
     }
 
+    /// `auto` for the router's address: `wan router auto` asks the default route's gateway (here over PCP);
+    /// `wan upnp auto` finds the IGD by an SSDP search multicast on the LAN (NAT-PMP off); both say which.
+    @Test(.bug(id: "19"), arguments: [(true, false, "router auto"), (false, true, "upnp auto")])
+    func theRouterIsFoundByItself(natpmp: Bool, upnp: Bool, source: String) throws {
+        guard Tool.find("dig") != nil, let router = try MiniUPnPRouter(natpmp: natpmp, upnp: upnp) else { return }
+        let (address, log) = try self.wanAddress(router, source: source)
+        #expect(address == "11.22.33.44", "\(log)\n\(router.log)")
+        if source == "router auto" {
+            #expect(log.contains("wan: the router at 192.0.2.1 answers over pcp"), "\(log)")
+        } else {
+            // The search went to the multicast group, not to an address Frontdoor was given.
+            #expect(router.log.contains("SSDP M-SEARCH from 192.0.2.42"), "\(router.log)")
+        }
+    }
+
     /// A router whose own WAN address is carrier-grade NAT (100.64/10) or private (double NAT): NAT-PMP says
     /// "network failure", PCP has no resources, UPnP answers an empty address (miniupnpd hides such an address
     /// of its own) — together they say what is going on, and no address is published.
