@@ -7,10 +7,13 @@
 #   ACME CA    203.0.113.60  ─┘   203.0.113.1  192.0.2.1 ├─ backend   192.0.2.70
 #   (BIND + address echo,                                └─ lan client 192.0.2.100
 #    BIND also the public secondary of the wan view; pebble the CA, asking DNS at the router's address)
+#   wan client 11.22.33.100 ── wan1 11.22.33.44 (the router's second WAN link, for miniupnpd; see the end)
 #
 # The router forwards WAN :53 (udp+tcp), :80 and :443 to Frontdoor (DNAT) and masquerades the LAN, as a home
 # router with port forwards does. Frontdoor learns its WAN address from an echo service on the WAN side and
-# pushes it to the BIND primary with RFC 2136. Each check prints PASS or FAIL; the script exits 1 on a FAIL.
+# pushes it to the BIND primary with RFC 2136. At the end, the other path: the router runs miniupnpd, and a
+# second Frontdoor learns the WAN address from it (PCP) and asks it for its port forward.
+# Each check prints PASS or FAIL; the script exits 1 on a FAIL.
 #   Tests/EndToEnd/netns.sh [FRONTDOOR-BINARY]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,7 +26,7 @@ done
 [ -x "$frontdoor" ] || swift build --product frontdoor >/dev/null
 work="$(mktemp -d)"
 prefix="fd$$"
-namespaces=(wan up prim ca router front b1 b2 lan)
+namespaces=(wan up prim ca router front b1 b2 lan wan2)
 failures=0
 pids=()
 
@@ -458,6 +461,80 @@ check "... and run serves it: the LAN gets www.example.org at Frontdoor's LAN ad
     "$(ns lan dig @192.0.2.42 -p 5353 +short +time=2 +tries=1 www.example.org A | tr '\n' ' ')"
 check "... and the page through its proxy" "page from backend 192.0.2.70" \
     "$(ns lan curl -s --max-time 5 -H 'Host: www.example.org' http://192.0.2.42:8081/)"
+
+# --- The other path: the router protocol ------------------------------------------------------------------
+# The router runs miniupnpd (PCP, NAT-PMP, UPnP IGD), and a second Frontdoor uses 'wan router auto' (the
+# default route's gateway) instead of the echo service, and 'router forward' instead of the manual DNAT.
+# miniupnpd refuses a documentation address as its WAN address, so it gets a second WAN link of its own:
+# 11.22.33.44 on a veth pair whose two ends are both in this script's namespaces (router and wan2), with no
+# route out of them — nothing is ever sent to that range outside the test.
+if command -v miniupnpd >/dev/null; then
+    ip link add "u-$prefix" type veth peer name eth0 netns "$prefix-wan2"
+    ip link set "u-$prefix" netns "$prefix-router"
+    ns router ip link set "u-$prefix" name wan1
+    ns router ip addr add 11.22.33.44/24 dev wan1
+    ns router ip link set wan1 up
+    ns wan2 ip addr add 11.22.33.100/24 dev eth0
+    ns wan2 ip link set eth0 up
+    mkdir -p "$work/upnp" "$work/router/state"
+    # The chains miniupnpd's nftables backend fills, as Debian's nft_init.sh would make them.
+    ns router nft -f - <<'NFT'
+table inet filter {
+    chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+    chain miniupnpd { }
+    chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+    chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
+    chain prerouting_miniupnpd { }
+    chain postrouting_miniupnpd { }
+}
+NFT
+    cat > "$work/upnp/miniupnpd.conf" <<UPNP
+ext_ifname=wan1
+listening_ip=brl
+enable_natpmp=yes
+enable_upnp=yes
+http_port=5000
+secure_mode=yes
+uuid=8a2b2a4c-1f0e-4d8e-9c55-1234567890ac
+lease_file=$work/upnp/leases
+allow 1-65535 192.0.2.42/32 1-65535
+deny 0-65535 0.0.0.0/0 0-65535
+UPNP
+    daemon router miniupnpd -d -f "$work/upnp/miniupnpd.conf" >"$work/upnp/log" 2>&1
+    for _ in $(seq 50); do ns router ss -lun | grep -q ':5351' && break; sleep 0.1; done
+    cat > "$work/router/frontdoor.conf" <<CONF
+view lan 192.0.2.0/24
+view wan *
+listen dns 192.0.2.42:5354
+listen http 192.0.2.42:8082
+state-dir $work/router/state
+wan router auto
+wan interval 1h
+wan confirm 2s
+router forward tcp/8082
+CONF
+    printf '$ORIGIN example.com.\n$TTL 60\n$PROXY reverseproxy lan=192.0.2.42 wan=auto\n$SITE myserver http://192.0.2.70:80 https=off\n' \
+        > "$work/router/example.com.zone"
+    daemon front "$frontdoor" run --config "$work/router" --admin off --workers 1 2>"$work/router/log"
+    router_pid=${pids[-1]}
+    for _ in $(seq 100); do grep -q "router: forwarding" "$work/router/log" 2>/dev/null && break; sleep 0.1; done
+    check "wan router auto: the router (the default route's gateway) answers over PCP" \
+        "wan: the router at 192.0.2.1 answers over pcp" "$(cat "$work/router/log")"
+    check "... and the wan view answers the address the router named" "11.22.33.44" \
+        "$(ns wan dig @192.0.2.42 -p 5354 +short +time=2 +tries=1 reverseproxy.example.com A)"
+    check "Frontdoor asked the router for its port forward" "router: forwarding tcp/8082 on 192.0.2.1 to this host over pcp" \
+        "$(cat "$work/router/log")"
+    check "... which is in miniupnpd's nftables chain" "dport 8082 dnat ip to 192.0.2.42:8082" \
+        "$(ns router nft list chain inet filter prerouting_miniupnpd)"
+    check "a WAN client gets the page through the forward Frontdoor asked for" "page from backend 192.0.2.70" \
+        "$(ns wan2 curl -s --max-time 5 -H 'Host: myserver.example.com' http://11.22.33.44:8082/)"
+    kill "$router_pid" 2>/dev/null
+    for _ in $(seq 50); do grep -q "router: removed the forward" "$work/router/log" && break; sleep 0.1; done
+    check "Frontdoor stopped: the forward is gone from the router" "no forward" \
+        "$(ns router nft list chain inet filter prerouting_miniupnpd | grep -q 8082 && echo still there || echo no forward)"
+else
+    echo "SKIP: no miniupnpd (apt-get install miniupnpd miniupnpd-nftables): the router protocol checks are left out"
+fi
 
 if [ "$failures" -gt 0 ]; then
     echo "netns.sh: $failures check(s) failed; Frontdoor's log:"
