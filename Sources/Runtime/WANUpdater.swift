@@ -22,6 +22,9 @@ public final class WANUpdater: @unchecked Sendable {
     var judge: WANJudge
     var judge6: WANJudge
     var state: UpdaterState
+    /// Per source: since when it fails (monotonic ms), and the sources that answered at least once.
+    var failingSince: [String: UInt64] = [:]
+    var answered: Set<String> = []
     /// The last "no usable address" reason logged per family, so a lasting problem is logged once.
     var lastWarning = ["", ""]
     let stopped = Atomic<Bool>(false)
@@ -309,6 +312,23 @@ public final class WANUpdater: @unchecked Sendable {
             case .failure: v6 = WANUpdater.reportsIPv6(source)
             }
             observations.append((v6, WANObservation(source: WANUpdater.name(source), result: result)))
+        }
+        // Each source's health: its failure and its recovery are logged once each (its first answer is not).
+        for entry in observations {
+            let source = entry.observation.source
+            switch entry.observation.result {
+            case .success(let address):
+                if let since = self.failingSince[source] {
+                    Log.info("wan: \(source) answers again (\(address), after \((now &- since) / 1000)s without)")
+                }
+                self.failingSince[source] = nil
+                self.answered.insert(source)
+            case .failure(let error):
+                if self.failingSince[source] == nil && self.answered.contains(source) {
+                    Log.warning("wan: \(source) stopped answering: \(error)")
+                }
+                if self.failingSince[source] == nil { self.failingSince[source] = now }
+            }
         }
         self.state.lastPoll = WANUpdater.wallClock()
         self.state.sources = observations.map { entry in

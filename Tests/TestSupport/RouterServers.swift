@@ -86,6 +86,7 @@ package final class MiniUPnPRouter {
             enable_upnp=\(upnp ? "yes" : "no")
             http_port=5000
             secure_mode=\(secure ? "yes" : "no")
+            min_lifetime=4
             uuid=8a2b2a4c-1f0e-4d8e-9c55-1234567890ab
             lease_file=\(self.directory)/leases
             allow 1024-65535 192.0.2.0/24 1024-65535
