@@ -7,7 +7,8 @@
 #   tls:   any bytes as a client's bytes to the HTTPS listener's TLS server (OpenSSL's record layer and
 #          handshake through Frontdoor's socket BIO, SNI and ALPN callbacks and ticket keys), before or after a
 #          real handshake, and to the ClientHello reader of SNI passthrough
-#   router: any bytes as what a router sends: XML (device descriptions, SOAP replies), SSDP replies, PCP answers
+#   router: any bytes as what a router sends: XML (device descriptions, SOAP replies), SSDP replies, PCP answers;
+#          and as the kernel's interface notices (netlink) and a default-route table
 # The corpus in Tests/Fuzz/corpus/<target> grows as it runs. Crashers land in Tests/Fuzz/crashes/; turn
 # each into a fixture (Tests/Fixtures/zones/bad or a responder test) once fixed.
 set -euo pipefail

@@ -5,7 +5,7 @@ import ZoneModel
 
 /// What a router (or anyone on the LAN) can send: any bytes as an XML document (device descriptions, SOAP
 /// replies), an SSDP search reply, a device description naming the control URL, a SOAP answer, a PCP MAP
-/// answer for a known nonce.
+/// answer for a known nonce, a default-route table; and the kernel's interface notices (netlink).
 let gateway = IPAddress("192.0.2.1")!
 let nonce: [UInt8] = Array(1...12)
 
@@ -17,6 +17,8 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     _ = UPnP.controlURL(description: bytes, location: "http://192.0.2.1:5000/rootDesc.xml", gateway: gateway)
     _ = UPnP.externalAddress(status: 200, body: bytes)
     _ = PCP.mapResponse(bytes, nonce: nonce)
+    _ = InterfaceEvents.decode(bytes)
+    _ = RouterDiscovery.defaultRoute(table: bytes)
     // With a matching nonce spliced in, so the decoder's later fields are reached too.
     if bytes.count >= 60 {
         var answer = bytes
