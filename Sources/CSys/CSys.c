@@ -571,6 +571,11 @@ int csys_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -err
 
 int csys_unshare_network(void) { return unshare(CLONE_NEWNET) == 0 ? 0 : -errno; }
 
+int csys_udp4_socket(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    return fd < 0 ? -errno : fd;
+}
+
 int csys_netlink_interface_events(void) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
     if (fd < 0) return -errno;

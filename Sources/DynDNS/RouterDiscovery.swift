@@ -48,9 +48,8 @@ public enum RouterDiscovery {
     /// with a description on its own address (a reply naming another host is ignored). Within `timeout` ms.
     public static func gatewayDevice(timeout: UInt64 = 3_000) -> Result<IPAddress, DetectError> {
         if let known = RouterDiscovery.found.withLock({ $0 }) { return .success(known) }
-        let fd = socket(
-            AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return .failure(DetectError("socket: \(String(cString: strerror(errno)))")) }
+        let fd = csys_udp4_socket()
+        guard fd >= 0 else { return .failure(DetectError("socket: \(String(cString: strerror(-fd)))")) }
         defer { close(fd) }
         // The search stays on the LAN: two hops at most, as the UPnP architecture asks.
         var ttl: UInt8 = 2

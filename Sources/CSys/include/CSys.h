@@ -141,6 +141,9 @@ int csys_pipe_cloexec(int fds[2]);
 /// unshare(CLONE_NEWNET): the calling thread alone moves to a new network namespace (tests). -errno on failure.
 int csys_unshare_network(void);
 
+/// An unbound, unconnected IPv4 UDP socket (non-blocking, close-on-exec); -errno on failure.
+int csys_udp4_socket(void);
+
 /// A netlink route socket (non-blocking, close-on-exec) subscribed to link and IPv4/IPv6 address changes;
 /// -errno on failure.
 int csys_netlink_interface_events(void);
