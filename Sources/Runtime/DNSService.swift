@@ -205,6 +205,12 @@ final class DNSWorker: @unchecked Sendable {
     private(set) var udpLoops: [UDPLoop] = []
     /// Questions the UDP threads hand over for forwarding; drained by this loop when woken.
     let handoff = Mutex<[(Waiter, Endpoint)]>([])
+    /// Held while this loop handles what its wait returned, and by a UDP thread that sends a question upstream
+    /// itself (`resolveNow`): whoever holds it owns the forwarder, the TCP connections and the counters.
+    let busy = Mutex<Void>(())
+    /// When this loop's current wait ends (monotonic ms; 0 while it is not waiting): a question a UDP thread
+    /// started whose timer comes sooner wakes it.
+    let sleepsUntil = Atomic<UInt64>(0)
     let scratch: UnsafeMutableRawBufferPointer
     let output: UnsafeMutableRawBufferPointer
     let stopFlag = Atomic<Bool>(false)
@@ -273,35 +279,69 @@ final class DNSWorker: @unchecked Sendable {
 
     func run() {
         while !self.stopFlag.load(ordering: .acquiring) {
-            var timeout = self.forwarder?.nextTimeout(now: monotonicMilliseconds()) ?? 1000
-            if self.acceptBackoff.isPaused { timeout = min(timeout, AcceptBackoff.pause) }
-            self.poller.wait(timeout: Int32(min(timeout, 1000))) { token, events in
-                let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
-                if token == Poller.wakeToken {
-                    self.drainHandoff()
-                    return
-                }
-                switch Kind(rawValue: token >> 56) {
-                case .tcpListener: self.accept(fd)
-                case .tcpClient: self.serveTCP(fd, events: events)
-                case .upstream: self.forwarder?.upstreamReady(fd, events: events, now: monotonicMilliseconds())
-                case .tlsUpstream: self.forwarder?.tlsReady(fd, now: monotonicMilliseconds())
-                case nil: break
-                }
+            // The timeout and the moment it ends are set under the lock, so a question a UDP thread starts
+            // right after is either counted in it or sees when this wait ends (and wakes it if sooner).
+            let timeout = self.busy.withLock { _ in
+                let now = monotonicMilliseconds()
+                var timeout = self.forwarder?.nextTimeout(now: now) ?? 1000
+                if self.acceptBackoff.isPaused { timeout = min(timeout, AcceptBackoff.pause) }
+                timeout = min(timeout, 1000)
+                self.sleepsUntil.store(now + timeout, ordering: .releasing)
+                return timeout
             }
-            let now = monotonicMilliseconds()
-            self.forwarder?.expire(now: now)
-            if self.acceptBackoff.resumes(now: now) {
-                for socket in self.sockets {
-                    try? self.poller.add(
-                        socket.tcp, events: Poller.readable, token: DNSWorker.token(.tcpListener, socket.tcp))
-                }
+            self.poller.wait(timeout: Int32(timeout)) { token, events in
+                self.sleepsUntil.store(0, ordering: .releasing)
+                self.busy.withLock { _ in self.handle(token, events: events) }
             }
-            if now >= self.lastSweep + 1000 {
-                self.lastSweep = now
-                self.sweepIdleConnections(now: now)
+            self.sleepsUntil.store(0, ordering: .releasing)
+            self.busy.withLock { _ in
+                let now = monotonicMilliseconds()
+                self.forwarder?.expire(now: now)
+                if self.acceptBackoff.resumes(now: now) {
+                    for socket in self.sockets {
+                        try? self.poller.add(
+                            socket.tcp, events: Poller.readable, token: DNSWorker.token(.tcpListener, socket.tcp))
+                    }
+                }
+                if now >= self.lastSweep + 1000 {
+                    self.lastSweep = now
+                    self.sweepIdleConnections(now: now)
+                }
             }
         }
+    }
+
+    /// One event of this loop's wait (the lock held).
+    func handle(_ token: UInt64, events: UInt32) {
+        let fd = Int32(bitPattern: UInt32(truncatingIfNeeded: token))
+        if token == Poller.wakeToken {
+            self.drainHandoff()
+            return
+        }
+        switch Kind(rawValue: token >> 56) {
+        case .tcpListener: self.accept(fd)
+        case .tcpClient: self.serveTCP(fd, events: events)
+        case .upstream: self.forwarder?.upstreamReady(fd, events: events, now: monotonicMilliseconds())
+        case .tlsUpstream: self.forwarder?.tlsReady(fd, now: monotonicMilliseconds())
+        case nil: break
+        }
+    }
+
+    /// Called from a UDP thread with a question for the resolver: when this loop is idle (in its wait), the
+    /// UDP thread takes the forwarder and sends the question upstream itself — no hand-off, no wake-up before
+    /// the question leaves (on a busy core that hop cost as much as the upstream's own answer). The answer
+    /// arrives on this loop's epoll as before. False when the loop is busy: hand the question over instead.
+    func resolveNow(_ waiter: Waiter, _ endpoint: Endpoint) -> Bool {
+        let done: Bool? = self.busy.withLockIfAvailable { _ in
+            guard let forwarder = self.forwarder else { return false }
+            let now = monotonicMilliseconds()
+            forwarder.resolve(waiter, endpoint: endpoint, now: now)
+            // A new question's first timer may end before this loop's wait does: wake it to wait less.
+            let until = self.sleepsUntil.load(ordering: .acquiring)
+            if until != 0 && now + UInt64(self.options.upstreamAttemptMilliseconds) < until { self.poller.wake() }
+            return true
+        }
+        return done ?? false
     }
 
     // MARK: UDP hand-off

@@ -12,7 +12,8 @@ import ZoneModel
 /// One UDP socket of one worker, served by a thread of its own: it sleeps in `recvmmsg` until queries
 /// arrive, answers the batch and sends it with one `sendmmsg` — two system calls per batch, nothing else.
 ///
-/// Questions for the resolver are handed to the worker's epoll loop, which owns the cache and upstreams.
+/// Questions for the resolver are sent upstream from here when the worker's epoll loop is idle (it owns the
+/// forwarder and receives the answers), else handed to that loop.
 final class UDPLoop: @unchecked Sendable {
     let fd: Int32
     unowned let worker: DNSWorker
@@ -153,6 +154,7 @@ final class UDPLoop: @unchecked Sendable {
                     query: query, packet: packet, prefix: prefix, view: view, tables: tables, tcp: false)
                 let endpoint = Endpoint.udp(
                     fd: self.fd, peer: self.batch.peer(message).pointee, local: self.batch.local(message))
+                if self.worker.resolveNow(waiter, endpoint) { continue }
                 if !self.worker.handOff(waiter, endpoint) {
                     // The resolver is swamped: SERVFAIL now rather than queue without bound.
                     let failure = ForwardedAnswer.response(for: waiter, answer: nil)
