@@ -297,6 +297,8 @@ final class DNSWorker: @unchecked Sendable {
             self.busy.withLock { _ in
                 let now = monotonicMilliseconds()
                 self.forwarder?.expire(now: now)
+                // After the answers went out: the next questions' sockets, ready before they come.
+                self.forwarder?.refillSpares(now: now)
                 if self.acceptBackoff.resumes(now: now) {
                     for socket in self.sockets {
                         try? self.poller.add(
