@@ -67,16 +67,8 @@ public enum RouterDiscovery {
             while monotonicMilliseconds() < until {
                 var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 guard poll(&ready, 1, Int32(clamping: until - monotonicMilliseconds())) > 0 else { break }
-                var peer = sockaddr_storage()
-                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let count = buffer.withUnsafeMutableBytes { raw in
-                    withUnsafeMutablePointer(to: &peer) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length)
-                        }
-                    }
-                }
-                guard count > 0, let sender = IPAddress(peer: &peer) else { continue }
+                let (count, sender) = Sockets.receive(fd, into: &buffer)
+                guard count > 0, let sender else { continue }
                 switch UPnP.location(ofSearchResponse: Array(buffer.prefix(count))) {
                 case .success(let location):
                     if case .success = UPnP.checked(location, gateway: sender) {

@@ -148,6 +148,23 @@ public enum Sockets {
         return IPAddress(family: family, bytes: bytes).map { SocketAddress(address: $0, port: port) }
     }
 
+    /// One datagram from an unconnected socket into `buffer` (non-blocking when the socket is): its length
+    /// (0 when none was waiting) and the sender's address. Control plane only: it allocates nothing, but is
+    /// one system call per datagram.
+    public static func receive(_ fd: Int32, into buffer: inout [UInt8]) -> (count: Int, sender: IPAddress?) {
+        var peer = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let count = buffer.withUnsafeMutableBytes { raw in
+            withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length)
+                }
+            }
+        }
+        guard count > 0 else { return (0, nil) }
+        return (count, IPAddress(peer: &peer))
+    }
+
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }

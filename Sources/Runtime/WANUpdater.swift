@@ -209,17 +209,9 @@ public final class WANUpdater: @unchecked Sendable {
         var announced: IPAddress?
         var buffer = [UInt8](repeating: 0, count: 1100)
         while true {
-            var peer = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let count = buffer.withUnsafeMutableBytes { raw in
-                withUnsafeMutablePointer(to: &peer) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length)
-                    }
-                }
-            }
+            let (count, sender) = Sockets.receive(fd, into: &buffer)
             guard count > 0 else { break }
-            guard let sender = IPAddress(peer: &peer), gateways.contains(sender) else { continue }
+            guard let sender, gateways.contains(sender) else { continue }
             if WANUpdater.isAnnouncement(Array(buffer.prefix(count))) { announced = sender }
         }
         guard let announced else { return false }

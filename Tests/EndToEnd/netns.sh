@@ -478,16 +478,7 @@ if command -v miniupnpd >/dev/null; then
     ns wan2 ip link set eth0 up
     mkdir -p "$work/upnp" "$work/router/state"
     # The chains miniupnpd's nftables backend fills, as Debian's nft_init.sh would make them.
-    ns router nft -f - <<'NFT'
-table inet filter {
-    chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
-    chain miniupnpd { }
-    chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
-    chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
-    chain prerouting_miniupnpd { }
-    chain postrouting_miniupnpd { }
-}
-NFT
+    ns router nft -f "$root/Tests/Fixtures/upnp/miniupnpd-tables.nft"
     cat > "$work/upnp/miniupnpd.conf" <<UPNP
 ext_ifname=wan1
 listening_ip=brl

@@ -61,20 +61,9 @@ package final class MiniUPnPRouter {
                 throw FixtureError(message: "ip \(command.joined(separator: " ")): \(outcome.stderr)")
             }
         }
-        // The tables and chains miniupnpd's nftables backend fills (its defaults: table inet filter, chains
-        // miniupnpd, prerouting_miniupnpd, postrouting_miniupnpd), as Debian's nft_init.sh would make them.
-        let tables = """
-            table inet filter {
-                chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
-                chain miniupnpd { }
-                chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
-                chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; }
-                chain prerouting_miniupnpd { }
-                chain postrouting_miniupnpd { }
-            }
-            """
-        try tables.write(toFile: self.directory + "/tables.nft", atomically: true, encoding: .utf8)
-        let made = try Tool.run(ip, ["netns", "exec", router, "nft", "-f", self.directory + "/tables.nft"])
+        // The tables and chains miniupnpd's nftables backend fills, made as Debian's nft_init.sh would.
+        let made = try Tool.run(
+            ip, ["netns", "exec", router, "nft", "-f", Fixtures.path("Tests/Fixtures/upnp/miniupnpd-tables.nft")])
         guard made.status == 0 else {
             self.removeNamespaces()
             throw FixtureError(message: "nft: \(made.stderr)")
