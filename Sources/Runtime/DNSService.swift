@@ -207,7 +207,7 @@ final class DNSWorker: @unchecked Sendable {
     let handoff = Mutex<[(Waiter, Endpoint)]>([])
     /// Held while this loop handles what its wait returned, and by a UDP thread that sends a question upstream
     /// itself (`resolveNow`): whoever holds it owns the forwarder, the TCP connections and the counters.
-    let busy = Mutex<Void>(())
+    let busy = ThreadLock()
     /// When this loop's current wait ends (monotonic ms; 0 while it is not waiting): a question a UDP thread
     /// started whose timer comes sooner wakes it.
     let sleepsUntil = Atomic<UInt64>(0)
@@ -281,7 +281,7 @@ final class DNSWorker: @unchecked Sendable {
         while !self.stopFlag.load(ordering: .acquiring) {
             // The timeout and the moment it ends are set under the lock, so a question a UDP thread starts
             // right after is either counted in it or sees when this wait ends (and wakes it if sooner).
-            let timeout = self.busy.withLock { _ in
+            let timeout = self.busy.withLock {
                 let now = monotonicMilliseconds()
                 var timeout = self.forwarder?.nextTimeout(now: now) ?? 1000
                 if self.acceptBackoff.isPaused { timeout = min(timeout, AcceptBackoff.pause) }
@@ -291,10 +291,10 @@ final class DNSWorker: @unchecked Sendable {
             }
             self.poller.wait(timeout: Int32(timeout)) { token, events in
                 self.sleepsUntil.store(0, ordering: .releasing)
-                self.busy.withLock { _ in self.handle(token, events: events) }
+                self.busy.withLock { self.handle(token, events: events) }
             }
             self.sleepsUntil.store(0, ordering: .releasing)
-            self.busy.withLock { _ in
+            self.busy.withLock {
                 let now = monotonicMilliseconds()
                 self.forwarder?.expire(now: now)
                 // After the answers went out: the next questions' sockets, ready before they come.
@@ -334,7 +334,7 @@ final class DNSWorker: @unchecked Sendable {
     /// the question leaves (on a busy core that hop cost as much as the upstream's own answer). The answer
     /// arrives on this loop's epoll as before. False when the loop is busy: hand the question over instead.
     func resolveNow(_ waiter: Waiter, _ endpoint: Endpoint) -> Bool {
-        let done: Bool? = self.busy.withLockIfAvailable { _ in
+        let done: Bool? = self.busy.withLockIfAvailable {
             guard let forwarder = self.forwarder else { return false }
             let now = monotonicMilliseconds()
             forwarder.resolve(waiter, endpoint: endpoint, now: now)
