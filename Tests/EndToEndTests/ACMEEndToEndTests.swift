@@ -325,20 +325,25 @@ extension ACMEEndToEndTests {
 }
 
 extension ACMEEndToEndTests {
+    /// A BIND primary for `zone` outside Frontdoor (its SOA, NS and glue, then `extra` lines), taking UPDATEs
+    /// signed with `keyName`; nil when BIND is missing.
+    static func outsidePrimary(_ zone: String, keyName: String, extra: String = "") throws -> BINDServer? {
+        let text = """
+            $TTL 300
+            @ IN SOA ns.\(zone). admin.\(zone). 1 3600 600 86400 60
+            @ IN NS ns.\(zone).
+            ns IN A 192.0.2.53
+            \(extra)
+            """
+        return try BINDServer(
+            zone: zone, zoneText: text, keyName: keyName, algorithm: "hmac-sha256",
+            secret: "c2VjcmV0LWZvci10aGUtYWNtZS10ZXN0LW9ubHktMzI=")
+    }
+
     /// The zone's public DNS is a BIND primary elsewhere: the proofs go there by RFC 2136 UPDATE signed with the
     /// rfc2136 provider's TSIG key, and pebble asks that primary.
     @Test(.bug(id: "16")) func dns01ThroughAnRFC2136Primary() throws {
-        let zoneText = """
-            $TTL 300
-            @ IN SOA ns.example.com. admin.example.com. 1 3600 600 86400 60
-            @ IN NS ns.example.com.
-            ns IN A 192.0.2.53
-            """
-        guard
-            let named = try BINDServer(
-                zone: "example.com", zoneText: zoneText, keyName: "acme-key", algorithm: "hmac-sha256",
-                secret: "c2VjcmV0LWZvci10aGUtYWNtZS10ZXN0LW9ubHktMzI=")
-        else { return }
+        guard let named = try Self.outsidePrimary("example.com", keyName: "acme-key") else { return }
         guard
             let setup = try Setup(
                 pebbleDNS: named.port,
@@ -368,17 +373,9 @@ extension ACMEEndToEndTests {
     /// `_acme-challenge.example.org CNAME acme.example.com.`; the proof is published by Frontdoor in its own
     /// example.com. Pebble asks Unbound, which follows the CNAME from BIND to Frontdoor.
     @Test(.bug(id: "16")) func delegatedChallengeFollowsTheCNAME() throws {
-        let outside = """
-            $TTL 300
-            @ IN SOA ns.example.org. admin.example.org. 1 3600 600 86400 60
-            @ IN NS ns.example.org.
-            ns IN A 192.0.2.53
-            _acme-challenge IN CNAME acme.example.com.
-            """
         guard
-            let named = try BINDServer(
-                zone: "example.org", zoneText: outside, keyName: "unused", algorithm: "hmac-sha256",
-                secret: "c2VjcmV0LWZvci10aGUtYWNtZS10ZXN0LW9ubHktMzI=")
+            let named = try Self.outsidePrimary(
+                "example.org", keyName: "unused", extra: "_acme-challenge IN CNAME acme.example.com.")
         else { return }
         let unboundPort = try freePort()
         let frontdoorDNS = try freePort()
