@@ -32,9 +32,11 @@ public enum Detectors {
             if let parsed { found.append(parsed) }
         }
         guard sawInterface else { return .failure(DetectError("no interface named \(name)")) }
-        // An address stays on an interface whose link went down; it is no use there (IFF_UP, IFF_RUNNING).
-        guard flags & 0x1 != 0 else { return .failure(DetectError("\(name) is down")) }
-        guard flags & 0x40 != 0 else { return .failure(DetectError("\(name) has no link (no carrier)")) }
+        // An address stays on an interface whose link went down; it is no use there.
+        guard flags & InterfaceEvents.up != 0 else { return .failure(DetectError("\(name) is down")) }
+        guard flags & InterfaceEvents.running != 0 else {
+            return .failure(DetectError("\(name) has no link (no carrier)"))
+        }
         // Prefer a global address; else report what there is (the judge explains why it is not usable).
         if let global = found.first(where: { $0.scope == .global }) { return .success(global) }
         if let any = found.first { return .success(any) }

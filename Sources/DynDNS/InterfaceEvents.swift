@@ -37,6 +37,7 @@ public enum InterfaceEvents {
     static let deleteLink: UInt16 = 17
     static let newAddress: UInt16 = 20
     static let deleteAddress: UInt16 = 21
+    /// IFF_UP and IFF_RUNNING (administratively up; the link has carrier), also read by `Detectors.interface`.
     static let up: UInt32 = 0x1
     static let running: UInt32 = 0x40
 

@@ -44,6 +44,22 @@ public enum PCP {
         13: "EXCESSIVE_REMOTE_PEERS",
     ]
 
+    /// A MAP request's nonce: 12 random bytes from the kernel (RFC 6887 §11.1).
+    public static func newNonce() -> [UInt8] {
+        var nonce = [UInt8](repeating: 0, count: 12)
+        _ = nonce.withUnsafeMutableBytes { csys_random_fill($0.baseAddress, 12) }
+        return nonce
+    }
+
+    /// A 32-bit field of PCP and NAT-PMP (network order), read and written.
+    static func uint32(_ bytes: [UInt8], at: Int) -> UInt32 {
+        UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
+    }
+
+    static func bigEndian(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+    }
+
     /// The 16-byte form of an address in PCP (IPv4 as ::ffff:a.b.c.d).
     static func wire(_ address: IPAddress) -> [UInt8] {
         switch address {
@@ -66,10 +82,7 @@ public enum PCP {
         client: IPAddress, nonce: [UInt8], protocol number: UInt8, internalPort: UInt16, lifetime: UInt32,
         externalPort: UInt16 = 0
     ) -> [UInt8] {
-        var out: [UInt8] = [2, 1, 0, 0]
-        out += [
-            UInt8(lifetime >> 24), UInt8(lifetime >> 16 & 0xFF), UInt8(lifetime >> 8 & 0xFF), UInt8(lifetime & 0xFF),
-        ]
+        var out: [UInt8] = [2, 1, 0, 0] + PCP.bigEndian(lifetime)
         out += PCP.wire(client)
         out += nonce.prefix(12) + [UInt8](repeating: 0, count: max(0, 12 - nonce.count))
         out += [number, 0, 0, 0, UInt8(internalPort >> 8), UInt8(internalPort & 0xFF)]
@@ -89,9 +102,6 @@ public enum PCP {
         guard bytes[0] == 2, bytes[1] == 0x81 else { return nil }
         let result = bytes[3]
         guard bytes.count >= 24 else { return .failure(DetectError("a truncated PCP reply (\(bytes.count) bytes)")) }
-        func word(_ at: Int) -> UInt32 {
-            UInt32(bytes[at]) << 24 | UInt32(bytes[at + 1]) << 16 | UInt32(bytes[at + 2]) << 8 | UInt32(bytes[at + 3])
-        }
         if result != 0 && bytes.count < 60 {
             return .failure(DetectError("router says: \(PCP.results[result] ?? "result code \(result)")"))
         }
@@ -104,7 +114,7 @@ public enum PCP {
         }
         return .success(
             MapResponse(
-                result: result, lifetime: word(4), epoch: word(8),
+                result: result, lifetime: PCP.uint32(bytes, at: 4), epoch: PCP.uint32(bytes, at: 8),
                 internalPort: UInt16(bytes[40]) << 8 | UInt16(bytes[41]),
                 externalPort: UInt16(bytes[42]) << 8 | UInt16(bytes[43]), externalAddress: PCP.address(bytes[44..<60])))
     }
@@ -123,8 +133,7 @@ public enum PCP {
             return .failure(DetectError("cannot read the local address towards \(gateway)"))
         }
         let (client, port) = (local.address, local.port)
-        var nonce = [UInt8](repeating: 0, count: 12)
-        _ = nonce.withUnsafeMutableBytes { csys_random_fill($0.baseAddress, 12) }
+        let nonce = PCP.newNonce()
         let request = PCP.mapRequest(client: client, nonce: nonce, protocol: 17, internalPort: port, lifetime: 120)
         var wait: UInt64 = 250
         var outcome: Result<MapResponse, DetectError>?

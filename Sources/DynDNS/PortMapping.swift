@@ -71,10 +71,7 @@ public enum PortMapping {
         let opcode: UInt8 = transport == .udp ? 1 : 2
         let request: [UInt8] =
             [0, opcode, 0, 0, UInt8(port >> 8), UInt8(port & 0xFF), UInt8(port >> 8), UInt8(port & 0xFF)]
-            + [
-                UInt8(lifetime >> 24), UInt8(lifetime >> 16 & 0xFF), UInt8(lifetime >> 8 & 0xFF),
-                UInt8(lifetime & 0xFF),
-            ]
+            + PCP.bigEndian(lifetime)
         let answer: Result<Grant, DetectError>? = Detectors.ask(
             SocketAddress(address: gateway, port: 5351), request, timeout: timeout, firstWait: 250, maximum: 64
         ) { reply in
@@ -94,11 +91,7 @@ public enum PortMapping {
                         "the router gave port \(external) instead of \(port): another device holds "
                             + "\(transport.rawValue)/\(port) on the router (free it in the router's settings)"))
             }
-            func word(_ at: Int) -> UInt32 {
-                UInt32(reply[at]) << 24 | UInt32(reply[at + 1]) << 16 | UInt32(reply[at + 2]) << 8
-                    | UInt32(reply[at + 3])
-            }
-            return .success(Grant(lifetime: word(12), epoch: word(4)))
+            return .success(Grant(lifetime: PCP.uint32(reply, at: 12), epoch: PCP.uint32(reply, at: 4)))
         }
         return answer ?? .failure(DetectError("no NAT-PMP answer from \(gateway)"))
     }

@@ -12,9 +12,6 @@ import ZoneModel
 /// the default route's gateway (RFC 6887 §8.1, RFC 6886 §3); UPnP IGD is found by an SSDP search multicast on
 /// the LAN (UPnP Device Architecture 1.1 §1.3.2), answered by a device whose description is on itself.
 public enum RouterDiscovery {
-    /// How `auto` is kept in the settings: the unspecified address, never a real router's.
-    public static let auto = WANSource.auto
-
     /// The default route in `/proc/net/route`'s text: its interface and its gateway (nil for a route without
     /// one, as on a point-to-point link). The file prints each address as the kernel stores it (network order)
     /// read as a little-endian number: 192.168.1.1 is 0101A8C0.
@@ -94,7 +91,7 @@ public enum RouterDiscovery {
     /// The router to ask for `configured` (`auto` resolved); `upnp`: the IGD is searched for, not assumed
     /// to be the default gateway.
     public static func resolve(_ configured: IPAddress, upnp: Bool) -> Result<IPAddress, DetectError> {
-        guard configured == RouterDiscovery.auto else { return .success(configured) }
+        guard configured == WANSource.auto else { return .success(configured) }
         return upnp ? RouterDiscovery.gatewayDevice() : RouterDiscovery.defaultGateway()
     }
 }

@@ -269,7 +269,7 @@ public final class AdminServer: @unchecked Sendable {
                 [("", Double(dns.secondaries.refusals.load(ordering: .relaxed)))])
         }
         if let forwarder = self.context.forwarder {
-            let forwards = forwarder.report.withLock { $0 }.sorted { $0.key < $1.key }
+            let forwards = forwarder.forwards
             metric(
                 "frontdoor_router_forward_up", "gauge", "1 while the router holds the port forward to this host.",
                 forwards.map { ("forward=\"\($0.key)\"", $0.value.up ? 1 : 0) })
@@ -483,7 +483,7 @@ public final class AdminServer: @unchecked Sendable {
         }
         if let updater = self.context.updater { members.append(("wan", updater.published.withLock { $0 }.json)) }
         if let forwarder = self.context.forwarder {
-            let forwards = forwarder.report.withLock { $0 }.sorted { $0.key < $1.key }
+            let forwards = forwarder.forwards
             members.append(
                 (
                     "forwards",

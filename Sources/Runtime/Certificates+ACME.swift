@@ -157,7 +157,7 @@ public final class ACMEManager: @unchecked Sendable, ChallengeResponder {
                 zones[zone] = .dnsUpdate(provider: provider.name, zone: zone)
             case .cloudflare(_, let record, _):
                 // The zone the provider's record lies in, as Frontdoor serves it to the LAN.
-                guard let name = try? DomainName(record.hasSuffix(".") ? record : record + "."),
+                guard let name = try? DomainName(record),
                     let zone = served.filter({ name.isSubdomain(of: $0) }).max(by: { $0.labelCount < $1.labelCount })
                 else { continue }
                 zones[zone] = .dnsUpdate(provider: provider.name, zone: zone)

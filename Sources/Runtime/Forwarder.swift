@@ -209,8 +209,10 @@ final class Forwarder {
     /// Opens the spares the upstreams asked so far are missing and closes those too old to use.
     func refillSpares(now: UInt64) {
         for (index, ready) in self.spares {
-            var kept = ready.filter { now &- $0.opened < Forwarder.spareLifetime }
-            for stale in ready where now &- stale.opened >= Forwarder.spareLifetime { Sockets.close(stale.fd) }
+            var kept: [(fd: Int32, opened: UInt64)] = []
+            for spare in ready {
+                if now &- spare.opened < Forwarder.spareLifetime { kept.append(spare) } else { Sockets.close(spare.fd) }
+            }
             while kept.count < Forwarder.sparesPerUpstream,
                 let fd = try? Sockets.udpClient(self.upstreams[index])
             {

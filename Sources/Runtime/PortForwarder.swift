@@ -1,4 +1,3 @@
-import CSys
 import DynDNS
 import EventLoop
 import Files
@@ -35,6 +34,11 @@ public final class PortForwarder: @unchecked Sendable {
     /// and `frontdoor status` (the file `state-dir/forwards`).
     public let report = Mutex<[String: ForwardReport]>([:])
 
+    /// The report by forward, in order (tcp/443 before tcp/80: by text, as every view shows it).
+    public var forwards: [(key: String, value: ForwardReport)] {
+        self.report.withLock { $0 }.sorted { $0.key < $1.key }
+    }
+
     public struct ForwardReport: Sendable, Equatable {
         public var up: Bool
         public var text: String
@@ -70,9 +74,9 @@ public final class PortForwarder: @unchecked Sendable {
     /// Maps what is due; milliseconds until the next round.
     func round(now: UInt64) -> UInt64 {
         let settings = self.settings
-        guard let configured = settings.routerGateway else { return 3_600_000 }
+        guard let router = PortForwarder.router(settings) else { return 3_600_000 }
         let gateway: IPAddress
-        switch RouterDiscovery.resolve(configured, upnp: settings.routerProtocol == "upnp") {
+        switch router {
         case .success(let found): gateway = found
         case .failure(let error):
             if self.unresolved != error.message { Log.error("router: cannot forward the ports: \(error.message)") }
@@ -92,7 +96,7 @@ public final class PortForwarder: @unchecked Sendable {
                 next = min(next, until - now - UInt64(granted) * 500)
                 continue
             }
-            switch self.map(forward, gateway: gateway, lifetime: lifetime) {
+            switch self.map(forward, gateway: gateway, pinned: settings.routerProtocol, lifetime: lifetime) {
             case .success(let grant):
                 let granted = grant.lifetime
                 if let epoch = grant.epoch, self.epoch.observe(epoch, now: now) {
@@ -133,19 +137,22 @@ public final class PortForwarder: @unchecked Sendable {
         return max(next, 1000)
     }
 
-    /// Asks for (or with lifetime 0 removes) one forward, over the remembered protocol or each in turn.
-    func map(_ forward: RouterForward, gateway: IPAddress, lifetime: UInt32) -> Result<PortMapping.Grant, DetectError> {
+    /// The router the forwards are asked of (`auto` resolved: for UPnP the device a search finds); nil when no
+    /// router source is configured.
+    static func router(_ settings: Settings) -> Result<IPAddress, DetectError>? {
+        settings.routerGateway.map { RouterDiscovery.resolve($0, upnp: settings.routerProtocol == "upnp") }
+    }
+
+    /// Asks for (or with lifetime 0 removes) one forward: over `pinned`, the protocol the operator named
+    /// (`wan natpmp GATEWAY`), only; else the one that answered last first, then the others.
+    func map(_ forward: RouterForward, gateway: IPAddress, pinned: String?, lifetime: UInt32) -> Result<
+        PortMapping.Grant, DetectError
+    > {
         guard let client = PortMapping.localAddress(toward: gateway) else {
             return .failure(DetectError("no local address towards \(gateway)"))
         }
         let transport: PortMapping.Transport = forward.transport == "udp" ? .udp : .tcp
-        let nonce =
-            self.nonces[forward]
-            ?? {
-                var bytes = [UInt8](repeating: 0, count: 12)
-                _ = bytes.withUnsafeMutableBytes { csys_random_fill($0.baseAddress, 12) }
-                return bytes
-            }()
+        let nonce = self.nonces[forward] ?? PCP.newNonce()
         self.nonces[forward] = nonce
         let methods: [(String, () -> Result<PortMapping.Grant, DetectError>)] = [
             (
@@ -170,9 +177,6 @@ public final class PortForwarder: @unchecked Sendable {
                 }
             ),
         ]
-        // The protocol the operator named (`wan natpmp GATEWAY`) is the only one asked; else the one that
-        // answered last first, then the others.
-        let pinned = self.settings.routerProtocol
         let ordered =
             pinned.map { name in methods.filter { $0.0 == name } }
             ?? (methods.filter { $0.0 == self.method } + methods.filter { $0.0 != self.method })
@@ -194,22 +198,18 @@ public final class PortForwarder: @unchecked Sendable {
     /// Writes `state-dir/forwards` ("FORWARD<TAB>up|down<TAB>renewals<TAB>what the router said" lines).
     func save(_ settings: Settings) {
         guard let directory = settings.stateDirectory else { return }
-        let lines = self.report.withLock { report in
-            report.sorted { $0.key < $1.key }.map { key, entry in
-                "\(key)\t\(entry.up ? "up" : "down")\t\(entry.renewals)\t\(entry.text)\n"
-            }.joined()
-        }
+        let lines = self.forwards.map { key, entry in
+            "\(key)\t\(entry.up ? "up" : "down")\t\(entry.renewals)\t\(entry.text)\n"
+        }.joined()
         _ = DiskFiles().writeAtomically(Array(lines.utf8), to: joinPath(directory, "forwards"), mode: 0o644)
     }
 
     /// Removes every forward made (at stop).
     func removeAll() {
         let settings = self.settings
-        guard let configured = settings.routerGateway,
-            let gateway = try? RouterDiscovery.resolve(configured, upnp: settings.routerProtocol == "upnp").get()
-        else { return }
+        guard let gateway = try? PortForwarder.router(settings)?.get() else { return }
         for forward in self.mapped.keys.sorted(by: { $0.port < $1.port }) {
-            switch self.map(forward, gateway: gateway, lifetime: 0) {
+            switch self.map(forward, gateway: gateway, pinned: settings.routerProtocol, lifetime: 0) {
             case .success: Log.info("router: removed the forward of \(forward) on \(gateway)")
             case .failure(let error):
                 Log.warning("router: could not remove the forward of \(forward): \(error.message)")

@@ -35,9 +35,10 @@ public final class WANUpdater: @unchecked Sendable {
     var announcements: Int32?
     /// The kernel's link and address notices (netlink), when an interface is a source.
     var interfaceEvents: Int32?
-    var lastAnnouncement: UInt64 = 0
-    /// When an announcement held back by the once-a-second limit is acted on.
-    var heldAnnouncement: UInt64?
+    /// When a router's announcement or an interface notice last brought a poll forward (monotonic ms).
+    var lastEarlyPoll: UInt64 = 0
+    /// When one held back by the once-a-second limit is acted on.
+    var heldEarlyPoll: UInt64?
     /// Called when the router announced something (a new address, or a restart: PCP's ANNOUNCE at start, RFC
     /// 6887 §14.1.3): the port forwards are asked for again at once.
     public var announced: (@Sendable () -> Void)?
@@ -170,9 +171,8 @@ public final class WANUpdater: @unchecked Sendable {
 
     /// A UDP socket on port 5350 that receives the all-hosts multicast the routers announce on.
     static func announcementSocket() -> Result<Int32, DetectError> {
-        let fd = socket(
-            AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return .failure(DetectError("socket: \(String(cString: strerror(errno)))")) }
+        let fd = csys_udp4_socket()
+        guard fd >= 0 else { return .failure(DetectError("socket: \(String(cString: strerror(-fd)))")) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -223,11 +223,11 @@ public final class WANUpdater: @unchecked Sendable {
     /// A poll now, unless one was triggered less than a second ago: then when that second is over.
     func pollSoon() -> Bool {
         let now = monotonicMilliseconds()
-        guard now >= self.lastAnnouncement + 1000 else {
-            self.heldAnnouncement = self.lastAnnouncement + 1000
+        guard now >= self.lastEarlyPoll + 1000 else {
+            self.heldEarlyPoll = self.lastEarlyPoll + 1000
             return false
         }
-        self.lastAnnouncement = now
+        self.lastEarlyPoll = now
         return true
     }
 
@@ -260,18 +260,18 @@ public final class WANUpdater: @unchecked Sendable {
         if let known = self.judge6.published { self.publish(known, announce: false) }
         while !self.stopped.load(ordering: .acquiring) {
             let deadline = monotonicMilliseconds() + self.poll()
-            // Until the next poll is due, a wake-up (stop, reload) or a router's announcement.
+            // Until the next poll is due, a wake-up (stop, reload), a router's announcement or an interface notice.
             var due = false
             while !due && !self.stopped.load(ordering: .acquiring) {
                 let now = monotonicMilliseconds()
                 guard now < deadline else { break }
-                // An announcement that came too soon after the last one is acted on when the second is up.
-                if let held = self.heldAnnouncement, now >= held {
-                    self.heldAnnouncement = nil
-                    self.lastAnnouncement = now
+                // One that came too soon after the last is acted on when the second is up.
+                if let held = self.heldEarlyPoll, now >= held {
+                    self.heldEarlyPoll = nil
+                    self.lastEarlyPoll = now
                     break
                 }
-                let until = min(deadline, self.heldAnnouncement ?? deadline)
+                let until = min(deadline, self.heldEarlyPoll ?? deadline)
                 self.wake?.wait(timeout: Int32(clamping: until - now)) { token, _ in
                     if token == WANUpdater.announcementToken {
                         if self.readAnnouncements() { due = true }

@@ -86,8 +86,7 @@ package struct ConfigParser {
             case "internal-ca":
                 var suffixes: [DomainName] = []
                 for argument in arguments {
-                    let text = argument.string.hasSuffix(".") ? argument.string : argument.string + "."
-                    guard let name = try? DomainName(text) else {
+                    guard let name = try? DomainName(argument.string) else {
                         self.error(
                             .badSetting, "internal-ca: \(argument.quotedForMessage) is not a domain name", argument,
                             file)
@@ -256,11 +255,8 @@ package struct ConfigParser {
             case "delegate":
                 for part in value.split(separator: ",") {
                     let halves = part.split(separator: ":", omittingEmptySubsequences: false)
-                    func name(_ text: Substring) -> DomainName? {
-                        try? DomainName(text.hasSuffix(".") ? String(text) : text + ".")
-                    }
-                    guard halves.count == 2, let zone = name(halves[0]), let target = name(halves[1]), !zone.isRoot,
-                        !target.isRoot
+                    guard halves.count == 2, let zone = try? DomainName(String(halves[0])),
+                        let target = try? DomainName(String(halves[1])), !zone.isRoot, !target.isRoot
                     else {
                         self.error(
                             .badOption,
@@ -273,22 +269,9 @@ package struct ConfigParser {
             case "dns-update":
                 acme.updateProviders += value.split(separator: ",").map(String.init)
             case "per-site":
-                for part in value.split(separator: ",") {
-                    guard let zone = try? DomainName(part.hasSuffix(".") ? String(part) : part + ".") else {
-                        self.error(.badOption, "acme: per-site=\(part) is not a zone name", token, file)
-                        continue
-                    }
-                    acme.perSiteZones.append(zone)
-                }
+                acme.perSiteZones += self.zones("per-site", value, token: token, file: file)
             case "http-01":
-                for part in value.split(separator: ",") {
-                    let text = part.hasSuffix(".") ? String(part) : part + "."
-                    guard let zone = try? DomainName(text) else {
-                        self.error(.badOption, "acme: http-01=\(part) is not a zone name", token, file)
-                        continue
-                    }
-                    acme.httpZones.append(zone)
-                }
+                acme.httpZones += self.zones("http-01", value, token: token, file: file)
             default:
                 self.error(
                     .badOption,
@@ -303,6 +286,20 @@ package struct ConfigParser {
                 head, file)
         }
         settings.acme = acme
+    }
+
+    /// The zones of an acme option's `ZONE[,ZONE]` value (a final dot optional); a part that is no name is
+    /// reported at the option.
+    mutating func zones(_ option: String, _ value: String, token: Token, file: String) -> [DomainName] {
+        var zones: [DomainName] = []
+        for part in value.split(separator: ",") {
+            guard let zone = try? DomainName(String(part)) else {
+                self.error(.badOption, "acme: \(option)=\(part) is not a zone name", token, file)
+                continue
+            }
+            zones.append(zone)
+        }
+        return zones
     }
 
     mutating func error(_ code: DiagnosticCode, _ message: String, _ token: Token, _ file: String) {

@@ -35,7 +35,7 @@ import ZoneModel
         let router = try #require(IPAddress("192.0.2.1"))
         #expect(try RouterDiscovery.resolve(router, upnp: true).get() == router)
         #expect(WANSource.describe(gateway: router) == "192.0.2.1")
-        #expect(WANSource.describe(gateway: RouterDiscovery.auto) == "auto")
-        #expect(RouterDiscovery.auto.isUnspecified)
+        #expect(WANSource.describe(gateway: WANSource.auto) == "auto")
+        #expect(WANSource.auto.isUnspecified)
     }
 }
